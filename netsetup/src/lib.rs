@@ -1,0 +1,1 @@
+//! netsetup (placeholder: being built)

@@ -1,0 +1,1 @@
+//! Helpers for minc's end-to-end tests.
