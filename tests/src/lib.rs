@@ -29,7 +29,16 @@ pub fn sandbox(name: &str) -> bool {
     }
     let exe = std::env::current_exe().expect("current_exe");
     let out = Command::new("unshare")
-        .args(["--net", "--mount", "--propagation", "private", "--pid", "--fork", "--mount-proc", "--"])
+        .args([
+            "--net",
+            "--mount",
+            "--propagation",
+            "private",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--",
+        ])
         .arg(exe)
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(SANDBOX_ENV, name)
@@ -39,9 +48,16 @@ pub fn sandbox(name: &str) -> bool {
     let stderr = String::from_utf8_lossy(&out.stderr);
     print!("{stdout}");
     eprint!("{stderr}");
-    assert!(out.status.success(), "sandboxed test {name} failed: {}", out.status);
+    assert!(
+        out.status.success(),
+        "sandboxed test {name} failed: {}",
+        out.status
+    );
     // libtest exits 0 when the filter matched nothing: make sure the body really ran.
-    assert!(stdout.contains("1 passed"), "sandboxed test {name} did not run (wrong name?)");
+    assert!(
+        stdout.contains("1 passed"),
+        "sandboxed test {name} did not run (wrong name?)"
+    );
     false
 }
 
@@ -57,7 +73,10 @@ fn prepare_inside() {
 
 /// Runs a command that must succeed; returns its stdout.
 pub fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
     assert!(
         out.status.success(),
         "{cmd} {args:?} failed: {}\n{}",
@@ -75,7 +94,9 @@ pub const BUSYBOX: &str = "/bin/busybox";
 pub fn busybox_rootfs(root: &Path) {
     let bin = root.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    for d in ["proc", "sys", "dev", "tmp", "etc", "root", "usr/bin", "sbin"] {
+    for d in [
+        "proc", "sys", "dev", "tmp", "etc", "root", "usr/bin", "sbin",
+    ] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     std::fs::copy(BUSYBOX, bin.join("busybox")).expect("busybox-static is installed");
@@ -83,13 +104,20 @@ pub fn busybox_rootfs(root: &Path) {
     for applet in list.lines().filter(|a| !a.is_empty() && *a != "busybox") {
         let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
     }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n").unwrap();
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+    )
+    .unwrap();
     std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
 }
 
 /// A fresh temporary directory that is removed when dropped.
 pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("minc-test-").tempdir().unwrap()
+    tempfile::Builder::new()
+        .prefix("minc-test-")
+        .tempdir()
+        .unwrap()
 }
 
 /// Path of a binary built by this workspace (`minc`, `netsetup`, `echo-server`), next to the
@@ -97,6 +125,10 @@ pub fn tempdir() -> tempfile::TempDir {
 pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap();
-    let dir = if dir.ends_with("deps") { dir.parent().unwrap() } else { dir };
+    let dir = if dir.ends_with("deps") {
+        dir.parent().unwrap()
+    } else {
+        dir
+    };
     dir.join(name)
 }

@@ -1,0 +1,176 @@
+//! Container state on disk: `ROOT/ID/state.json`, written atomically (write + rename).
+//!
+//! The OCI state (ociVersion, id, status, pid, bundle, annotations) is what `minc state`
+//! prints. Alongside it minc keeps what it needs later: the init's start time (so a recycled
+//! PID never makes a dead container look alive), whether `start` already ran, and the hooks
+//! `delete` must run after the bundle may be gone.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::spec::Hooks;
+
+pub const OCI_VERSION: &str = "1.0.2";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+/// The OCI state, as printed by `minc state` and given to hooks on stdin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OciState {
+    pub oci_version: String,
+    pub id: String,
+    pub status: Status,
+    #[serde(default)]
+    pub pid: i32,
+    pub bundle: PathBuf,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+}
+
+/// What minc stores per container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct State {
+    #[serde(flatten)]
+    pub oci: OciState,
+    /// The init's start time in clock ticks since boot (/proc/PID/stat field 22).
+    pub init_start_time: u64,
+    /// Seconds since the epoch when the container was created.
+    pub created: u64,
+    pub rootfs: PathBuf,
+    /// Set once `start` has released the init.
+    #[serde(default)]
+    pub started: bool,
+    /// The spec's hooks: `start` runs poststart and `delete` poststop, when the bundle may
+    /// already be gone.
+    #[serde(default)]
+    pub hooks: Hooks,
+    /// Namespaces the container created itself (proc names, e.g. "pid", "net"): `exec` joins
+    /// these and `kill --all` finds processes by the PID namespace.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+}
+
+impl State {
+    /// The status as it really is now: a `created`/`running` container whose init is gone
+    /// (or whose PID now belongs to another process) is `stopped`.
+    pub fn status(&self) -> Status {
+        match self.oci.status {
+            Status::Creating | Status::Stopped => self.oci.status,
+            _ if !self.alive() => Status::Stopped,
+            _ if self.started => Status::Running,
+            _ => Status::Created,
+        }
+    }
+
+    /// Whether the init is still the process we started (not a zombie, not a recycled PID).
+    pub fn alive(&self) -> bool {
+        self.oci.pid > 0 && proc_start_time(self.oci.pid) == Some(self.init_start_time)
+    }
+
+    /// The OCI state with the live status filled in.
+    pub fn current(&self) -> OciState {
+        let mut oci = self.oci.clone();
+        oci.status = self.status();
+        if oci.status == Status::Stopped {
+            oci.pid = 0;
+        }
+        oci
+    }
+
+    pub fn load(dir: &Path) -> Result<State> {
+        let path = dir.join("state.json");
+        let data = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        serde_json::from_slice(&data).map_err(|e| Error::Config {
+            path,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Writes state.json atomically so a reader never sees half a file.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let tmp = dir.join(".state.json.tmp");
+        let path = dir.join("state.json");
+        let data = serde_json::to_vec(self).expect("state serializes");
+        let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(&data).map_err(|e| Error::io(&tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+    }
+}
+
+/// Start time of a process (clock ticks since boot), or None if it is gone or a zombie.
+pub fn proc_start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: parse after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    // rest starts at field 3; field 22 is the 20th from here.
+    fields.nth(18)?.parse().ok()
+}
+
+/// An exclusive lock on a container directory, held while its state changes.
+pub struct Lock(#[allow(dead_code)] fs::File);
+
+impl Lock {
+    pub fn acquire(dir: &Path) -> Result<Lock> {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(".lock"))
+            .map_err(|e| Error::io(dir, e))?;
+        // SAFETY: flock on a valid fd we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } < 0 {
+            return Err(Error::last(format!("lock {}", dir.display())));
+        }
+        Ok(Lock(file))
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_of_self_and_of_missing_pid() {
+        let me = std::process::id() as i32;
+        assert!(proc_start_time(me).is_some());
+        assert_eq!(proc_start_time(i32::MAX), None);
+    }
+}
