@@ -28,14 +28,19 @@ pub fn sandbox(name: &str) -> bool {
         return true;
     }
     let exe = std::env::current_exe().expect("current_exe");
-    let out = Command::new("unshare")
+    // `timeout` bounds a hung test; the PID namespace kills whatever it left running.
+    let out = Command::new("timeout")
         .args([
+            "--kill-after=10",
+            "300",
+            "unshare",
             "--net",
             "--mount",
             "--propagation",
             "private",
             "--pid",
             "--fork",
+            "--kill-child",
             "--mount-proc",
             "--",
         ])

@@ -1,0 +1,694 @@
+//! End-to-end tests of the runc-compatible verbs: the real `minc` binary, a busybox bundle
+//! and the real kernel. Each test runs in its own sandbox (network, mount and PID
+//! namespaces; see `minc_tests::sandbox`) with its own `--root`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const MINC: &str = env!("CARGO_BIN_EXE_minc");
+
+/// A bundle (busybox rootfs + config.json from `minc spec`) and a state root.
+struct Bundle {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    root: PathBuf,
+}
+
+impl Bundle {
+    /// A bundle whose process is `sh -c SCRIPT`, with a writable root.
+    fn new(script: &str) -> Bundle {
+        let tmp = minc_tests::tempdir();
+        let dir = tmp.path().join("bundle");
+        let root = tmp.path().join("state");
+        minc_tests::busybox_rootfs(&dir.join("rootfs"));
+        let b = Bundle {
+            _tmp: tmp,
+            dir,
+            root,
+        };
+        let out = b.minc(&["spec", "-b", b.dir.to_str().unwrap()]);
+        assert!(out.status.success(), "spec: {}", stderr(&out));
+        b.edit(|c| {
+            c["process"]["args"] = json!(["sh", "-c", script]);
+            c["root"]["readonly"] = json!(false);
+        });
+        b
+    }
+
+    fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+
+    fn edit(&self, f: impl FnOnce(&mut Value)) {
+        let path = self.dir.join("config.json");
+        let mut c: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        f(&mut c);
+        std::fs::write(&path, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(MINC);
+        c.arg("--root").arg(&self.root).args(args);
+        c
+    }
+
+    /// Runs `minc ARGS` to completion. Output goes through files, not pipes: a created or
+    /// detached container inherits minc's stdout/stderr and would hold a pipe open forever.
+    fn minc(&self, args: &[&str]) -> Output {
+        let out = tempfile::tempfile().unwrap();
+        let err = tempfile::tempfile().unwrap();
+        let status = self
+            .cmd(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(err.try_clone().unwrap())
+            .status()
+            .unwrap();
+        let read = |mut f: std::fs::File| {
+            use std::io::{Read, Seek};
+            let mut v = Vec::new();
+            f.seek(std::io::SeekFrom::Start(0)).unwrap();
+            f.read_to_end(&mut v).unwrap();
+            v
+        };
+        Output {
+            status,
+            stdout: read(out),
+            stderr: read(err),
+        }
+    }
+
+    /// `minc ARGS` that must succeed; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.minc(args);
+        assert!(
+            out.status.success(),
+            "minc {args:?}: {}\n{}",
+            out.status,
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
+    fn bundle_arg(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn run(&self, id: &str) -> Output {
+        self.minc(&["run", "-b", &self.bundle_arg(), id])
+    }
+
+    fn create(&self, id: &str) {
+        self.ok(&["create", "-b", &self.bundle_arg(), id]);
+    }
+
+    fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).unwrap()
+    }
+
+    fn status(&self, id: &str) -> String {
+        self.state(id)["status"].as_str().unwrap().to_string()
+    }
+
+    /// Waits until the container's status is `want` (bounded).
+    fn wait_status(&self, id: &str, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.status(id) != want {
+            assert!(Instant::now() < deadline, "{id} never became {want}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Asserts the state root holds no container directory.
+    fn assert_no_state(&self) {
+        let left: Vec<_> = std::fs::read_dir(&self.root)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "state left behind: {left:?}");
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Mount points under `path` in this (sandbox) mount namespace.
+fn mounts_under(path: &Path) -> Vec<String> {
+    let p = path.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&p))
+        .map(String::from)
+        .collect()
+}
+
+/// Processes in the sandbox other than this test and its ancestors (PID 1 is the test).
+fn stray_processes() -> Vec<String> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.parse::<u32>().is_ok() && *n != me && n != "1")
+        .filter_map(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            (!cmd.is_empty()).then(|| String::from_utf8_lossy(&cmd).replace('\0', " "))
+        })
+        .collect()
+}
+
+#[test]
+fn run_returns_exit_code_and_output() {
+    if !minc_tests::sandbox("run_returns_exit_code_and_output") {
+        return;
+    }
+    let b = Bundle::new("echo out; echo err >&2; exit 7");
+    let out = b.run("exit7");
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "out\n");
+    assert_eq!(stderr(&out), "err\n");
+    b.assert_no_state();
+}
+
+#[test]
+fn pid1_hostname_and_proc() {
+    if !minc_tests::sandbox("pid1_hostname_and_proc") {
+        return;
+    }
+    let b = Bundle::new("echo $$; hostname; ls /proc | grep -E '^[0-9]+$' | tr '\\n' ' '");
+    b.edit(|c| c["hostname"] = json!("box1"));
+    let out = b.run("p1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "1", "the process is PID 1");
+    assert_eq!(lines[1], "box1");
+    // Only the container's processes: sh (1), and the pipeline's ls/grep/tr.
+    let pids: Vec<u32> = lines[2]
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(pids.contains(&1));
+    assert!(
+        pids.iter().all(|p| *p < 10),
+        "host processes visible: {pids:?}"
+    );
+}
+
+#[test]
+fn host_files_unreachable_after_pivot_root() {
+    if !minc_tests::sandbox("host_files_unreachable_after_pivot_root") {
+        return;
+    }
+    let b = Bundle::new("cat /secret-on-host 2>&1; ls /; cat /proc/1/mountinfo | wc -l");
+    let secret = Path::new("/secret-on-host");
+    std::fs::write(secret, "host secret").unwrap(); // in the sandbox's private / view? no: host fs
+    let out = b.run("pivot");
+    std::fs::remove_file(secret).unwrap();
+    let text = stdout(&out);
+    assert!(!text.contains("host secret"), "{text}");
+    assert!(text.contains("No such file"), "{text}");
+    // The root listing is the rootfs's, not the host's.
+    assert!(!text.contains("boot") && !text.contains("home"), "{text}");
+}
+
+#[test]
+fn capabilities_and_masked_paths() {
+    if !minc_tests::sandbox("capabilities_and_masked_paths") {
+        return;
+    }
+    let b = Bundle::new(
+        "grep -E '^Cap(Bnd|Eff|Prm)' /proc/self/status; \
+         echo kcore=$(cat /proc/kcore 2>/dev/null | wc -c); \
+         echo timer_list=$(cat /proc/timer_list 2>/dev/null | wc -c); \
+         echo sys=$( (echo x > /proc/sys/kernel/hostname) 2>&1 | grep -c Read-only)",
+    );
+    b.edit(|c| {
+        let caps = json!(["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHOWN"]);
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = caps.clone();
+        }
+    });
+    let out = b.run("caps");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    // CAP_CHOWN (0), CAP_KILL (5), CAP_NET_BIND_SERVICE (10).
+    let want = format!("{:016x}", (1u64 << 0) | (1 << 5) | (1 << 10));
+    for set in ["CapBnd", "CapEff", "CapPrm"] {
+        assert!(text.contains(&format!("{set}:\t{want}")), "{set} in {text}");
+    }
+    assert!(text.contains("kcore=0"), "{text}");
+    if Path::new("/proc/timer_list").exists() {
+        assert!(text.contains("timer_list=0"), "{text}");
+    }
+    assert!(
+        text.contains("sys=1"),
+        "/proc/sys should be read-only: {text}"
+    );
+}
+
+#[test]
+fn lifecycle_states_and_kill() {
+    if !minc_tests::sandbox("lifecycle_states_and_kill") {
+        return;
+    }
+    let b =
+        Bundle::new("trap 'echo TERM > /got-term; exit 0' TERM; while true; do sleep 0.05; done");
+    let pid_file = b.dir.join("pid");
+    b.ok(&[
+        "create",
+        "-b",
+        &b.bundle_arg(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "k1",
+    ]);
+    let state = b.state("k1");
+    assert_eq!(state["status"], "created");
+    assert_eq!(state["id"], "k1");
+    assert_eq!(state["bundle"], b.bundle_arg());
+    let pid = state["pid"].as_i64().unwrap();
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), pid.to_string());
+    assert!(!b.rootfs().join("got-term").exists());
+
+    b.ok(&["start", "k1"]);
+    assert_eq!(b.status("k1"), "running");
+    // start releases the init exactly once.
+    let again = b.minc(&["start", "k1"]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("running"), "{}", stderr(&again));
+
+    // list and ps see it.
+    let list: Value = serde_json::from_str(&b.ok(&["list", "--format", "json"])).unwrap();
+    assert_eq!(list[0]["id"], "k1");
+    let pids: Vec<i64> = serde_json::from_str(&b.ok(&["ps", "--format", "json", "k1"])).unwrap();
+    assert!(pids.contains(&pid), "{pids:?}");
+
+    // A running container is not deleted without -f.
+    let del = b.minc(&["delete", "k1"]);
+    assert_eq!(del.status.code(), Some(1));
+    assert!(stderr(&del).contains("running"), "{}", stderr(&del));
+
+    b.ok(&["kill", "k1", "TERM"]);
+    b.wait_status("k1", "stopped");
+    assert_eq!(
+        std::fs::read_to_string(b.rootfs().join("got-term")).unwrap(),
+        "TERM\n"
+    );
+    assert_eq!(b.state("k1")["pid"], 0);
+    let kill = b.minc(&["kill", "k1", "KILL"]);
+    assert!(!kill.status.success(), "kill of a stopped container");
+    b.ok(&["delete", "k1"]);
+    assert!(!b.minc(&["state", "k1"]).status.success());
+    b.assert_no_state();
+    assert!(mounts_under(&b.rootfs()).is_empty());
+}
+
+#[test]
+fn recycled_pid_does_not_look_alive() {
+    if !minc_tests::sandbox("recycled_pid_does_not_look_alive") {
+        return;
+    }
+    let b = Bundle::new("sleep 100");
+    b.create("r1");
+    // Pretend the init died and its PID went to another live process (this test, PID 1).
+    let path = b.root.join("r1/state.json");
+    let mut st: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let real = st["pid"].as_i64().unwrap();
+    st["pid"] = json!(std::process::id());
+    std::fs::write(&path, serde_json::to_vec(&st).unwrap()).unwrap();
+    assert_eq!(b.status("r1"), "stopped");
+    // SAFETY: killing the init we created.
+    unsafe { libc::kill(real as i32, libc::SIGKILL) };
+    b.ok(&["delete", "r1"]);
+}
+
+#[test]
+fn delete_force_kills_running_container() {
+    if !minc_tests::sandbox("delete_force_kills_running_container") {
+        return;
+    }
+    let b = Bundle::new("sleep 1000");
+    b.ok(&["run", "-d", "-b", &b.bundle_arg(), "f1"]);
+    assert_eq!(b.status("f1"), "running");
+    let pid = b.state("f1")["pid"].as_i64().unwrap();
+    b.ok(&["delete", "-f", "f1"]);
+    assert!(
+        !Path::new(&format!("/proc/{pid}/cmdline")).exists() || {
+            let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            s.contains(") Z")
+        }
+    );
+    b.assert_no_state();
+    assert!(mounts_under(&b.rootfs()).is_empty());
+}
+
+#[test]
+fn exec_joins_the_container() {
+    if !minc_tests::sandbox("exec_joins_the_container") {
+        return;
+    }
+    let b = Bundle::new("echo $$ > /init-pid; sleep 1000");
+    b.edit(|c| c["hostname"] = json!("exec-box"));
+    b.ok(&["run", "-d", "-b", &b.bundle_arg(), "e1"]);
+    let out = b.ok(&[
+        "exec",
+        "-e",
+        "GREETING=hi",
+        "--cwd",
+        "/tmp",
+        "e1",
+        "--",
+        "sh",
+        "-c",
+        "hostname; pwd; echo $GREETING; cat /proc/1/cmdline | tr '\\0' ' '",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "exec-box");
+    assert_eq!(lines[1], "/tmp");
+    assert_eq!(lines[2], "hi");
+    // (sh execs its last command, so PID 1 is now sleep.)
+    assert!(
+        lines[3].contains("sleep 1000"),
+        "PID 1 seen by exec: {}",
+        lines[3]
+    );
+    // Same PID namespace as the init.
+    let init = b.state("e1")["pid"].as_i64().unwrap();
+    let exec_ns = b.ok(&["exec", "e1", "--", "readlink", "/proc/self/ns/pid"]);
+    let init_ns = std::fs::read_link(format!("/proc/{init}/ns/pid")).unwrap();
+    assert_eq!(exec_ns.trim(), init_ns.to_str().unwrap());
+    // The exit code comes back.
+    let code = b.minc(&["exec", "e1", "--", "sh", "-c", "exit 5"]);
+    assert_eq!(code.status.code(), Some(5));
+    // A missing program is a clear error, not a hang.
+    let missing = b.minc(&["exec", "e1", "--", "no-such-program"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("executable file not found"),
+        "{}",
+        stderr(&missing)
+    );
+    b.ok(&["delete", "-f", "e1"]);
+    b.assert_no_state();
+}
+
+#[test]
+fn hooks_run_in_order_with_state() {
+    if !minc_tests::sandbox("hooks_run_in_order_with_state") {
+        return;
+    }
+    let b = Bundle::new("echo process >> /hooks.log");
+    let log = b.rootfs().join("hooks.log");
+    // Hooks that run in the runtime's mount namespace see the host path; startContainer runs
+    // after pivot_root and sees the container's /hooks.log (the same file).
+    let hook = |stage: &str, path: &Path| {
+        json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("read -r state; echo \"{stage} $state\" >> {}", path.display())],
+            "timeout": 10
+        })
+    };
+    b.edit(|c| {
+        c["hooks"] = json!({
+            "prestart": [hook("prestart", &log)],
+            "createRuntime": [hook("createRuntime", &log)],
+            "createContainer": [hook("createContainer", &log)],
+            "startContainer": [hook("startContainer", Path::new("/hooks.log"))],
+            "poststart": [hook("poststart", &log)],
+            "poststop": [hook("poststop", &log)],
+        });
+    });
+    // runc-style explicit lifecycle so every stage happens.
+    b.create("h1");
+    b.ok(&["start", "h1"]);
+    b.wait_status("h1", "stopped");
+    b.ok(&["delete", "h1"]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let stages: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    // poststart runs after the process started, so it may land before or after its output.
+    let mut without_process: Vec<&str> =
+        stages.iter().copied().filter(|s| *s != "process").collect();
+    assert_eq!(
+        without_process,
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ],
+        "{text}"
+    );
+    without_process.clear();
+    for line in text.lines().filter(|l| !l.starts_with("process")) {
+        let state: Value = serde_json::from_str(line.split_once(' ').unwrap().1).unwrap();
+        assert_eq!(state["id"], "h1", "{line}");
+        assert_eq!(state["bundle"], b.bundle_arg());
+    }
+    let poststop: Value =
+        serde_json::from_str(text.lines().last().unwrap().split_once(' ').unwrap().1).unwrap();
+    assert_eq!(poststop["status"], "stopped");
+}
+
+#[test]
+fn failing_hook_fails_create_and_leaves_nothing() {
+    if !minc_tests::sandbox("failing_hook_fails_create_and_leaves_nothing") {
+        return;
+    }
+    let b = Bundle::new("true");
+    b.edit(|c| {
+        c["hooks"] =
+            json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}]});
+    });
+    let out = b.minc(&["create", "-b", &b.bundle_arg(), "hk"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("hook /bin/sh: createRuntime: exit status 3"),
+        "{err}"
+    );
+    b.assert_no_state();
+    assert!(stray_processes().is_empty(), "{:?}", stray_processes());
+}
+
+#[test]
+fn bad_input_is_one_clear_line_and_leaves_nothing() {
+    if !minc_tests::sandbox("bad_input_is_one_clear_line_and_leaves_nothing") {
+        return;
+    }
+    let b = Bundle::new("sleep 100");
+    let bundle = b.bundle_arg();
+    let check = |args: &[&str], want: &str| {
+        let out = b.minc(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(
+            err.lines().count(),
+            1,
+            "{args:?} printed more than one line: {err}"
+        );
+        assert!(err.starts_with("minc: "), "{err}");
+        assert!(err.contains(want), "{args:?}: {err:?} lacks {want:?}");
+        b.assert_no_state();
+        assert!(mounts_under(&b.rootfs()).is_empty());
+        assert!(stray_processes().is_empty(), "{:?}", stray_processes());
+    };
+    check(&["create", "-b", "/no/such/bundle", "x"], "/no/such/bundle");
+    check(&["create", "-b", &bundle, "a/b"], "invalid");
+    check(&["create", "-b", &bundle, ".."], "invalid");
+    check(&["create", "-b", &bundle, ""], "invalid");
+    check(&["state", "nope"], "container nope does not exist");
+
+    // A process that does not exist or cannot be executed.
+    b.edit(|c| c["process"]["args"] = json!(["no-such-binary"]));
+    check(
+        &["create", "-b", &bundle, "x"],
+        "executable file not found in $PATH",
+    );
+    check(
+        &["run", "-b", &bundle, "x"],
+        "executable file not found in $PATH",
+    );
+    b.edit(|c| c["process"]["args"] = json!(["/etc/passwd"]));
+    check(&["run", "-b", &bundle, "x"], "not executable");
+    b.edit(|c| c["process"]["args"] = json!(["sleep", "100"]));
+
+    // Malformed config, unknown field, rootfs that is not a directory.
+    let cfg = b.dir.join("config.json");
+    let good = std::fs::read(&cfg).unwrap();
+    std::fs::write(&cfg, b"{ not json").unwrap();
+    check(&["create", "-b", &bundle, "x"], "config.json");
+    let mut v: Value = serde_json::from_slice(&good).unwrap();
+    v["hostnmae"] = json!("typo");
+    std::fs::write(&cfg, serde_json::to_vec(&v).unwrap()).unwrap();
+    check(&["create", "-b", &bundle, "x"], "unknown field `hostnmae`");
+    let mut v: Value = serde_json::from_slice(&good).unwrap();
+    v["root"]["path"] = json!("/etc/passwd");
+    std::fs::write(&cfg, serde_json::to_vec(&v).unwrap()).unwrap();
+    check(
+        &["create", "-b", &bundle, "x"],
+        "rootfs /etc/passwd: not a directory",
+    );
+    std::fs::write(&cfg, &good).unwrap();
+
+    // Bad signal, duplicate id.
+    b.create("dup");
+    let out = b.minc(&["kill", "dup", "SIGBOGUS"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("unknown signal \"SIGBOGUS\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = b.minc(&["create", "-b", &bundle, "dup"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("container dup already exists"),
+        "{}",
+        stderr(&out)
+    );
+    b.ok(&["delete", "dup"]);
+    b.assert_no_state();
+}
+
+#[test]
+fn rlimit_above_hard_limit_is_explained() {
+    if !minc_tests::sandbox("rlimit_above_hard_limit_is_explained") {
+        return;
+    }
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur) };
+    let want = cur.rlim_max + 1;
+    let b = Bundle::new("ulimit -Hn");
+    b.edit(|c| {
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": want, "soft": 1024}]);
+    });
+    let out = b.run("rl");
+    let has_sys_resource = caps_has(24);
+    if has_sys_resource {
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out).trim(), want.to_string());
+    } else {
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("CAP_SYS_RESOURCE"),
+            "{}",
+            stderr(&out)
+        );
+        b.assert_no_state();
+    }
+}
+
+/// Whether this process has a capability in its effective set.
+fn caps_has(bit: u32) -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status.lines().find(|l| l.starts_with("CapEff:")).unwrap();
+    let mask = u64::from_str_radix(eff.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    mask & (1 << bit) != 0
+}
+
+#[test]
+fn run_forwards_signals_and_never_hangs_on_quick_exit() {
+    if !minc_tests::sandbox("run_forwards_signals_and_never_hangs_on_quick_exit") {
+        return;
+    }
+    // A process that exits at once must not make `run` hang (SIGCHLD race).
+    let b = Bundle::new("true");
+    for i in 0..20 {
+        let out = b.run(&format!("q{i}"));
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    b.assert_no_state();
+
+    // SIGINT to `minc run` reaches the container's process.
+    let b = Bundle::new(
+        "trap 'echo got INT; exit 42' INT; echo ready; while true; do sleep 0.05; done",
+    );
+    let mut child = b
+        .cmd(&["run", "-b", &b.bundle_arg(), "sig"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut buf = [0u8; 6];
+    std::io::Read::read_exact(&mut out, &mut buf).unwrap();
+    assert_eq!(&buf, b"ready\n");
+    // SAFETY: signalling the child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(rest, "got INT\n");
+    assert_eq!(status.code(), Some(42));
+    b.assert_no_state();
+}
+
+#[test]
+fn explain_shows_each_privileged_step() {
+    if !minc_tests::sandbox("explain_shows_each_privileged_step") {
+        return;
+    }
+    let b = Bundle::new("true");
+    b.edit(|c| {
+        c["root"]["readonly"] = json!(true);
+        c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+    });
+    let out = b.minc(&["--explain", "run", "-b", &b.bundle_arg(), "x1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    for step in [
+        "+ unshare --pid --net --ipc --uts --mount",
+        "+ mount --make-rslave /",
+        "+ mount -t proc proc ",
+        "+ mknod -m 666 ",
+        "pivot_root . .",
+        "+ umount -l .",
+        "+ mount -t tmpfs -o ro tmpfs /proc/acpi",
+        "+ sysctl -w net.ipv4.ip_forward=1",
+        "+ hostname minc",
+        "+ capsh --drop=",
+        "+ mount -o remount,bind,ro /",
+        "+ exec sh -c true",
+    ] {
+        assert!(err.contains(step), "missing {step:?} in:\n{err}");
+    }
+    // Without --explain, nothing is printed.
+    let quiet = b.run("x2");
+    assert_eq!(stderr(&quiet), "");
+}
+
+#[test]
+fn readonly_root_and_bind_mounts() {
+    if !minc_tests::sandbox("readonly_root_and_bind_mounts") {
+        return;
+    }
+    let b = Bundle::new("touch /x 2>&1 | grep -c Read-only; cat /data/hello; touch /data/new && echo rw; touch /ro/x 2>&1 | grep -c Read-only");
+    let data = b.dir.join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("hello"), "hello from host\n").unwrap();
+    b.edit(|c| {
+        c["root"]["readonly"] = json!(true);
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.push(json!({"destination": "/data", "type": "bind", "source": "data", "options": ["rbind", "rw"]}));
+        mounts.push(json!({"destination": "/ro", "type": "bind", "source": "data", "options": ["rbind", "ro"]}));
+    });
+    let out = b.run("ro");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "1\nhello from host\nrw\n1\n");
+    assert!(data.join("new").exists());
+}
