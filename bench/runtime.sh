@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Times `RUNTIME run` of a busybox bundle whose process is `true`, for minc and (when
+# installed) runc and crun, in the same run, with hyperfine; prints medians, ratios against
+# minc and the peak RSS of each runtime process.
+#
+# Every runtime is wrapped the same way, `unshare -m sh -c 'umount /sys/fs/cgroup/unified;
+# exec RUNTIME ...'`, because crun needs that on hosts with a hybrid cgroup layout; the
+# wrapper costs the same for all, so the ratios are fair.
+#
+# Usage: sudo bench/runtime.sh [RUNS]   (builds minc in release mode first)
+set -euo pipefail
+runs=${1:-200}
+here=$(cd "$(dirname "$0")/.." && pwd)
+cargo build --release -q -p minc --manifest-path "$here/Cargo.toml"
+minc=$here/target/release/minc
+for tool in hyperfine /usr/bin/time; do
+	command -v $tool >/dev/null || { echo "bench: needs hyperfine and GNU time (apt-get install hyperfine time)" >&2; exit 1; }
+done
+
+work=$(mktemp -d /tmp/minc-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+bundle=$work/bundle
+mkdir -p "$bundle/rootfs/bin"
+cp /bin/busybox "$bundle/rootfs/bin/busybox"
+for a in sh true; do ln -s busybox "$bundle/rootfs/bin/$a"; done
+(cd "$bundle" && "$minc" spec)
+sed -i 's/"sh"$/"true"/; s/"terminal": true/"terminal": false/' "$bundle/config.json"
+grep -q '"true"' "$bundle/config.json"
+
+wrap() { # runtime-name command...
+	echo "unshare -m sh -c 'umount /sys/fs/cgroup/unified 2>/dev/null; exec $*'"
+}
+names=(minc); cmds=("$(wrap "$minc" --root "$work/minc" run -b "$bundle" bench)")
+if command -v crun >/dev/null; then names+=(crun); cmds+=("$(wrap crun --root "$work/crun" run -b "$bundle" bench)"); fi
+if command -v runc >/dev/null; then names+=(runc); cmds+=("$(wrap runc --root "$work/runc" run -b "$bundle" bench)"); fi
+
+args=()
+for i in "${!names[@]}"; do args+=(-n "${names[$i]}" "${cmds[$i]}"); done
+hyperfine -N --warmup 20 --runs "$runs" --export-json "$work/times.json" "${args[@]}" >/dev/null
+
+# Peak RSS: the largest resident set of the runtime process (and of what it forks and reaps:
+# its init), from GNU time, over 20 runs each. Measured inside the same wrapper so the
+# wrapper's own processes (sh, umount) are not counted.
+rss=()
+for i in "${!names[@]}"; do
+	best=0
+	for _ in $(seq 20); do
+		kb=$(sh -c "${cmds[$i]/exec /exec /usr/bin/time -f %M -o /dev/stderr }" 2>&1 >/dev/null | tail -1)
+		((kb > best)) && best=$kb
+	done
+	rss+=("$best")
+done
+
+python3 - "$work/times.json" "${names[@]}" -- "${rss[@]}" <<'PY'
+import json, sys, statistics
+args = sys.argv[2:]
+sep = args.index("--")
+names, rss = args[:sep], args[sep + 1:]
+res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+base = statistics.median(res["minc"]["times"])
+print(f"{'runtime':8} {'median':>10} {'mean':>10} {'vs minc':>8} {'peak RSS':>9}")
+for n, kb in zip(names, rss):
+    t = res[n]["times"]
+    med = statistics.median(t)
+    print(f"{n:8} {med*1000:8.2f}ms {statistics.mean(t)*1000:8.2f}ms {med/base:7.2f}x {int(kb)/1024:7.1f}MB")
+PY
