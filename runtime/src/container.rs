@@ -5,7 +5,7 @@
 //! the start socket, so it can run in any later process, as OCI clients expect.
 
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use crate::error::{check, Error, Result};
@@ -26,6 +26,8 @@ pub struct CreateOptions {
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// Descriptors to give the container as stdin, stdout and stderr (default: ours).
+    pub stdio: Option<[RawFd; 3]>,
 }
 
 /// Rejects ids that could escape the root directory or confuse tools.
@@ -168,6 +170,7 @@ impl Runtime {
                 sock: theirs,
                 listener,
                 preserve_fds: opts.preserve_fds,
+                stdio: opts.stdio,
             });
         }
         drop(theirs);

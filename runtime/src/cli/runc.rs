@@ -127,6 +127,7 @@ impl CreateArgs {
             bundle: self.bundle.clone(),
             pid_file: self.pid_file.clone(),
             preserve_fds: self.preserve_fds,
+            stdio: None,
         })
     }
 }

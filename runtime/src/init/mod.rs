@@ -14,7 +14,7 @@ mod process;
 mod rootfs;
 
 use std::convert::Infallible;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use crate::error::{check, Error, Result};
@@ -43,6 +43,8 @@ pub struct InitArgs<'a> {
     pub listener: OwnedFd,
     /// Extra descriptors (after stdio) handed to the container, like runc's --preserve-fds.
     pub preserve_fds: u32,
+    /// Replacement stdin, stdout, stderr.
+    pub stdio: Option<[RawFd; 3]>,
 }
 
 /// Runs the init; never returns. Any error goes back to whoever is waiting (create, or start
@@ -67,6 +69,15 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
         .strip_prefix(b"go".as_slice())
         .ok_or_else(|| Error::Init("runtime went away before the container was set up".into()))?
         .to_vec();
+
+    if let Some(fds) = a.stdio {
+        for (target, fd) in fds.into_iter().enumerate() {
+            // SAFETY: dup2 onto our own stdio descriptors.
+            check(unsafe { libc::dup2(fd, target as i32) }, || {
+                "set up stdio".into()
+            })?;
+        }
+    }
 
     // 2. Namespaces given by path are joined (the new ones came with the clone).
     for ns in spec.namespaces() {
