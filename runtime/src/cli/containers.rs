@@ -1,0 +1,171 @@
+//! Docker-like containers: what `minc run IMAGE` records beside the runtime's own state.
+//!
+//! `DATA_ROOT/containers/ID/` holds the bundle (config.json, the rootfs mount and its
+//! overlay dirs), the network files (resolv.conf, hosts, hostname), the log, `container.json`
+//! (name, image, ports, address) and, once the process is gone, `exit.json`. The container's
+//! runtime id is its ID, so the runc-style verbs work on these containers too.
+
+use std::fs;
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::state::now;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub image_digest: String,
+    pub command: Vec<String>,
+    pub created: u64,
+    /// None with `--network none`.
+    pub ip: Option<Ipv4Addr>,
+    pub ports: Vec<netsetup::PortMapping>,
+    /// `--rm`: the monitor (or the foreground run) removes the container when it exits.
+    pub auto_remove: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Exit {
+    pub code: i32,
+    pub finished: u64,
+}
+
+pub struct Containers {
+    pub dir: PathBuf,
+}
+
+impl Containers {
+    pub fn new(data_root: &Path) -> Containers {
+        Containers {
+            dir: data_root.join("containers"),
+        }
+    }
+
+    pub fn path(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    /// Makes a new container directory for `name`, refusing a name already in use (checked
+    /// under a lock, so two concurrent runs cannot both take it).
+    pub fn reserve(&self, id: &str, name: &str) -> Result<PathBuf> {
+        fs::create_dir_all(&self.dir).with_context(|| format!("{}", self.dir.display()))?;
+        let _lock = crate::state::Lock::acquire(&self.dir)?;
+        if let Some(other) = self.all()?.into_iter().find(|r| r.name == name) {
+            bail!("name {name} is already in use by container {}", other.id);
+        }
+        let path = self.path(id);
+        fs::create_dir(&path).with_context(|| format!("{}", path.display()))?;
+        // A placeholder record holds the name until the real one is written.
+        let placeholder = Record {
+            id: id.into(),
+            name: name.into(),
+            image: String::new(),
+            image_digest: String::new(),
+            command: Vec::new(),
+            created: now(),
+            ip: None,
+            ports: Vec::new(),
+            auto_remove: false,
+        };
+        self.save(&placeholder)?;
+        Ok(path)
+    }
+
+    pub fn save(&self, r: &Record) -> Result<()> {
+        write_json(&self.path(&r.id).join("container.json"), r)
+    }
+
+    pub fn load(&self, id: &str) -> Result<Record> {
+        let p = self.path(id).join("container.json");
+        let data = fs::read(&p).with_context(|| format!("{}", p.display()))?;
+        serde_json::from_slice(&data).with_context(|| format!("{}", p.display()))
+    }
+
+    /// Every recorded container, oldest first.
+    pub fn all(&self) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e).with_context(|| format!("{}", self.dir.display())),
+        };
+        for e in entries.flatten() {
+            if let Some(id) = e.file_name().to_str() {
+                if let Ok(r) = self.load(id) {
+                    out.push(r);
+                }
+            }
+        }
+        out.sort_by_key(|r| r.created);
+        Ok(out)
+    }
+
+    /// Finds a container by name, full id or unique id prefix.
+    pub fn find(&self, key: &str) -> Result<Record> {
+        let all = self.all()?;
+        if let Some(r) = all.iter().find(|r| r.name == key || r.id == key) {
+            return Ok(r.clone());
+        }
+        let matches: Vec<&Record> = all.iter().filter(|r| r.id.starts_with(key)).collect();
+        match matches.as_slice() {
+            [one] if !key.is_empty() => Ok((*one).clone()),
+            [] | [_] => bail!("no such container: {key}"),
+            _ => bail!("container id prefix {key} is ambiguous"),
+        }
+    }
+
+    pub fn exit(&self, id: &str) -> Option<Exit> {
+        let data = fs::read(self.path(id).join("exit.json")).ok()?;
+        serde_json::from_slice(&data).ok()
+    }
+
+    pub fn record_exit(&self, id: &str, code: i32) -> Result<()> {
+        write_json(
+            &self.path(id).join("exit.json"),
+            &Exit {
+                code,
+                finished: now(),
+            },
+        )
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.path(id).join("container.log")
+    }
+}
+
+fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, serde_json::to_vec_pretty(v)?).with_context(|| format!("{}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("{}", path.display()))
+}
+
+/// A new random container id: 64 hex digits, like Docker's (the first 12 are shown).
+pub fn new_id() -> String {
+    let mut buf = [0u8; 32];
+    let ok = fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .is_ok();
+    if !ok {
+        let seed = now() ^ u64::from(std::process::id()) << 32;
+        buf[..8].copy_from_slice(&seed.to_le_bytes());
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `3 minutes ago`, `2 hours ago`.
+pub fn ago(secs: u64) -> String {
+    let d = now().saturating_sub(secs);
+    match d {
+        0..=59 => format!("{d} seconds ago"),
+        60..=3599 => format!("{} minutes ago", d / 60),
+        3600..=86_399 => format!("{} hours ago", d / 3600),
+        _ => format!("{} days ago", d / 86_400),
+    }
+}
