@@ -241,16 +241,15 @@ fn connect_inner(
     };
     let bidx = links::ensure_bridge(&mut nl, net, mtu)?;
     use std::os::fd::AsFd;
-    links::create_veth(
-        &mut nl,
-        &st.host_veth,
-        &net.bridge,
-        bidx,
+    let veth = links::Veth {
+        host: &st.host_veth,
+        bridge: &net.bridge,
+        bridge_idx: bidx,
         mtu,
-        &st.ifname,
-        &nsname,
-        ns.as_fd(),
-    )?;
+        ifname: &st.ifname,
+        netns_name: &nsname,
+    };
+    links::create_veth(&mut nl, &veth, ns.as_fd())?;
     let (mac, cmtu) = netns::run_in(ns, ns_path, || {
         links::configure_container(&nsname, &st.ifname, a.ip, a.prefix_len, a.gateway)
     })?;

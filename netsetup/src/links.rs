@@ -128,16 +128,26 @@ pub fn ensure_bridge(nl: &mut Netlink, net: &Network, mtu: Option<u32>) -> Resul
 
 /// Creates the veth pair in one request, its peer born inside the container's netns (moved
 /// by fd, so a host `eth0` never clashes), the host end enslaved and up; then hairpin on.
-pub fn create_veth(
-    nl: &mut Netlink,
-    host: &str,
-    bridge: &str,
-    bridge_idx: u32,
-    mtu: Option<u32>,
-    ifname: &str,
-    netns_name: &str,
-    netns: BorrowedFd<'_>,
-) -> Result<(), Error> {
+/// The veth pair to create for one container.
+#[derive(Clone, Copy)]
+pub struct Veth<'a> {
+    pub host: &'a str,
+    pub bridge: &'a str,
+    pub bridge_idx: u32,
+    pub mtu: Option<u32>,
+    pub ifname: &'a str,
+    pub netns_name: &'a str,
+}
+
+pub fn create_veth(nl: &mut Netlink, v: &Veth<'_>, netns: BorrowedFd<'_>) -> Result<(), Error> {
+    let Veth {
+        host,
+        bridge,
+        bridge_idx,
+        mtu,
+        ifname,
+        netns_name,
+    } = *v;
     let mtu_s = mtu.map(|m| format!(" mtu {m}")).unwrap_or_default();
     explain!("ip link add {host}{mtu_s} type veth peer name {ifname}{mtu_s} netns {netns_name}");
     explain!("ip link set {host} master {bridge} up");
