@@ -259,7 +259,7 @@ fn connect_inner(
         sysctl::ensure(&format!("net.ipv4.conf.{}.route_localnet", net.bridge), "1")?;
     }
     nft::explain_connect(net, a.ip, &a.ports);
-    nft::apply(nft::connect_batch(net, a.ip, &a.ports))?;
+    nft::connect(net, a.ip, &a.ports)?;
     netns::publish(net, &a.id, ns)?;
     let etc = netns::etc_dir(net, &a.id);
     explain!("mkdir -p {0} && cat > {0}/resolv.conf", etc.display());

@@ -22,6 +22,7 @@
 use crate::explain::explain;
 use crate::{Error, Network, PortMapping, Protocol};
 use serde_json::{json, Value};
+use sha2::Digest;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
@@ -192,6 +193,48 @@ fn skeleton(net: &Network, cmds: &mut Vec<Value>) {
         ],
     ));
     cmds.push(json!({"add": {"element": {"family": "inet", "table": TABLE, "name": "bridges", "elem": [b]}}}));
+}
+
+/// Publishes a container's ports. The skeleton costs nft ~15 ms to parse and apply, so it is
+/// re-asserted only when this network's marker (under the volatile run dir, so a reboot
+/// clears it along with the kernel's tables) does not match it; otherwise the batch holds just
+/// the elements plus a probe (`add element bridges`) that fails if someone removed the table,
+/// in which case every marker is dropped and the full batch is applied.
+pub fn connect(net: &Network, ip: Ipv4Addr, ports: &[PortMapping]) -> Result<(), Error> {
+    let full = connect_batch(net, ip, ports);
+    // The marker holds a hash of the skeleton alone (the last 2 commands per port are elements).
+    let skel_len = full.len() - 2 * ports.len();
+    let key_skel = format!(
+        "{:x}",
+        sha2::Sha256::digest(
+            Value::Array(full[..skel_len].to_vec())
+                .to_string()
+                .as_bytes()
+        )
+    );
+    let marker = net.run_dir.join(format!("{}.nft", net.name));
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(key_skel.as_str()) {
+        let mut cmds = vec![
+            json!({"add": {"element": {"family": "inet", "table": TABLE, "name": "bridges", "elem": [net.bridge]}}}),
+        ];
+        cmds.extend_from_slice(&full[skel_len..]);
+        if apply(cmds).is_ok() {
+            return Ok(());
+        }
+        // The table changed under us: no network's marker can be trusted any more.
+        for e in std::fs::read_dir(&net.run_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if e.path().extension().is_some_and(|x| x == "nft") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    apply(full)?;
+    let _ = crate::state::write_atomic(&marker, key_skel.as_bytes(), 0o644);
+    Ok(())
 }
 
 /// The batch for connecting a container: skeleton + its port elements.

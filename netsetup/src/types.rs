@@ -26,6 +26,8 @@ pub struct Network {
     pub etc_netns_dir: PathBuf,
     /// The host's resolv.conf (read to derive the containers').
     pub host_resolv_conf: PathBuf,
+    /// Volatile state (cleared at boot, like the kernel's): marks the nft skeleton as present.
+    pub run_dir: PathBuf,
 }
 
 impl Default for Network {
@@ -44,6 +46,7 @@ impl Default for Network {
             run_netns_dir: "/run/netns".into(),
             etc_netns_dir: "/etc/netns".into(),
             host_resolv_conf: "/etc/resolv.conf".into(),
+            run_dir: "/run/minc/net".into(),
         }
     }
 }

@@ -638,3 +638,25 @@ fn explain_prints_commands() {
     );
     assert!(!links().contains("veth"));
 }
+
+#[test]
+fn deleted_nft_table_is_rebuilt() {
+    if !sandbox("deleted_nft_table_is_rebuilt") {
+        return;
+    }
+    let tmp = minc_tests::tempdir();
+    let net = network(tmp.path());
+    netsetup::attach(&net, &req("t1", &["8085:80"], None), &add_ns("t1")).unwrap();
+    // Someone removes our table: the next attach notices and rebuilds it in full.
+    run("nft", &["delete", "table", "inet", "minc"]);
+    netsetup::attach(&net, &req("t2", &["8086:80"], None), &add_ns("t2")).unwrap();
+    let table = run("nft", &["list", "table", "inet", "minc"]);
+    assert!(
+        table.contains("oifname != \"minc0\" masquerade") && table.contains("8086 : 10.77.0.3"),
+        "{table}"
+    );
+    // Teardown copes with elements that vanished with the old table.
+    netsetup::detach(&net, "t1").unwrap();
+    netsetup::detach(&net, "t2").unwrap();
+    assert!(netsetup::published_ports().unwrap().is_empty());
+}
