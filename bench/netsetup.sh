@@ -122,4 +122,5 @@ for variant in port noport; do
     done
     echo
 done
+echo "sanity: $(ip -br link | grep -c veth) veths left, expected $((2 * preloaded)) (the preloaded containers)"
 rm -rf "$WORK"
