@@ -1,25 +1,39 @@
-//! The `minc` command line. The runc-compatible verbs live in `runc.rs`; global options
-//! follow runc's so OCI clients (podman, containerd's shim) can call minc in its place.
+//! The `minc` command line.
+//!
+//! - runc-compatible verbs (`runc.rs`): spec, create, start, state, kill, delete, run -b,
+//!   list, ps ID, exec; global options follow runc's so OCI clients can call minc instead.
+//! - Docker-like verbs (`docker.rs`, `image.rs`): run IMAGE, ps, logs, stop, rm, inspect,
+//!   images, image ...; they compose the images and netsetup crates with the runtime core.
+//!
+//! `run` serves both faces; see [`RunArgs::bundle_mode`] for the rule that tells them apart.
 
+mod containers;
+mod docker;
 pub mod format;
+mod image;
 mod log;
+pub mod monitor;
 mod runc;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand};
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "minc",
     version,
-    about = "A small container runtime: runc-compatible OCI lifecycle, with --explain",
+    about = "A small container runtime: runc-compatible OCI lifecycle, Docker-like run, and --explain",
     after_help = "Every privileged step can be shown as the shell command it stands for: minc --explain run ..."
 )]
 pub struct Cli {
     /// Directory for container state
     #[arg(long, global = true, default_value = "/run/minc", value_name = "DIR")]
     pub root: PathBuf,
+    /// Directory for images, container filesystems and network state
+    #[arg(long = "data-root", global = true, default_value = "/var/lib/minc", value_name = "DIR")]
+    pub data_root: PathBuf,
     /// Write the log to FILE (OCI clients read errors from it)
     #[arg(long, global = true, value_name = "FILE")]
     pub log: Option<PathBuf>,
@@ -56,18 +70,126 @@ pub enum Command {
     Kill(runc::KillArgs),
     /// Delete a container (-f kills it first if it is running)
     Delete(runc::DeleteArgs),
-    /// Create, start and wait for a container; exits with its exit code
-    Run(runc::RunArgs),
-    /// List containers
+    /// Run an image (`run [-d] [-p H:C] IMAGE [CMD...]`) or a bundle (`run -b BUNDLE ID`)
+    Run(RunArgs),
+    /// List containers (runc style)
     List(runc::ListArgs),
-    /// List the processes in a container
-    Ps(runc::PsArgs),
+    /// Without ID: list containers (Docker style); with ID: the processes in that container
+    Ps(PsArgs),
     /// Run a process in a running container
     Exec(runc::ExecArgs),
+    /// Print a container's output (-f: follow)
+    Logs(LogsArgs),
+    /// Stop containers: SIGTERM, then SIGKILL after the timeout
+    Stop(StopArgs),
+    /// Remove containers (-f: also running ones)
+    Rm(RmArgs),
+    /// Show a container's details as JSON
+    Inspect(NameArg),
+    /// List images
+    Images,
+    /// Manage images: ls, inspect, rm, unpack, import
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Run the OCI bundle in DIR (runc style: the argument is the container id)
+    #[arg(short, long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// Detach: return once the container started
+    #[arg(short, long)]
+    pub detach: bool,
+    /// (bundle) Write the container's init PID to FILE
+    #[arg(long = "pid-file", value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// (bundle) Pass N extra file descriptors to the container
+    #[arg(long = "preserve-fds")]
+    pub preserve_fds: Option<u32>,
+    #[arg(long = "console-socket", hide = true)]
+    pub console_socket: Option<PathBuf>,
+    #[arg(long = "no-pivot", hide = true)]
+    pub no_pivot: bool,
+    #[arg(long = "no-new-keyring", hide = true)]
+    pub no_new_keyring: bool,
+    #[arg(long, hide = true)]
+    pub keep: bool,
+    #[command(flatten)]
+    pub image: docker::ImageRunArgs,
+    /// IMAGE [CMD...], or with a bundle the container ID
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "IMAGE|ID")]
+    pub args: Vec<String>,
+}
+
+impl RunArgs {
+    /// The rule: `run` runs an OCI bundle when given `-b/--bundle` (or another runc-only
+    /// option: --pid-file, --preserve-fds, --console-socket), or when its only argument is an
+    /// id and the current directory holds a config.json (runc's default bundle) while no
+    /// image-only flag is used. Otherwise its first argument names an image.
+    pub fn bundle_mode(&self) -> bool {
+        self.bundle.is_some()
+            || self.pid_file.is_some()
+            || self.preserve_fds.is_some()
+            || self.console_socket.is_some()
+            || (self.args.len() == 1 && !self.image.any() && Path::new("config.json").is_file())
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Show all containers, also stopped ones (Docker style)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Output format for `ps ID`
+    #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
+    /// A container id: list its processes (runc style)
+    pub id: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Keep printing new output until the container stops
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Container name or id
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Seconds to wait after SIGTERM before SIGKILL
+    #[arg(short = 't', long = "time", default_value_t = 10)]
+    pub time: u64,
+    /// Container names or ids
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// Kill running containers first
+    #[arg(short, long)]
+    pub force: bool,
+    /// Container names or ids
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct NameArg {
+    /// Container name or id
+    pub name: String,
 }
 
 /// Runs the CLI; returns the process exit code.
 pub fn main() -> i32 {
+    // The `-d` monitor re-executes minc; it must stay tiny, so it skips parsing and logging.
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(monitor::ARG) {
+        return monitor::main(&argv[2..]);
+    }
     let cli = Cli::parse();
     log::init(&log::Options {
         explain: cli.explain,
@@ -75,7 +197,7 @@ pub fn main() -> i32 {
         log: cli.log.as_deref(),
         json: cli.log_format == "json",
     });
-    match runc::dispatch(&cli) {
+    match dispatch(&cli) {
         Ok(code) => code,
         Err(e) => {
             // One line: the verb, the object and the cause (`minc: create abc: ...`).
@@ -85,4 +207,58 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+fn dispatch(cli: &Cli) -> Result<i32> {
+    let ctx = docker::Ctx {
+        root: cli.root.clone(),
+        data_root: cli.data_root.clone(),
+    };
+    let rt = crate::Runtime::new(&cli.root);
+    match &cli.command {
+        Command::Run(a) => run(&ctx, &rt, a),
+        Command::Ps(a) => match &a.id {
+            Some(id) => runc::ps(&rt, id, a.format == "json").map(|_| 0),
+            None => docker::ps(&ctx, a.all).map(|_| 0),
+        },
+        Command::Logs(a) => docker::logs(&ctx, &a.name, a.follow).map(|_| 0),
+        Command::Stop(a) => {
+            for n in &a.names {
+                docker::stop(&ctx, n, a.time)?;
+            }
+            Ok(0)
+        }
+        Command::Rm(a) => docker::rm(&ctx, &a.names, a.force).map(|_| 0),
+        Command::Inspect(a) => docker::inspect(&ctx, &a.name).map(|_| 0),
+        Command::Images => image::ls(&ctx).map(|_| 0),
+        Command::Image(c) => image::dispatch(&ctx, c).map(|_| 0),
+        _ => runc::dispatch(cli),
+    }
+}
+
+fn run(ctx: &docker::Ctx, rt: &crate::Runtime, a: &RunArgs) -> Result<i32> {
+    if a.bundle_mode() {
+        if a.image.any() {
+            bail!(
+                "run: --rm, --name, -p, -e, --hostname, --dns, --network, --entrypoint, -w and -u \
+                 apply to images; a bundle's config.json decides those (drop -b to run an image)"
+            );
+        }
+        let [id] = a.args.as_slice() else {
+            bail!("run: with a bundle, give exactly one container id (run -b BUNDLE ID)");
+        };
+        let create = runc::CreateArgs {
+            bundle: a.bundle.clone().unwrap_or_else(|| PathBuf::from(".")),
+            pid_file: a.pid_file.clone(),
+            preserve_fds: a.preserve_fds.unwrap_or(0),
+            console_socket: a.console_socket.clone(),
+            no_pivot: a.no_pivot,
+            no_new_keyring: a.no_new_keyring,
+            id: id.clone(),
+        };
+        return runc::run(rt, &create, a.detach);
+    }
+    let (image, cmd) = a.args.split_first().expect("clap requires one argument");
+    docker::run(ctx, &a.image, a.detach, image, cmd)
+        .map_err(|e| e.context(format!("run {image}")))
 }

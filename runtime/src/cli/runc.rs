@@ -22,36 +22,24 @@ pub struct SpecArgs {
 pub struct CreateArgs {
     /// Bundle directory (config.json + rootfs); default the current directory
     #[arg(short, long, default_value = ".")]
-    bundle: PathBuf,
+    pub bundle: PathBuf,
     /// Write the container's init PID to FILE
     #[arg(long = "pid-file", value_name = "FILE")]
-    pid_file: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
     /// Pass N extra file descriptors (3..3+N) to the container
     #[arg(long = "preserve-fds", default_value_t = 0)]
-    preserve_fds: u32,
+    pub preserve_fds: u32,
     /// Not supported yet: minc rejects process.terminal
     #[arg(long = "console-socket", hide = true)]
-    console_socket: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
     /// Accepted for runc compatibility
     #[arg(long = "no-pivot", hide = true)]
-    no_pivot: bool,
+    pub no_pivot: bool,
     /// Accepted for runc compatibility
     #[arg(long = "no-new-keyring", hide = true)]
-    no_new_keyring: bool,
+    pub no_new_keyring: bool,
     /// Container id
-    id: String,
-}
-
-#[derive(Args, Debug)]
-pub struct RunArgs {
-    #[command(flatten)]
-    create: CreateArgs,
-    /// Detach: return once the container started
-    #[arg(short, long)]
-    detach: bool,
-    /// Accepted for runc compatibility
-    #[arg(long, hide = true)]
-    keep: bool,
+    pub id: String,
 }
 
 #[derive(Args, Debug)]
@@ -92,15 +80,6 @@ pub struct ListArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct PsArgs {
-    /// Output format
-    #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
-    format: String,
-    /// Container id
-    id: String,
-}
-
-#[derive(Args, Debug)]
 pub struct ExecArgs {
     /// Set an environment variable (KEY=VALUE), repeatable
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
@@ -119,7 +98,7 @@ pub struct ExecArgs {
 }
 
 impl CreateArgs {
-    fn options(&self) -> Result<CreateOptions> {
+    pub fn options(&self) -> Result<CreateOptions> {
         if self.console_socket.is_some() {
             bail!("--console-socket: terminals are not supported yet");
         }
@@ -132,6 +111,7 @@ impl CreateArgs {
     }
 }
 
+/// Runs one of the runc-style verbs.
 pub fn dispatch(cli: &Cli) -> Result<i32> {
     let rt = Runtime::new(&cli.root);
     match &cli.command {
@@ -166,31 +146,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
             rt.delete(&a.id, a.force)
                 .with_context(|| format!("delete {}", a.id))?;
         }
-        Command::Run(a) => {
-            let id = &a.create.id;
-            let opts = a.create.options().with_context(|| format!("run {id}"))?;
-            return rt
-                .run(id, &opts, a.detach)
-                .with_context(|| format!("run {id}"));
-        }
         Command::List(a) => list(&rt, a)?,
-        Command::Ps(a) => {
-            let state = rt.load(&a.id).with_context(|| format!("ps {}", a.id))?;
-            let pids = rt.pids(&state);
-            if a.format == "json" {
-                println!("{}", serde_json::to_string(&pids)?);
-            } else {
-                let rows: Vec<Vec<String>> = pids
-                    .iter()
-                    .map(|p| {
-                        let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-                        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-                        vec![p.to_string(), cmd.trim_end().to_string()]
-                    })
-                    .collect();
-                print!("{}", format::table(&["PID", "CMD"], &rows));
-            }
-        }
         Command::Exec(a) => {
             let opts = ExecOptions {
                 args: a.command.clone(),
@@ -202,8 +158,36 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
                 .exec(&a.id, &opts)
                 .with_context(|| format!("exec {}", a.id));
         }
+        _ => unreachable!("not a runc-style verb"),
     }
     Ok(0)
+}
+
+/// `ps ID`: the container's processes, as runc prints them.
+pub fn ps(rt: &Runtime, id: &str, json: bool) -> Result<()> {
+    let state = rt.load(id).with_context(|| format!("ps {id}"))?;
+    let pids = rt.pids(&state);
+    if json {
+        println!("{}", serde_json::to_string(&pids)?);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = pids
+        .iter()
+        .map(|p| {
+            let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            vec![p.to_string(), cmd.trim_end().to_string()]
+        })
+        .collect();
+    print!("{}", format::table(&["PID", "CMD"], &rows));
+    Ok(())
+}
+
+/// `run -b BUNDLE ID`: create, start, wait, delete.
+pub fn run(rt: &Runtime, create: &CreateArgs, detach: bool) -> Result<i32> {
+    let id = &create.id;
+    let opts = create.options().with_context(|| format!("run {id}"))?;
+    rt.run(id, &opts, detach).with_context(|| format!("run {id}"))
 }
 
 fn list(rt: &Runtime, a: &ListArgs) -> Result<()> {

@@ -1,0 +1,331 @@
+//! End-to-end tests of the Docker-like face: `minc run IMAGE` with the built-in echo-server
+//! image and a busybox image, real networking (bridge, NAT, published ports) and real TCP.
+//!
+//! Each test runs in its own sandbox (network, mount and PID namespaces) that stands in for
+//! the host; "the internet" is a `wan` netns at 203.0.113.2 behind the sandbox's 203.0.113.1.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const MINC: &str = env!("CARGO_BIN_EXE_minc");
+const HOST_WAN: &str = "203.0.113.1";
+
+struct Host {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    data: PathBuf,
+    dir: PathBuf,
+}
+
+impl Host {
+    /// The sandbox as a host: a wan link with a default route, and minc's roots.
+    fn new() -> Host {
+        let tmp = minc_tests::tempdir();
+        let sh = |cmd: &str| minc_tests::run("sh", &["-c", cmd]);
+        sh("ip netns add wan && ip link add wan0 type veth peer name eth0 netns wan && \
+            ip addr add 203.0.113.1/24 dev wan0 && ip link set wan0 up && \
+            ip -n wan addr add 203.0.113.2/24 dev eth0 && ip -n wan link set eth0 up && \
+            ip -n wan link set lo up && ip route add default via 203.0.113.2");
+        let h = Host {
+            root: tmp.path().join("run"),
+            data: tmp.path().join("data"),
+            dir: tmp.path().to_path_buf(),
+            _tmp: tmp,
+        };
+        h
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(MINC);
+        c.arg("--root")
+            .arg(&self.root)
+            .arg("--data-root")
+            .arg(&self.data)
+            .args(args);
+        c
+    }
+
+    /// Runs minc with output through files (a detached container must not hold our pipes).
+    fn minc(&self, args: &[&str]) -> Output {
+        let out = tempfile::tempfile().unwrap();
+        let err = tempfile::tempfile().unwrap();
+        let status = self
+            .cmd(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(err.try_clone().unwrap())
+            .status()
+            .unwrap();
+        let read = |mut f: std::fs::File| {
+            use std::io::Seek;
+            let mut s = String::new();
+            f.seek(std::io::SeekFrom::Start(0)).unwrap();
+            f.read_to_string(&mut s).unwrap();
+            s.into_bytes()
+        };
+        Output {
+            status,
+            stdout: read(out),
+            stderr: read(err),
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.minc(args);
+        assert!(
+            out.status.success(),
+            "minc {args:?}: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Imports a busybox rootfs tarball as the image `busybox`.
+    fn busybox_image(&self) {
+        let rootfs = self.dir.join("bb");
+        minc_tests::busybox_rootfs(&rootfs);
+        let tar = self.dir.join("busybox.tar");
+        minc_tests::run(
+            "tar",
+            &["-C", rootfs.to_str().unwrap(), "-cf", tar.to_str().unwrap(), "."],
+        );
+        self.ok(&["image", "import", tar.to_str().unwrap(), "--name", "busybox", "--cmd", "sh"]);
+    }
+
+    fn inspect(&self, name: &str) -> Value {
+        serde_json::from_str(&self.ok(&["inspect", name])).unwrap()
+    }
+
+    fn ip_of(&self, name: &str) -> String {
+        self.inspect(name)["Network"]["IPAddress"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Asserts that no container, veth, published port, mount, IP or state is left.
+    fn assert_clean(&self) {
+        let links = minc_tests::run("ip", &["-o", "link"]);
+        assert!(!links.contains("veth"), "veth left: {links}");
+        let table = Command::new("nft")
+            .args(["list", "table", "inet", "minc"])
+            .output()
+            .unwrap();
+        let table = String::from_utf8_lossy(&table.stdout);
+        assert!(!table.contains(" : 10.77."), "map elements left: {table}");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mounts.contains(self.data.to_str().unwrap()),
+            "mounts left under the data root"
+        );
+        let count = |p: &Path| std::fs::read_dir(p).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(count(&self.data.join("containers")), 0, "container dirs left");
+        let states = std::fs::read_dir(&self.root)
+            .map(|d| d.flatten().filter(|e| e.path().join("state.json").exists()).count())
+            .unwrap_or(0);
+        assert_eq!(states, 0, "runtime state left");
+        let ips = std::fs::read_dir(self.data.join("net/minc"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("10.77."))
+                    .count()
+            })
+            .unwrap_or(0);
+        assert_eq!(ips, 0, "IP allocations left");
+    }
+}
+
+/// GET /echo over real TCP; returns the parsed JSON body.
+fn get_echo(addr: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match try_get(addr) {
+            Ok(v) => return v,
+            Err(e) if Instant::now() > deadline => panic!("GET http://{addr}/echo: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+fn try_get(addr: &str) -> std::io::Result<Value> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET /echo HTTP/1.1\r\nHost: {addr}\r\nX-Test: minc\r\nConnection: close\r\n\r\n")?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .ok_or_else(|| std::io::Error::other(format!("bad response {resp:?}")))?;
+    serde_json::from_str(body).map_err(std::io::Error::other)
+}
+
+fn assert_echo(v: &Value) {
+    assert_eq!(v["body"], "Echo response", "{v}");
+    assert_eq!(v["header"]["X-Test"], "minc", "{v}");
+}
+
+/// GET through busybox wget inside a network namespace (`ip netns exec`).
+fn wget_in_netns(netns: &str, url: &str) -> Value {
+    let out = minc_tests::run(
+        "ip",
+        &["netns", "exec", netns, "busybox", "wget", "-q", "-T", "5", "-O", "-", url],
+    );
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{url}: {e}: {out}"))
+}
+
+#[test]
+fn echo_server_end_to_end() {
+    if !minc_tests::sandbox("echo_server_end_to_end") {
+        return;
+    }
+    let h = Host::new();
+    h.busybox_image();
+    let id = h.ok(&["run", "-d", "--name", "web", "-p", "8080:8000", "echo-server"]);
+    assert_eq!(id.trim().len(), 64, "run -d prints the id: {id}");
+
+    // From the host's loopback, its own address, and from "the internet".
+    assert_echo(&get_echo("127.0.0.1:8080"));
+    assert_echo(&get_echo(&format!("{HOST_WAN}:8080")));
+    let v = wget_in_netns("wan", &format!("http://{HOST_WAN}:8080/echo"));
+    assert_eq!(v["body"], "Echo response");
+
+    // From a second container, to the first by IP.
+    let ip = h.ip_of("web");
+    assert!(ip.starts_with("10.77."), "{ip}");
+    let out = h.ok(&[
+        "run", "--rm", "busybox", "wget", "-q", "-T", "5", "-O", "-",
+        &format!("http://{ip}:8000/echo"),
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["body"], "Echo response");
+
+    // Inside a container: resolv.conf, hostname, eth0 address and default route.
+    let out = h.ok(&[
+        "run", "--rm", "--hostname", "inside", "--dns", "192.0.2.53", "busybox", "sh", "-c",
+        "cat /etc/resolv.conf; hostname; ip -o -4 addr show eth0; ip route",
+    ]);
+    assert!(out.contains("nameserver 192.0.2.53"), "{out}");
+    assert!(out.lines().any(|l| l == "inside"), "{out}");
+    assert!(out.contains("inet 10.77."), "{out}");
+    assert!(out.contains("default via 10.77.0.1 dev eth0"), "{out}");
+
+    // Logs show the requests; ps lists it with its ports.
+    let logs = h.ok(&["logs", "web"]);
+    assert!(logs.contains("GET /echo 200"), "{logs}");
+    let ps = h.ok(&["ps"]);
+    assert!(ps.contains("web") && ps.contains("0.0.0.0:8080->8000/tcp"), "{ps}");
+
+    h.ok(&["stop", "-t", "5", "web"]);
+    let ps = h.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited"), "{ps}");
+    h.ok(&["rm", "web"]);
+    h.assert_clean();
+}
+
+#[test]
+fn foreground_rm_returns_exit_code() {
+    if !minc_tests::sandbox("foreground_rm_returns_exit_code") {
+        return;
+    }
+    let h = Host::new();
+    h.busybox_image();
+    let out = h.minc(&["run", "--rm", "busybox", "sh", "-c", "echo hi; exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    h.assert_clean();
+
+    // --network none: only lo.
+    let out = h.ok(&["run", "--rm", "--network", "none", "busybox", "ip", "-o", "link"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("lo:"), "{out}");
+    h.assert_clean();
+}
+
+#[test]
+fn ports_are_published_once() {
+    if !minc_tests::sandbox("ports_are_published_once") {
+        return;
+    }
+    let h = Host::new();
+    h.ok(&["run", "-d", "--name", "a", "-p", "8081:8000", "echo-server"]);
+    h.ok(&["run", "-d", "--name", "b", "-p", "8082:8000", "echo-server"]);
+    assert_echo(&get_echo("127.0.0.1:8081"));
+    assert_echo(&get_echo("127.0.0.1:8082"));
+    assert_ne!(h.ip_of("a"), h.ip_of("b"));
+
+    let links_before = minc_tests::run("ip", &["-o", "link"]);
+    let check = |args: &[&str], want: &str| {
+        let out = h.minc(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        let ps = h.ok(&["ps", "-a"]);
+        assert_eq!(ps.lines().count(), 3, "only a and b remain: {ps}");
+        assert_eq!(minc_tests::run("ip", &["-o", "link"]), links_before);
+    };
+    check(&["run", "-d", "-p", "8081:8000", "echo-server"], "host port 8081/tcp is already published");
+    check(&["run", "-d", "--name", "a", "echo-server"], "name a is already in use");
+    check(&["run", "-d", "-p", "80x:8000", "echo-server"], "invalid port mapping");
+    check(&["run", "-d", "no-such-image"], "no-such-image");
+    // The first two still answer.
+    assert_echo(&get_echo("127.0.0.1:8081"));
+    h.ok(&["rm", "-f", "a", "b"]);
+    h.assert_clean();
+}
+
+#[test]
+fn detached_container_outlives_its_cli() {
+    if !minc_tests::sandbox("detached_container_outlives_its_cli") {
+        return;
+    }
+    let h = Host::new();
+    // The CLI in its own process group, which we then kill whole.
+    let mut cmd = h.cmd(&["run", "-d", "--name", "d", "-p", "8090:8000", "echo-server"]);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let status = cmd.stdout(Stdio::null()).status().unwrap();
+    assert!(status.success());
+    assert_echo(&get_echo("127.0.0.1:8090"));
+    let pid = h.inspect("d")["State"]["pid"].as_i64().unwrap();
+    let pgid = unsafe { libc::getpgid(pid as i32) };
+    assert_ne!(pgid, unsafe { libc::getpgid(0) });
+    // The monitor is the init's parent, and small.
+    let ppid = ppid(pid as i32);
+    let status = std::fs::read_to_string(format!("/proc/{ppid}/status")).unwrap();
+    let rss_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    println!("monitor RSS: {rss_kb} kB");
+    assert!(rss_kb < 4096, "monitor RSS {rss_kb} kB");
+    assert_echo(&get_echo("127.0.0.1:8090"));
+    // The monitor records the exit when the container stops.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !h.ok(&["ps", "-a"]).contains("Exited") {
+        assert!(Instant::now() < deadline, "exit never recorded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.ok(&["rm", "d"]);
+    h.assert_clean();
+}
+
+fn ppid(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat[stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
