@@ -27,10 +27,12 @@ impl Host {
     fn new() -> Host {
         let tmp = minc_tests::tempdir();
         let sh = |cmd: &str| minc_tests::run("sh", &["-c", cmd]);
-        sh("ip netns add wan && ip link add wan0 type veth peer name eth0 netns wan && \
+        sh(
+            "ip netns add wan && ip link add wan0 type veth peer name eth0 netns wan && \
             ip addr add 203.0.113.1/24 dev wan0 && ip link set wan0 up && \
             ip -n wan addr add 203.0.113.2/24 dev eth0 && ip -n wan link set eth0 up && \
-            ip -n wan link set lo up && ip route add default via 203.0.113.2");
+            ip -n wan link set lo up && ip route add default via 203.0.113.2",
+        );
         let h = Host {
             root: tmp.path().join("run"),
             data: tmp.path().join("data"),
@@ -50,29 +52,9 @@ impl Host {
         c
     }
 
-    /// Runs minc with output through files (a detached container must not hold our pipes).
+    /// Runs minc to completion (output through files: see `output_via_files`).
     fn minc(&self, args: &[&str]) -> Output {
-        let out = tempfile::tempfile().unwrap();
-        let err = tempfile::tempfile().unwrap();
-        let status = self
-            .cmd(args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(err.try_clone().unwrap())
-            .status()
-            .unwrap();
-        let read = |mut f: std::fs::File| {
-            use std::io::Seek;
-            let mut s = String::new();
-            f.seek(std::io::SeekFrom::Start(0)).unwrap();
-            f.read_to_string(&mut s).unwrap();
-            s.into_bytes()
-        };
-        Output {
-            status,
-            stdout: read(out),
-            stderr: read(err),
-        }
+        minc_tests::output_via_files(&mut self.cmd(args))
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -93,9 +75,23 @@ impl Host {
         let tar = self.dir.join("busybox.tar");
         minc_tests::run(
             "tar",
-            &["-C", rootfs.to_str().unwrap(), "-cf", tar.to_str().unwrap(), "."],
+            &[
+                "-C",
+                rootfs.to_str().unwrap(),
+                "-cf",
+                tar.to_str().unwrap(),
+                ".",
+            ],
         );
-        self.ok(&["image", "import", tar.to_str().unwrap(), "--name", "busybox", "--cmd", "sh"]);
+        self.ok(&[
+            "image",
+            "import",
+            tar.to_str().unwrap(),
+            "--name",
+            "busybox",
+            "--cmd",
+            "sh",
+        ]);
     }
 
     fn inspect(&self, name: &str) -> Value {
@@ -125,9 +121,17 @@ impl Host {
             "mounts left under the data root"
         );
         let count = |p: &Path| std::fs::read_dir(p).map(|d| d.count()).unwrap_or(0);
-        assert_eq!(count(&self.data.join("containers")), 0, "container dirs left");
+        assert_eq!(
+            count(&self.data.join("containers")),
+            0,
+            "container dirs left"
+        );
         let states = std::fs::read_dir(&self.root)
-            .map(|d| d.flatten().filter(|e| e.path().join("state.json").exists()).count())
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().join("state.json").exists())
+                    .count()
+            })
             .unwrap_or(0);
         assert_eq!(states, 0, "runtime state left");
         let ips = std::fs::read_dir(self.data.join("net/minc"))
@@ -156,7 +160,10 @@ fn get_echo(addr: &str) -> Value {
 fn try_get(addr: &str) -> std::io::Result<Value> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET /echo HTTP/1.1\r\nHost: {addr}\r\nX-Test: minc\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET /echo HTTP/1.1\r\nHost: {addr}\r\nX-Test: minc\r\nConnection: close\r\n\r\n"
+    )?;
     let mut resp = String::new();
     s.read_to_string(&mut resp)?;
     let body = resp
@@ -175,7 +182,9 @@ fn assert_echo(v: &Value) {
 fn wget_in_netns(netns: &str, url: &str) -> Value {
     let out = minc_tests::run(
         "ip",
-        &["netns", "exec", netns, "busybox", "wget", "-q", "-T", "5", "-O", "-", url],
+        &[
+            "netns", "exec", netns, "busybox", "wget", "-q", "-T", "5", "-O", "-", url,
+        ],
     );
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{url}: {e}: {out}"))
 }
@@ -187,7 +196,15 @@ fn echo_server_end_to_end() {
     }
     let h = Host::new();
     h.busybox_image();
-    let id = h.ok(&["run", "-d", "--name", "web", "-p", "8080:8000", "echo-server"]);
+    let id = h.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "8080:8000",
+        "echo-server",
+    ]);
     assert_eq!(id.trim().len(), 64, "run -d prints the id: {id}");
 
     // From the host's loopback, its own address, and from "the internet".
@@ -200,7 +217,15 @@ fn echo_server_end_to_end() {
     let ip = h.ip_of("web");
     assert!(ip.starts_with("10.77."), "{ip}");
     let out = h.ok(&[
-        "run", "--rm", "busybox", "wget", "-q", "-T", "5", "-O", "-",
+        "run",
+        "--rm",
+        "busybox",
+        "wget",
+        "-q",
+        "-T",
+        "5",
+        "-O",
+        "-",
         &format!("http://{ip}:8000/echo"),
     ]);
     let v: Value = serde_json::from_str(&out).unwrap();
@@ -208,7 +233,15 @@ fn echo_server_end_to_end() {
 
     // Inside a container: resolv.conf, hostname, eth0 address and default route.
     let out = h.ok(&[
-        "run", "--rm", "--hostname", "inside", "--dns", "192.0.2.53", "busybox", "sh", "-c",
+        "run",
+        "--rm",
+        "--hostname",
+        "inside",
+        "--dns",
+        "192.0.2.53",
+        "busybox",
+        "sh",
+        "-c",
         "cat /etc/resolv.conf; hostname; ip -o -4 addr show eth0; ip route",
     ]);
     assert!(out.contains("nameserver 192.0.2.53"), "{out}");
@@ -220,7 +253,10 @@ fn echo_server_end_to_end() {
     let logs = h.ok(&["logs", "web"]);
     assert!(logs.contains("GET /echo 200"), "{logs}");
     let ps = h.ok(&["ps"]);
-    assert!(ps.contains("web") && ps.contains("0.0.0.0:8080->8000/tcp"), "{ps}");
+    assert!(
+        ps.contains("web") && ps.contains("0.0.0.0:8080->8000/tcp"),
+        "{ps}"
+    );
 
     h.ok(&["stop", "-t", "5", "web"]);
     let ps = h.ok(&["ps", "-a"]);
@@ -237,12 +273,26 @@ fn foreground_rm_returns_exit_code() {
     let h = Host::new();
     h.busybox_image();
     let out = h.minc(&["run", "--rm", "busybox", "sh", "-c", "echo hi; exit 3"]);
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
     h.assert_clean();
 
     // --network none: only lo.
-    let out = h.ok(&["run", "--rm", "--network", "none", "busybox", "ip", "-o", "link"]);
+    let out = h.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(out.contains("lo:"), "{out}");
     h.assert_clean();
@@ -271,9 +321,18 @@ fn ports_are_published_once() {
         assert_eq!(ps.lines().count(), 3, "only a and b remain: {ps}");
         assert_eq!(minc_tests::run("ip", &["-o", "link"]), links_before);
     };
-    check(&["run", "-d", "-p", "8081:8000", "echo-server"], "host port 8081/tcp is already published");
-    check(&["run", "-d", "--name", "a", "echo-server"], "name a is already in use");
-    check(&["run", "-d", "-p", "80x:8000", "echo-server"], "invalid port mapping");
+    check(
+        &["run", "-d", "-p", "8081:8000", "echo-server"],
+        "host port 8081/tcp is already published",
+    );
+    check(
+        &["run", "-d", "--name", "a", "echo-server"],
+        "name a is already in use",
+    );
+    check(
+        &["run", "-d", "-p", "80x:8000", "echo-server"],
+        "invalid port mapping",
+    );
     check(&["run", "-d", "no-such-image"], "no-such-image");
     // The first two still answer.
     assert_echo(&get_echo("127.0.0.1:8081"));

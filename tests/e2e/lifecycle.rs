@@ -55,30 +55,9 @@ impl Bundle {
         c
     }
 
-    /// Runs `minc ARGS` to completion. Output goes through files, not pipes: a created or
-    /// detached container inherits minc's stdout/stderr and would hold a pipe open forever.
+    /// Runs `minc ARGS` to completion (output through files: see `output_via_files`).
     fn minc(&self, args: &[&str]) -> Output {
-        let out = tempfile::tempfile().unwrap();
-        let err = tempfile::tempfile().unwrap();
-        let status = self
-            .cmd(args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(err.try_clone().unwrap())
-            .status()
-            .unwrap();
-        let read = |mut f: std::fs::File| {
-            use std::io::{Read, Seek};
-            let mut v = Vec::new();
-            f.seek(std::io::SeekFrom::Start(0)).unwrap();
-            f.read_to_end(&mut v).unwrap();
-            v
-        };
-        Output {
-            status,
-            stdout: read(out),
-            stderr: read(err),
-        }
+        minc_tests::output_via_files(&mut self.cmd(args))
     }
 
     /// `minc ARGS` that must succeed; returns stdout.
@@ -253,6 +232,27 @@ fn capabilities_and_masked_paths() {
     assert!(
         text.contains("sys=1"),
         "/proc/sys should be read-only: {text}"
+    );
+}
+
+#[test]
+fn user_groups_env_and_no_new_privileges() {
+    if !minc_tests::sandbox("user_groups_env_and_no_new_privileges") {
+        return;
+    }
+    let b = Bundle::new("id -u; id -g; id -G; grep NoNewPrivs /proc/self/status; echo $GREETING $HOME; pwd; domainname");
+    b.edit(|c| {
+        c["process"]["user"] = json!({"uid": 65534, "gid": 65534, "additionalGids": [10, 20]});
+        c["process"]["env"] = json!(["PATH=/bin", "GREETING=hello"]);
+        c["process"]["cwd"] = json!("/tmp");
+        c["process"]["noNewPrivileges"] = json!(true);
+        c["domainname"] = json!("example.test");
+    });
+    let out = b.run("u1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "65534\n65534\n65534 10 20\nNoNewPrivs:\t1\nhello /\n/tmp\nexample.test\n"
     );
 }
 

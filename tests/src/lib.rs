@@ -137,3 +137,29 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     };
     dir.join(name)
 }
+
+/// Runs a command to completion with its stdout and stderr going through temporary files
+/// instead of pipes: a created or detached container inherits them and would otherwise
+/// hold a pipe open long after the command returned.
+pub fn output_via_files(cmd: &mut Command) -> std::process::Output {
+    use std::io::{Read, Seek};
+    let out = tempfile::tempfile().unwrap();
+    let err = tempfile::tempfile().unwrap();
+    let status = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .status()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let read = |mut f: std::fs::File| {
+        let mut v = Vec::new();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.read_to_end(&mut v).unwrap();
+        v
+    };
+    std::process::Output {
+        status,
+        stdout: read(out),
+        stderr: read(err),
+    }
+}

@@ -93,7 +93,10 @@ impl Ctx {
             data_dir: self.data_root.join("net"),
             run_dir: self.root.with_file_name(format!(
                 "{}-net",
-                self.root.file_name().and_then(|n| n.to_str()).unwrap_or("minc")
+                self.root
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("minc")
             )),
             ..Default::default()
         }
@@ -116,7 +119,10 @@ pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String
     let dns = a
         .dns
         .iter()
-        .map(|d| d.parse().map_err(|_| anyhow!("--dns {d}: not an IP address")))
+        .map(|d| {
+            d.parse()
+                .map_err(|_| anyhow!("--dns {d}: not an IP address"))
+        })
         .collect::<Result<Vec<std::net::IpAddr>>>()?;
     for kv in &a.env {
         if !kv.contains('=') || kv.starts_with('=') {
@@ -125,9 +131,7 @@ pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String
     }
     let store = ctx.store()?;
     let img = store.resolve(image).map_err(|e| {
-        anyhow!(
-            "{e} (see `minc images`; to run an OCI bundle instead: minc run -b BUNDLE {image})"
-        )
+        anyhow!("{e} (see `minc images`; to run an OCI bundle instead: minc run -b BUNDLE {image})")
     })?;
 
     let id = new_id();
@@ -139,7 +143,9 @@ pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String
     let containers = ctx.containers();
     let dir = containers.reserve(&id, &name)?;
     // From here on, any failure removes everything made so far.
-    let result = setup_and_start(ctx, a, detach, &img, cmd, &id, &short, &name, &dir, ports, dns, &store);
+    let result = setup_and_start(
+        ctx, a, detach, &img, cmd, &id, &short, &name, &dir, ports, dns, &store,
+    );
     match result {
         Ok(code) => Ok(code),
         Err(e) => {
@@ -195,7 +201,9 @@ fn setup_and_start(
     let spec = images::runtime_spec(img, &rootfs.path, &opts)?;
     let mut config = serde_json::to_value(&spec)?;
     if let Some(al) = &alloc {
-        let mounts = config["mounts"].as_array_mut().ok_or_else(|| anyhow!("spec without mounts"))?;
+        let mounts = config["mounts"]
+            .as_array_mut()
+            .ok_or_else(|| anyhow!("spec without mounts"))?;
         for (file, dest) in [
             (&al.resolv_conf, "/etc/resolv.conf"),
             (&al.hosts, "/etc/hosts"),
@@ -210,7 +218,11 @@ fn setup_and_start(
     }
     let command = config["process"]["args"]
         .as_array()
-        .map(|v| v.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|v| {
+            v.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
     ctx.containers().save(&Record {
@@ -358,7 +370,10 @@ pub fn teardown(ctx: &Ctx, id: &str) {
 fn status_of(ctx: &Ctx, r: &Record) -> (bool, String) {
     let live = ctx.runtime().state(&r.id).map(|s| s.status).ok();
     match live {
-        Some(Status::Running) => (true, format!("Up {}", ago(r.created).trim_end_matches(" ago"))),
+        Some(Status::Running) => (
+            true,
+            format!("Up {}", ago(r.created).trim_end_matches(" ago")),
+        ),
         Some(Status::Created) | Some(Status::Creating) => (true, "Created".into()),
         _ => match ctx.containers().exit(&r.id) {
             Some(e) => (false, format!("Exited ({}) {}", e.code, ago(e.finished))),
@@ -368,17 +383,26 @@ fn status_of(ctx: &Ctx, r: &Record) -> (bool, String) {
 }
 
 /// `minc ps [-a]`: containers with name, image, status, IP, ports, age.
-pub fn ps(ctx: &Ctx, all: bool) -> Result<()> {
+pub fn ps(ctx: &Ctx, all: bool, quiet: bool) -> Result<()> {
     let mut rows = Vec::new();
     for r in ctx.containers().all()? {
         let (up, status) = status_of(ctx, &r);
         if !up && !all {
             continue;
         }
+        if quiet {
+            println!("{}", &r.id[..12]);
+            continue;
+        }
         let ports = r
             .ports
             .iter()
-            .map(|p| format!("0.0.0.0:{}->{}/{}", p.host_port, p.container_port, p.protocol))
+            .map(|p| {
+                format!(
+                    "0.0.0.0:{}->{}/{}",
+                    p.host_port, p.container_port, p.protocol
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
         rows.push(vec![
@@ -391,10 +415,18 @@ pub fn ps(ctx: &Ctx, all: bool) -> Result<()> {
             ago(r.created),
         ]);
     }
-    print!(
-        "{}",
-        format::table(&["CONTAINER ID", "NAME", "IMAGE", "STATUS", "IP", "PORTS", "CREATED"], &rows)
-    );
+    if !quiet {
+        let header = [
+            "CONTAINER ID",
+            "NAME",
+            "IMAGE",
+            "STATUS",
+            "IP",
+            "PORTS",
+            "CREATED",
+        ];
+        print!("{}", format::table(&header, &rows));
+    }
     Ok(())
 }
 
@@ -462,7 +494,10 @@ pub fn rm(ctx: &Ctx, keys: &[String], force: bool) -> Result<()> {
     for key in keys {
         let r = ctx.containers().find(key)?;
         if status_of(ctx, &r).0 && !force {
-            bail!("container {} is running: stop it first or use rm -f", r.name);
+            bail!(
+                "container {} is running: stop it first or use rm -f",
+                r.name
+            );
         }
         teardown(ctx, &r.id);
         println!("{}", r.name);

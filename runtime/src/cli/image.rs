@@ -63,7 +63,9 @@ pub fn dispatch(ctx: &Ctx, c: &ImageCommand) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&img.config)?);
         }
         ImageCommand::Rm { name } => {
-            store(ctx)?.remove(name).with_context(|| format!("image rm {name}"))?;
+            store(ctx)?
+                .remove(name)
+                .with_context(|| format!("image rm {name}"))?;
             println!("{name}");
         }
         ImageCommand::Unpack { name, dir } => {

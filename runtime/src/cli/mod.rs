@@ -32,7 +32,12 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "/run/minc", value_name = "DIR")]
     pub root: PathBuf,
     /// Directory for images, container filesystems and network state
-    #[arg(long = "data-root", global = true, default_value = "/var/lib/minc", value_name = "DIR")]
+    #[arg(
+        long = "data-root",
+        global = true,
+        default_value = "/var/lib/minc",
+        value_name = "DIR"
+    )]
     pub data_root: PathBuf,
     /// Write the log to FILE (OCI clients read errors from it)
     #[arg(long, global = true, value_name = "FILE")]
@@ -118,7 +123,12 @@ pub struct RunArgs {
     #[command(flatten)]
     pub image: docker::ImageRunArgs,
     /// IMAGE [CMD...], or with a bundle the container ID
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "IMAGE|ID")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE|ID"
+    )]
     pub args: Vec<String>,
 }
 
@@ -141,6 +151,9 @@ pub struct PsArgs {
     /// Show all containers, also stopped ones (Docker style)
     #[arg(short, long)]
     pub all: bool,
+    /// Print only container ids (Docker style)
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Output format for `ps ID`
     #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
     pub format: String,
@@ -219,7 +232,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Run(a) => run(&ctx, &rt, a),
         Command::Ps(a) => match &a.id {
             Some(id) => runc::ps(&rt, id, a.format == "json").map(|_| 0),
-            None => docker::ps(&ctx, a.all).map(|_| 0),
+            None => docker::ps(&ctx, a.all, a.quiet).map(|_| 0),
         },
         Command::Logs(a) => docker::logs(&ctx, &a.name, a.follow).map(|_| 0),
         Command::Stop(a) => {
@@ -259,6 +272,5 @@ fn run(ctx: &docker::Ctx, rt: &crate::Runtime, a: &RunArgs) -> Result<i32> {
         return runc::run(rt, &create, a.detach);
     }
     let (image, cmd) = a.args.split_first().expect("clap requires one argument");
-    docker::run(ctx, &a.image, a.detach, image, cmd)
-        .map_err(|e| e.context(format!("run {image}")))
+    docker::run(ctx, &a.image, a.detach, image, cmd).map_err(|e| e.context(format!("run {image}")))
 }

@@ -14,7 +14,12 @@ use std::path::PathBuf;
 pub const ARG: &str = "__monitor";
 
 /// argv for re-executing as the monitor.
-pub fn argv(root: &std::path::Path, data_root: &std::path::Path, id: &str, pid: i32) -> Vec<CString> {
+pub fn argv(
+    root: &std::path::Path,
+    data_root: &std::path::Path,
+    id: &str,
+    pid: i32,
+) -> Vec<CString> {
     let s = |v: &str| CString::new(v).unwrap_or_default();
     vec![
         s("minc"),

@@ -187,7 +187,8 @@ pub fn ps(rt: &Runtime, id: &str, json: bool) -> Result<()> {
 pub fn run(rt: &Runtime, create: &CreateArgs, detach: bool) -> Result<i32> {
     let id = &create.id;
     let opts = create.options().with_context(|| format!("run {id}"))?;
-    rt.run(id, &opts, detach).with_context(|| format!("run {id}"))
+    rt.run(id, &opts, detach)
+        .with_context(|| format!("run {id}"))
 }
 
 fn list(rt: &Runtime, a: &ListArgs) -> Result<()> {

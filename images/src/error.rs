@@ -1,0 +1,47 @@
+//! Typed errors of the image store: one line each, naming the object and the cause.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("image {0} not found")]
+    NotFound(String),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("blob {expected}: digest mismatch (got {actual})")]
+    DigestMismatch { expected: String, actual: String },
+    #[error("{what}: {reason}")]
+    Invalid { what: String, reason: String },
+    #[error("layer {layer}: entry {entry}: {reason}")]
+    Layer {
+        layer: String,
+        entry: String,
+        reason: String,
+    },
+    #[error("user {0:?} not found in the image's /etc/passwd")]
+    UnknownUser(String),
+    #[error("group {0:?} not found in the image's /etc/group")]
+    UnknownGroup(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::Invalid {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! From an image config and the user's `run` flags to an OCI runtime spec, with runc-like
+//! defaults for everything the image does not say.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::store::Image;
+
+#[derive(Debug, Default, Clone)]
+pub struct RunOptions {
+    /// Replaces the image's Entrypoint (and then its Cmd, as Docker does).
+    pub entrypoint: Option<Vec<String>>,
+    /// Replaces the image's Cmd when not empty.
+    pub cmd: Vec<String>,
+    /// `KEY=value`, added to or replacing the image's Env.
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    /// `name`, `uid`, `uid:gid` or `name:group`, looked up in the image.
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+}
+
+/// Docker's default capability set.
+const CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// A runc-like default spec (process `sh`, rootfs `rootfs`) as JSON.
+fn defaults() -> Value {
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "cwd": "/",
+            "capabilities": {"bounding": CAPS, "effective": CAPS, "permitted": CAPS},
+            "noNewPrivileges": false
+        },
+        "root": {"path": "rootfs", "readonly": false},
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}
+        ],
+        "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+        }
+    })
+}
+
+pub fn default_spec() -> oci_spec::runtime::Spec {
+    serde_json::from_value(defaults()).expect("the default spec is valid")
+}
+
+/// The runtime spec for running `image` from `rootfs` with the user's options.
+pub fn runtime_spec(
+    image: &Image,
+    rootfs: &Path,
+    opts: &RunOptions,
+) -> Result<oci_spec::runtime::Spec> {
+    let cfg = image.config.config().clone().unwrap_or_default();
+    let entrypoint = match &opts.entrypoint {
+        Some(e) => e.clone(),
+        None => cfg.entrypoint().clone().unwrap_or_default(),
+    };
+    let cmd = if !opts.cmd.is_empty() {
+        opts.cmd.clone()
+    } else if opts.entrypoint.is_some() {
+        Vec::new() // a new entrypoint drops the image's Cmd, as in Docker
+    } else {
+        cfg.cmd().clone().unwrap_or_default()
+    };
+    let args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if args.is_empty() {
+        return Err(Error::invalid(
+            format!("image {}", image.name),
+            "no command: the image has no Entrypoint or Cmd, give one",
+        ));
+    }
+    let mut env: Vec<String> = cfg.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        );
+    }
+    for kv in &opts.env {
+        let key = kv.split('=').next().unwrap_or(kv);
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.clone());
+    }
+    let cwd = opts
+        .workdir
+        .clone()
+        .or_else(|| cfg.working_dir().clone().filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "/".into());
+    let user = match opts
+        .user
+        .clone()
+        .or_else(|| cfg.user().clone().filter(|u| !u.is_empty()))
+    {
+        Some(u) => lookup_user(rootfs, &u)?,
+        None => (0, 0, Vec::new()),
+    };
+
+    let mut spec = defaults();
+    spec["process"]["args"] = json!(args);
+    spec["process"]["env"] = json!(env);
+    spec["process"]["cwd"] = json!(cwd);
+    spec["process"]["user"] = json!({"uid": user.0, "gid": user.1, "additionalGids": user.2});
+    spec["root"]["path"] = json!(rootfs);
+    if let Some(h) = &opts.hostname {
+        spec["hostname"] = json!(h);
+    }
+    serde_json::from_value(spec).map_err(|e| Error::invalid("runtime spec", e.to_string()))
+}
+
+/// Resolves `user[:group]` against the image's /etc/passwd and /etc/group (read inside the
+/// rootfs, never following a link out of it). Returns (uid, gid, supplementary gids).
+fn lookup_user(rootfs: &Path, spec: &str) -> Result<(u32, u32, Vec<u32>)> {
+    let read = |p: &str| {
+        crate::safepath::resolve(rootfs, Path::new(p), true)
+            .ok()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    };
+    let passwd = read("etc/passwd");
+    let group = read("etc/group");
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 3 && (f[0] == u || f[2] == u));
+    let (uid, default_gid, name) = match (u.parse::<u32>(), &entry) {
+        (_, Some(f)) => (
+            f[2].parse().map_err(|_| Error::UnknownUser(u.into()))?,
+            f[3].parse().unwrap_or(0),
+            Some(f[0].to_string()),
+        ),
+        (Ok(n), None) => (n, n, None),
+        (Err(_), None) => return Err(Error::UnknownUser(u.into())),
+    };
+    let groups: Vec<Vec<&str>> = group.lines().map(|l| l.split(':').collect()).collect();
+    let gid = match g {
+        None => default_gid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => groups
+                .iter()
+                .find(|f| f.len() > 2 && f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| Error::UnknownGroup(g.into()))?,
+        },
+    };
+    let extra = match &name {
+        Some(n) => groups
+            .iter()
+            .filter(|f| f.len() > 3 && f[3].split(',').any(|m| m == n))
+            .filter_map(|f| f[2].parse().ok())
+            .filter(|g| *g != gid)
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok((uid, gid, extra))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_from_the_image() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            "root:x:0:0::/:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("etc/group"),
+            "root:x:0:\napp:x:1000:\nwheel:x:10:app\n",
+        )
+        .unwrap();
+        assert_eq!(
+            lookup_user(dir.path(), "app").unwrap(),
+            (1000, 1000, vec![10])
+        );
+        assert_eq!(
+            lookup_user(dir.path(), "app:wheel").unwrap(),
+            (1000, 10, vec![])
+        );
+        assert_eq!(
+            lookup_user(dir.path(), "1234:5").unwrap(),
+            (1234, 5, vec![])
+        );
+        assert!(matches!(
+            lookup_user(dir.path(), "ghost"),
+            Err(Error::UnknownUser(_))
+        ));
+        assert!(default_spec().process().is_some());
+    }
+}

@@ -1,0 +1,555 @@
+//! The image store: an OCI image layout under `DATA_ROOT/images`, unpacked layers under
+//! `DATA_ROOT/layers/<diff_id>`, container root filesystems as overlayfs mounts of them.
+
+use std::fs;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::ImageConfiguration;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::digest;
+use crate::error::{Error, Result};
+use crate::unpack::{self, Whiteouts};
+
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+pub const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+
+/// A content descriptor (manifest entries, layers, config).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<serde_json::Map<String, Value>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Index {
+    pub schema_version: u32,
+    #[serde(default)]
+    pub manifests: Vec<Descriptor>,
+}
+
+/// A stored image, ready to unpack or run.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// `name:tag`
+    pub name: String,
+    /// The manifest's digest.
+    pub digest: String,
+    pub manifest: Manifest,
+    pub config: ImageConfiguration,
+}
+
+impl Image {
+    /// The uncompressed digest of each layer, bottom first.
+    pub fn diff_ids(&self) -> &[String] {
+        self.config.rootfs().diff_ids()
+    }
+
+    /// `ExposedPorts` as (port, "tcp"|"udp").
+    pub fn exposed_ports(&self) -> Vec<(u16, String)> {
+        let ports = self
+            .config
+            .config()
+            .as_ref()
+            .and_then(|c| c.exposed_ports().clone())
+            .unwrap_or_default();
+        ports
+            .iter()
+            .filter_map(|p| {
+                let (n, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+                Some((n.parse().ok()?, proto.to_string()))
+            })
+            .collect()
+    }
+
+    pub fn size(&self) -> u64 {
+        self.manifest.config.size + self.manifest.layers.iter().map(|l| l.size).sum::<u64>()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ImageRef {
+    pub name: String,
+    pub digest: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImageSummary {
+    pub name: String,
+    pub digest: String,
+    pub size: u64,
+    pub created: Option<String>,
+}
+
+/// A container's root filesystem made by `create_rootfs`.
+#[derive(Debug, Clone)]
+pub struct Rootfs {
+    pub path: PathBuf,
+    /// true: an overlayfs mount; false: a flattened copy (overlayfs unavailable).
+    pub overlay: bool,
+}
+
+pub struct Store {
+    pub root: PathBuf,
+    layers: PathBuf,
+}
+
+/// `name` -> `name:latest`; digests and `name:tag` stay.
+pub fn normalize(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if name.starts_with("sha256:") || last.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store under `data_root`.
+    pub fn open(data_root: &Path) -> Result<Store> {
+        let root = data_root.join("images");
+        let layers = data_root.join("layers");
+        for d in [root.join("blobs/sha256"), root.join("tmp"), layers.clone()] {
+            fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+        }
+        let layout = root.join("oci-layout");
+        if !layout.exists() {
+            write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        if !root.join("index.json").exists() {
+            write_atomic(
+                &root.join("index.json"),
+                br#"{"schemaVersion":2,"manifests":[]}"#,
+            )?;
+        }
+        Ok(Store { root, layers })
+    }
+
+    pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
+        let hex =
+            digest::hex(digest).ok_or_else(|| Error::invalid(digest, "not a sha256 digest"))?;
+        Ok(self.root.join("blobs/sha256").join(hex))
+    }
+
+    /// A temporary file in the store (same filesystem as the blobs, so rename works).
+    pub fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
+        tempfile::NamedTempFile::new_in(self.root.join("tmp")).map_err(|e| Error::io(&self.root, e))
+    }
+
+    pub fn temp_dir(&self) -> Result<tempfile::TempDir> {
+        tempfile::tempdir_in(self.root.join("tmp")).map_err(|e| Error::io(&self.root, e))
+    }
+
+    /// Streams a blob in, hashing as it goes; with `expected`, a mismatch stores nothing.
+    pub fn put_blob(
+        &self,
+        mut r: impl std::io::Read,
+        expected: Option<&str>,
+    ) -> Result<(String, u64)> {
+        let mut tmp = self.temp_file()?;
+        let (got, size) = digest::copy_hashing(&mut r, tmp.as_file_mut())
+            .map_err(|e| Error::io(tmp.path(), e))?;
+        if let Some(want) = expected {
+            if want != got {
+                return Err(Error::DigestMismatch {
+                    expected: want.to_string(),
+                    actual: got,
+                });
+            }
+        }
+        let dest = self.blob_path(&got)?;
+        if !dest.exists() {
+            tmp.persist(&dest).map_err(|e| Error::io(&dest, e.error))?;
+        }
+        Ok((got, size))
+    }
+
+    pub fn put_bytes(&self, data: &[u8]) -> Result<(String, u64)> {
+        self.put_blob(data, None)
+    }
+
+    pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
+        let p = self.blob_path(digest)?;
+        fs::read(&p).map_err(|e| Error::io(&p, e))
+    }
+
+    fn lock(&self) -> Result<fs::File> {
+        let p = self.root.join(".lock");
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(|e| Error::io(&p, e))?;
+        // SAFETY: flock on an fd we own; released when the file is dropped.
+        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+        Ok(f)
+    }
+
+    pub fn index(&self) -> Result<Index> {
+        let p = self.root.join("index.json");
+        let data = fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        serde_json::from_slice(&data)
+            .map_err(|e| Error::invalid(p.display().to_string(), e.to_string()))
+    }
+
+    fn save_index(&self, index: &Index) -> Result<()> {
+        write_atomic(
+            &self.root.join("index.json"),
+            &serde_json::to_vec_pretty(index).expect("json"),
+        )
+    }
+
+    /// Points `name` at a stored manifest (replacing an older image of that name).
+    pub fn tag(&self, name: &str, manifest_digest: &str, size: u64) -> Result<ImageRef> {
+        let name = normalize(name);
+        let _lock = self.lock()?;
+        let mut index = self.index()?;
+        index
+            .manifests
+            .retain(|d| ref_name(d) != Some(name.as_str()));
+        let mut ann = serde_json::Map::new();
+        ann.insert(REF_NAME.into(), Value::String(name.clone()));
+        index.manifests.push(Descriptor {
+            media_type: MANIFEST_TYPE.into(),
+            digest: manifest_digest.to_string(),
+            size,
+            annotations: Some(ann),
+        });
+        self.save_index(&index)?;
+        Ok(ImageRef {
+            name,
+            digest: manifest_digest.to_string(),
+        })
+    }
+
+    /// Stores a manifest for `config` + `layers` and names it.
+    pub fn commit(&self, name: &str, config: &[u8], layers: Vec<Descriptor>) -> Result<ImageRef> {
+        let (config_digest, config_size) = self.put_bytes(config)?;
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(MANIFEST_TYPE.into()),
+            config: Descriptor {
+                media_type: CONFIG_TYPE.into(),
+                digest: config_digest,
+                size: config_size,
+                annotations: None,
+            },
+            layers,
+        };
+        let bytes = serde_json::to_vec(&manifest).expect("json");
+        let (digest, size) = self.put_bytes(&bytes)?;
+        self.tag(name, &digest, size)
+    }
+
+    /// Finds an image by `name`, `name:tag` or manifest digest (prefix). The built-in
+    /// `echo-server` is built and stored on first use.
+    pub fn resolve(&self, name: &str) -> Result<Image> {
+        match self.find(name)? {
+            Some(img) => Ok(img),
+            None if normalize(name) == crate::builtin::NAME => {
+                crate::builtin::store(self)?;
+                self.find(name)?.ok_or_else(|| Error::NotFound(name.into()))
+            }
+            None => Err(Error::NotFound(name.into())),
+        }
+    }
+
+    fn find(&self, name: &str) -> Result<Option<Image>> {
+        let want = normalize(name);
+        let index = self.index()?;
+        let hex = name.strip_prefix("sha256:").unwrap_or(name);
+        let found = index
+            .manifests
+            .iter()
+            .find(|d| ref_name(d) == Some(want.as_str()))
+            .or_else(|| {
+                let by_digest: Vec<_> = index
+                    .manifests
+                    .iter()
+                    .filter(|d| hex.len() >= 6 && d.digest["sha256:".len()..].starts_with(hex))
+                    .collect();
+                (by_digest.len() == 1).then(|| by_digest[0])
+            });
+        let Some(desc) = found else {
+            return Ok(None);
+        };
+        self.load(ref_name(desc).unwrap_or(name), &desc.digest)
+            .map(Some)
+    }
+
+    fn load(&self, name: &str, manifest_digest: &str) -> Result<Image> {
+        let manifest: Manifest = serde_json::from_slice(&self.read_blob(manifest_digest)?)
+            .map_err(|e| Error::invalid(format!("manifest {manifest_digest}"), e.to_string()))?;
+        let config: ImageConfiguration =
+            serde_json::from_slice(&self.read_blob(&manifest.config.digest)?).map_err(|e| {
+                Error::invalid(format!("config {}", manifest.config.digest), e.to_string())
+            })?;
+        if config.rootfs().diff_ids().len() != manifest.layers.len() {
+            return Err(Error::invalid(
+                format!("image {name}"),
+                "config diff_ids and manifest layers differ in number",
+            ));
+        }
+        Ok(Image {
+            name: name.to_string(),
+            digest: manifest_digest.to_string(),
+            manifest,
+            config,
+        })
+    }
+
+    pub fn list(&self) -> Result<Vec<ImageSummary>> {
+        let mut out = Vec::new();
+        for d in self.index()?.manifests {
+            let name = ref_name(&d).unwrap_or("<none>").to_string();
+            if let Ok(img) = self.load(&name, &d.digest) {
+                out.push(ImageSummary {
+                    size: img.size(),
+                    created: img.config.created().clone(),
+                    name,
+                    digest: d.digest.clone(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes a name; blobs and unpacked layers that no remaining image uses go too
+    /// (unpacked layers still mounted by a container stay).
+    pub fn remove(&self, name: &str) -> Result<()> {
+        let img = self.resolve_existing(name)?;
+        let _lock = self.lock()?;
+        let mut index = self.index()?;
+        index
+            .manifests
+            .retain(|d| ref_name(d) != Some(img.name.as_str()));
+        self.save_index(&index)?;
+        let mut keep_blobs = std::collections::HashSet::new();
+        let mut keep_layers = std::collections::HashSet::new();
+        for d in &index.manifests {
+            if let Ok(other) = self.load(ref_name(d).unwrap_or(""), &d.digest) {
+                keep_blobs.insert(other.digest.clone());
+                keep_blobs.insert(other.manifest.config.digest.clone());
+                keep_blobs.extend(other.manifest.layers.iter().map(|l| l.digest.clone()));
+                keep_layers.extend(other.diff_ids().iter().cloned());
+            }
+        }
+        let mut drop_blobs = vec![img.digest.clone(), img.manifest.config.digest.clone()];
+        drop_blobs.extend(img.manifest.layers.iter().map(|l| l.digest.clone()));
+        for b in drop_blobs.iter().filter(|b| !keep_blobs.contains(*b)) {
+            let _ = fs::remove_file(self.blob_path(b)?);
+        }
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for id in img.diff_ids().iter().filter(|d| !keep_layers.contains(*d)) {
+            let dir = self.layer_dir(id)?;
+            if !mounts.contains(dir.to_str().unwrap_or("")) {
+                let _ = fs::remove_dir_all(&dir);
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_existing(&self, name: &str) -> Result<Image> {
+        self.find(name)?.ok_or_else(|| Error::NotFound(name.into()))
+    }
+
+    fn layer_dir(&self, diff_id: &str) -> Result<PathBuf> {
+        let hex =
+            digest::hex(diff_id).ok_or_else(|| Error::invalid(diff_id, "not a sha256 diff_id"))?;
+        Ok(self.layers.join(hex))
+    }
+
+    /// Unpacks the image's layers, flattened, into `dest` (for inspection and learners).
+    pub fn unpack(&self, image: &Image, dest: &Path) -> Result<()> {
+        fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
+        for (layer, diff_id) in image.manifest.layers.iter().zip(image.diff_ids()) {
+            let blob = self.blob_path(&layer.digest)?;
+            explain!("tar -xf {} -C {}", blob.display(), dest.display());
+            let f = fs::File::open(&blob).map_err(|e| Error::io(&blob, e))?;
+            unpack::apply_layer(f, dest, Whiteouts::Apply, &layer.digest, Some(diff_id), &[])?;
+        }
+        Ok(())
+    }
+
+    /// Each layer unpacked once, by diff_id, in overlayfs form; returns their dirs, bottom
+    /// first.
+    pub fn ensure_layers(&self, image: &Image) -> Result<Vec<PathBuf>> {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for (layer, diff_id) in image.manifest.layers.iter().zip(image.diff_ids()) {
+            let dir = self.layer_dir(diff_id)?;
+            if !dir.exists() {
+                let tmp = self.temp_dir()?;
+                let blob = self.blob_path(&layer.digest)?;
+                explain!("tar -xf {} -C {}", blob.display(), dir.display());
+                let f = fs::File::open(&blob).map_err(|e| Error::io(&blob, e))?;
+                unpack::apply_layer(
+                    f,
+                    tmp.path(),
+                    Whiteouts::Overlay,
+                    &layer.digest,
+                    Some(diff_id),
+                    &dirs,
+                )?;
+                // Another run may have unpacked it meanwhile: theirs is as good as ours.
+                let tmp = tmp.keep();
+                if fs::rename(&tmp, &dir).is_err() {
+                    let _ = fs::remove_dir_all(&tmp);
+                }
+            }
+            dirs.push(dir);
+        }
+        Ok(dirs)
+    }
+
+    /// The container's rootfs at `container_dir/rootfs`: an overlayfs of the image's layers
+    /// with the container's own upper and work directories, or a flattened copy where
+    /// overlayfs cannot be mounted.
+    pub fn create_rootfs(&self, image: &Image, container_dir: &Path) -> Result<Rootfs> {
+        let rootfs = container_dir.join("rootfs");
+        let upper = container_dir.join("upper");
+        let work = container_dir.join("work");
+        for d in [&rootfs, &upper, &work] {
+            fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
+        let layers = self.ensure_layers(image)?;
+        let lower = layers
+            .iter()
+            .rev()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":");
+        let data = format!(
+            "lowerdir={lower},upperdir={},workdir={}",
+            upper.display(),
+            work.display()
+        );
+        explain!("mount -t overlay overlay -o {data} {}", rootfs.display());
+        match mount_overlay(&rootfs, &data) {
+            Ok(()) => Ok(Rootfs {
+                path: rootfs,
+                overlay: true,
+            }),
+            Err(e) => {
+                tracing::debug!("overlayfs unavailable ({e}); copying the image instead");
+                let _ = fs::remove_dir_all(&upper);
+                let _ = fs::remove_dir_all(&work);
+                self.unpack(image, &rootfs)?;
+                Ok(Rootfs {
+                    path: rootfs,
+                    overlay: false,
+                })
+            }
+        }
+    }
+
+    /// Unmounts and removes a container's rootfs; idempotent.
+    pub fn remove_rootfs(container_dir: &Path) -> Result<()> {
+        let rootfs = container_dir.join("rootfs");
+        let c = std::ffi::CString::new(rootfs.as_os_str().as_encoded_bytes()).unwrap_or_default();
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        if mounts
+            .lines()
+            .any(|l| l.split(' ').nth(4) == rootfs.to_str())
+        {
+            explain!("umount {}", rootfs.display());
+            // SAFETY: valid C string path.
+            if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } < 0 {
+                return Err(Error::io(&rootfs, std::io::Error::last_os_error()));
+            }
+        }
+        for d in ["rootfs", "upper", "work"] {
+            let p = container_dir.join(d);
+            match fs::remove_dir_all(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&p, e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn mount_overlay(target: &Path, data: &str) -> std::io::Result<()> {
+    let t = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())?;
+    let d = std::ffi::CString::new(data)?;
+    // SAFETY: valid C strings.
+    let r = unsafe {
+        libc::mount(
+            c"overlay".as_ptr(),
+            t.as_ptr(),
+            c"overlay".as_ptr(),
+            0,
+            d.as_ptr().cast(),
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+pub fn ref_name(d: &Descriptor) -> Option<&str> {
+    d.annotations.as_ref()?.get(REF_NAME)?.as_str()
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(data).map_err(|e| Error::io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// A default image config for a rootfs without one.
+pub fn default_config(
+    diff_ids: &[String],
+    entrypoint: Option<&[String]>,
+    cmd: Option<&[String]>,
+) -> Vec<u8> {
+    let mut c =
+        json!({"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]});
+    if let Some(e) = entrypoint {
+        c["Entrypoint"] = json!(e);
+    }
+    c["Cmd"] = json!(cmd
+        .map(|c| c.to_vec())
+        .unwrap_or_else(|| vec!["sh".to_string()]));
+    serde_json::to_vec(&json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": c,
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .expect("json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(normalize("busybox"), "busybox:latest");
+        assert_eq!(normalize("busybox:1"), "busybox:1");
+        assert_eq!(normalize("localhost:5000/x"), "localhost:5000/x:latest");
+    }
+}
