@@ -59,13 +59,13 @@ pub fn apply_layer(
         inner: stream,
         hash: Sha256::new(),
     };
-    let mut ar = tar::Archive::new(&mut hashing);
     let mut written: HashSet<PathBuf> = HashSet::new();
     let fail = |entry: &Path, reason: String| Error::Layer {
         layer: layer.to_string(),
         entry: entry.display().to_string(),
         reason,
     };
+    let mut ar = tar::Archive::new(&mut hashing);
     let entries = ar.entries().map_err(|e| Error::io(layer, e))?;
     for entry in entries {
         let mut e = entry.map_err(|e| fail(Path::new("?"), e.to_string()))?;
@@ -80,7 +80,6 @@ pub fn apply_layer(
         apply_entry(&mut e, dest, &rel, mode, &mut written, lowers)
             .map_err(|why| fail(&raw, why))?;
     }
-    drop(ar);
     // Some tools omit the end-of-archive marker; the digest was verified before, so read
     // what is left (padding) to finish the diff_id check and accept.
     std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| Error::io(layer, e))?;

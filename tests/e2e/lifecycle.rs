@@ -240,7 +240,7 @@ fn user_groups_env_and_no_new_privileges() {
     if !minc_tests::sandbox("user_groups_env_and_no_new_privileges") {
         return;
     }
-    let b = Bundle::new("id -u; id -g; id -G; grep NoNewPrivs /proc/self/status; echo $GREETING $HOME; pwd; domainname");
+    let b = Bundle::new("id -u; id -g; id -G; grep NoNewPrivs /proc/self/status; echo $GREETING $HOME; pwd; cat /proc/sys/kernel/domainname");
     b.edit(|c| {
         c["process"]["user"] = json!({"uid": 65534, "gid": 65534, "additionalGids": [10, 20]});
         c["process"]["env"] = json!(["PATH=/bin", "GREETING=hello"]);

@@ -76,7 +76,7 @@ pub enum Command {
     /// Delete a container (-f kills it first if it is running)
     Delete(runc::DeleteArgs),
     /// Run an image (`run [-d] [-p H:C] IMAGE [CMD...]`) or a bundle (`run -b BUNDLE ID`)
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List containers (runc style)
     List(runc::ListArgs),
     /// Without ID: list containers (Docker style); with ID: the processes in that container
