@@ -183,7 +183,11 @@ impl Store {
         let name = opts
             .name
             .clone()
-            .or_else(|| m.repo_tags.as_ref().and_then(|t| t.first().cloned()))
+            .or_else(|| {
+                m.repo_tags
+                    .as_ref()
+                    .and_then(|t| t.first().map(|t| short_name(t)))
+            })
             .unwrap_or_else(|| {
                 Path::new(what)
                     .file_stem()
@@ -256,6 +260,12 @@ fn sniff(path: &Path) -> Result<Kind> {
         return Err(Error::invalid(what, "not an archive (no entries)"));
     }
     Ok(Kind::Rootfs)
+}
+
+/// `docker.io/library/x:1` -> `x:1`, as `docker images` shows it.
+fn short_name(tag: &str) -> String {
+    let t = tag.strip_prefix("docker.io/").unwrap_or(tag);
+    t.strip_prefix("library/").unwrap_or(t).to_string()
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T> {

@@ -29,31 +29,39 @@ pub fn clean(entry: &Path) -> Result<PathBuf, String> {
 /// `follow_last` false the final component itself is not followed (it is what gets created,
 /// replaced or removed).
 pub fn resolve(root: &Path, rel: &Path, follow_last: bool) -> Result<PathBuf, String> {
+    Ok(root.join(resolve_layered(&[root], rel, follow_last)?))
+}
+
+/// Like [`resolve`] over a stack of layer directories seen as one tree (the first is the
+/// top): a symlink planted by a lower layer (`var/run -> /run`) is followed for an entry of
+/// an upper one. Returns the resolved path relative to the root, free of symlinks.
+pub fn resolve_layered(roots: &[&Path], rel: &Path, follow_last: bool) -> Result<PathBuf, String> {
     let mut pending: Vec<OsString> = Vec::new();
     push_components(&mut pending, rel);
-    let mut resolved = root.to_path_buf();
+    let mut resolved = PathBuf::new();
     let mut links = 0;
     while let Some(part) = pending.pop() {
         if part == ".." {
-            if resolved != root {
-                resolved.pop();
-            }
+            resolved.pop();
             continue;
         }
         let next = resolved.join(&part);
-        let is_last = pending.is_empty();
-        if is_last && !follow_last {
+        if pending.is_empty() && !follow_last {
             return Ok(next);
         }
-        match std::fs::symlink_metadata(&next) {
-            Ok(m) if m.file_type().is_symlink() => {
+        let found = roots
+            .iter()
+            .map(|r| r.join(&next))
+            .find(|p| std::fs::symlink_metadata(p).is_ok());
+        match found {
+            Some(p) if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) => {
                 links += 1;
                 if links > MAX_LINKS {
                     return Err("too many levels of symbolic links".into());
                 }
-                let target = std::fs::read_link(&next).map_err(|e| e.to_string())?;
+                let target = std::fs::read_link(&p).map_err(|e| e.to_string())?;
                 if target.is_absolute() {
-                    resolved = root.to_path_buf();
+                    resolved = PathBuf::new();
                 }
                 push_components(&mut pending, &target);
             }

@@ -105,7 +105,10 @@ fn apply_entry<R: Read>(
 ) -> Result<(), String> {
     let name = rel.file_name().ok_or("no file name")?.to_os_string();
     let parent_rel = rel.parent().unwrap_or(Path::new(""));
-    let parent = safepath::resolve(dest, parent_rel, true)?;
+    // Resolve through this layer and the ones below (overlay mode), as the merged tree does.
+    let mut roots: Vec<&Path> = vec![dest];
+    roots.extend(lowers.iter().rev().map(PathBuf::as_path));
+    let parent = dest.join(safepath::resolve_layered(&roots, parent_rel, true)?);
     let name_str = name.to_string_lossy();
 
     // Whiteouts.
@@ -144,9 +147,10 @@ fn apply_entry<R: Read>(
     let path = parent.join(&name);
     let header = e.header();
     let kind = header.entry_type();
-    let mode_bits = header.mode().map_err(|e| e.to_string())? & 0o7777;
-    let uid = header.uid().map_err(|e| e.to_string())? as u32;
-    let gid = header.gid().map_err(|e| e.to_string())? as u32;
+    // Some writers leave numeric fields of links empty: default rather than fail.
+    let mode_bits = header.mode().unwrap_or(0o644) & 0o7777;
+    let uid = header.uid().unwrap_or(0) as u32;
+    let gid = header.gid().unwrap_or(0) as u32;
     let mtime = header.mtime().unwrap_or(0) as i64;
     let existing = fs::symlink_metadata(&path).ok();
 

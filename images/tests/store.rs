@@ -1,0 +1,647 @@
+//! Image store tests against real tar layers, the real kernel, and umoci/skopeo as the
+//! reference. Fixtures are made here with the tar crate; nothing is downloaded.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use images::{ImportOptions, Store};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// One tar entry of a fixture layer.
+enum E<'a> {
+    Dir(&'a str, u32),
+    File(&'a str, u32, u64, &'a [u8]),
+    Link(&'a str, &'a str),
+    Sym(&'a str, &'a str),
+}
+
+fn layer(entries: &[E]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for e in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        match e {
+            E::Dir(p, mode) => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(*mode);
+                h.set_size(0);
+                b.append_data(&mut h, p, &[][..]).unwrap();
+            }
+            E::File(p, mode, owner, data) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(*mode);
+                h.set_uid(*owner);
+                h.set_gid(*owner);
+                h.set_size(data.len() as u64);
+                b.append_data(&mut h, p, *data).unwrap();
+            }
+            E::Link(p, target) => {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_mode(0o644);
+                h.set_size(0);
+                b.append_link(&mut h, p, target).unwrap();
+            }
+            E::Sym(p, target) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_mode(0o777);
+                h.set_size(0);
+                b.append_link(&mut h, p, target).unwrap();
+            }
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+/// A one-file layer whose name is written as is (the tar crate refuses to write `..` and
+/// absolute names, which is exactly what a hostile layer has).
+fn raw_entry(name: &str) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_old();
+    h.set_size(4);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_cksum();
+    b.append(&h, &b"evil"[..]).unwrap();
+    b.into_inner().unwrap()
+}
+
+fn sha(data: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(data))
+}
+
+/// Writes an OCI image layout with these (uncompressed) layers, tagged `tag`.
+fn oci_layout(dir: &Path, layers: &[Vec<u8>], tag: &str) {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |data: &[u8]| {
+        let d = sha(data);
+        fs::write(blobs.join(&d[7..]), data).unwrap();
+        (d, data.len())
+    };
+    let mut descs = Vec::new();
+    let mut diff_ids = Vec::new();
+    for l in layers {
+        let (d, n) = put(l);
+        diff_ids.push(d.clone());
+        descs.push(
+            json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": n}),
+        );
+    }
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["sh"], "Env": ["PATH=/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids}
+    }))
+    .unwrap();
+    let (cd, cn) = put(&config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn},
+        "layers": descs
+    }))
+    .unwrap();
+    let (md, mn) = put(&manifest);
+    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": mn,
+            "annotations": {"org.opencontainers.image.ref.name": tag}
+        }]}))
+        .unwrap(),
+    )
+    .unwrap();
+}
+
+/// The fixture: whiteouts, an opaque dir, hard links, setuid, non-root owners, var/run.
+fn fixture_layers() -> Vec<Vec<u8>> {
+    let l1 = layer(&[
+        E::Dir("bin", 0o755),
+        E::File("bin/tool", 0o4755, 0, b"#!/bin/sh\necho tool\n"),
+        E::Link("bin/tool-link", "bin/tool"),
+        E::Dir("etc", 0o755),
+        E::File("etc/old", 0o644, 0, b"old\n"),
+        E::File("etc/keep", 0o600, 1000, b"keep\n"),
+        E::Dir("opaque", 0o755),
+        E::File("opaque/lower", 0o644, 0, b"lower\n"),
+        E::Dir("run", 0o755),
+        E::Dir("var", 0o755),
+        E::Sym("var/run", "/run"),
+    ]);
+    let l2 = layer(&[
+        E::File("etc/.wh.old", 0o644, 0, b""),
+        E::Dir("opaque", 0o755),
+        E::File("opaque/.wh..wh..opq", 0o644, 0, b""),
+        E::File("opaque/upper", 0o640, 1000, b"upper\n"),
+        E::File("var/run/app.pid", 0o644, 0, b"42\n"),
+        E::File("home-file", 0o2755, 1234, b"sgid\n"),
+    ]);
+    vec![l1, l2]
+}
+
+struct T {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    store: Store,
+}
+
+fn setup() -> T {
+    let tmp = minc_tests::tempdir();
+    let dir = tmp.path().to_path_buf();
+    let store = Store::open(&dir.join("data")).unwrap();
+    T {
+        _tmp: tmp,
+        dir,
+        store,
+    }
+}
+
+#[test]
+fn layers_unpack_with_whiteouts_links_modes_and_owners() {
+    let t = setup();
+    let layout = t.dir.join("layout");
+    oci_layout(&layout, &fixture_layers(), "fixture:1");
+    let r = t.store.import(&layout, &ImportOptions::default()).unwrap();
+    assert_eq!(r.name, "fixture:1");
+    let img = t.store.resolve("fixture:1").unwrap();
+    let out = t.dir.join("out");
+    t.store.unpack(&img, &out).unwrap();
+
+    assert!(!out.join("etc/old").exists(), "whiteout removed etc/old");
+    assert_eq!(fs::read_to_string(out.join("etc/keep")).unwrap(), "keep\n");
+    assert!(
+        !out.join("opaque/lower").exists(),
+        "opaque dir hides the lower layer"
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("opaque/upper")).unwrap(),
+        "upper\n"
+    );
+    let tool = fs::metadata(out.join("bin/tool")).unwrap();
+    assert_eq!(tool.permissions().mode() & 0o7777, 0o4755, "setuid kept");
+    let link = fs::metadata(out.join("bin/tool-link")).unwrap();
+    assert_eq!(link.ino(), tool.ino(), "hard link shares the inode");
+    let keep = fs::metadata(out.join("etc/keep")).unwrap();
+    assert_eq!(
+        (keep.uid(), keep.gid(), keep.permissions().mode() & 0o777),
+        (1000, 1000, 0o600)
+    );
+    let sgid = fs::metadata(out.join("home-file")).unwrap();
+    assert_eq!(
+        (sgid.uid(), sgid.permissions().mode() & 0o7777),
+        (1234, 0o2755)
+    );
+    // var/run -> /run resolved inside the rootfs.
+    assert_eq!(
+        fs::read_link(out.join("var/run")).unwrap(),
+        Path::new("/run")
+    );
+    assert_eq!(fs::read_to_string(out.join("run/app.pid")).unwrap(), "42\n");
+}
+
+/// Every entry of a tree: (path, kind, mode, uid, gid, link target or content hash).
+fn tree(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let what = if m.file_type().is_symlink() {
+                format!("-> {}", fs::read_link(&p).unwrap().display())
+            } else if m.is_dir() {
+                stack.push(p.clone());
+                "dir".into()
+            } else if m.is_file() {
+                sha(&fs::read(&p).unwrap())
+            } else {
+                format!("dev {}", m.rdev())
+            };
+            out.push(format!(
+                "{rel} {:o} {}:{} {what}",
+                m.mode() & 0o7777,
+                m.uid(),
+                m.gid()
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn unpack_equals_umoci() {
+    if Command::new("umoci").arg("--version").output().is_err() {
+        panic!("umoci is not installed (apt-get install umoci)");
+    }
+    let t = setup();
+    let layout = t.dir.join("layout");
+    oci_layout(&layout, &fixture_layers(), "fixture");
+    t.store.import(&layout, &ImportOptions::default()).unwrap();
+    let img = t.store.resolve("layout:fixture").unwrap();
+    let ours = t.dir.join("ours");
+    t.store.unpack(&img, &ours).unwrap();
+    let bundle = t.dir.join("umoci");
+    let st = Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:fixture", layout.display()))
+        .arg(&bundle)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(tree(&ours), tree(&bundle.join("rootfs")));
+}
+
+#[test]
+fn hostile_layers_stay_inside() {
+    let t = setup();
+    let outside = t.dir.join("outside");
+    fs::create_dir(&outside).unwrap();
+    let sentinel = outside.join("sentinel");
+    fs::write(&sentinel, "untouched").unwrap();
+    let before = tree(&outside);
+    let rel_out = outside.strip_prefix("/").unwrap().display().to_string();
+    let sentinel_abs = sentinel.display().to_string();
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "dotdot",
+            raw_entry(&format!("../../../../../../../{rel_out}/dotdot")),
+        ),
+        ("absolute", raw_entry(&format!("/{rel_out}/absolute"))),
+        (
+            "symlink-then-write",
+            layer(&[
+                E::Sym("escape", "/"),
+                E::File(&format!("escape/{rel_out}/through-link"), 0o644, 0, b"evil"),
+            ]),
+        ),
+        (
+            "relative-symlink-then-write",
+            layer(&[
+                E::Sym("up", "../../../../../../../../.."),
+                E::File(&format!("up/{rel_out}/through-relative"), 0o644, 0, b"evil"),
+            ]),
+        ),
+        (
+            "hardlink-to-host-file",
+            layer(&[E::Link("stolen", &sentinel_abs)]),
+        ),
+        (
+            "whiteout-through-symlink",
+            layer(&[
+                E::Sym("out", &outside.display().to_string()),
+                E::File("out/.wh.sentinel", 0o644, 0, b""),
+            ]),
+        ),
+        (
+            "symlink-loop",
+            layer(&[
+                E::Sym("loop1", "loop2"),
+                E::Sym("loop2", "loop1"),
+                E::File("loop1/x", 0o644, 0, b"evil"),
+            ]),
+        ),
+    ];
+    for (name, l) in cases {
+        let layout = t.dir.join(format!("layout-{name}"));
+        oci_layout(&layout, &[l], name);
+        let dest = t.dir.join(format!("root-{name}"));
+        let result = t
+            .store
+            .import(
+                &layout,
+                &ImportOptions {
+                    name: Some(name.into()),
+                    ..Default::default()
+                },
+            )
+            .and_then(|_| {
+                let img = t.store.resolve(name)?;
+                t.store.unpack(&img, &dest)
+            });
+        // Either refused or kept inside; never anything outside.
+        assert_eq!(
+            tree(&outside),
+            before,
+            "{name} changed {}: {result:?}",
+            outside.display()
+        );
+        assert_eq!(
+            fs::read_to_string(&sentinel).unwrap(),
+            "untouched",
+            "{name}"
+        );
+        if let Ok(()) = result {
+            // What was written lives under the rootfs.
+            let inside = tree(&dest).join("\n");
+            assert!(
+                !inside.contains("untouched"),
+                "{name} read a host file:\n{inside}"
+            );
+        }
+    }
+    // The hard link to a host path is refused (no such file inside the rootfs).
+    let img = t.store.resolve("hardlink-to-host-file").unwrap();
+    let e = t
+        .store
+        .unpack(&img, &t.dir.join("again"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("hard link target"), "{e}");
+}
+
+#[test]
+fn archives_import_like_layouts() {
+    let t = setup();
+    let layout = t.dir.join("layout");
+    oci_layout(&layout, &fixture_layers(), "v1");
+    let docker = t.dir.join("img.docker.tar");
+    let oci = t.dir.join("img.oci.tar");
+    for (dest, how) in [
+        (
+            &docker,
+            format!("docker-archive:{}:fixture:v1", docker.display()),
+        ),
+        (&oci, format!("oci-archive:{}:v1", oci.display())),
+    ] {
+        let st = Command::new("skopeo")
+            .args(["copy", "--quiet"])
+            .arg(format!("oci:{}:v1", layout.display()))
+            .arg(&how)
+            .status()
+            .expect("skopeo is installed (apt-get install skopeo)");
+        assert!(st.success(), "skopeo copy to {}", dest.display());
+    }
+    let d = t.store.import(&docker, &ImportOptions::default()).unwrap();
+    assert_eq!(d.name, "fixture:v1", "docker-archive keeps its RepoTag");
+    let o = t
+        .store
+        .import(
+            &oci,
+            &ImportOptions {
+                name: Some("from-oci:v1".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(o.name, "from-oci:v1");
+    let a = t.dir.join("a");
+    let b = t.dir.join("b");
+    t.store
+        .unpack(&t.store.resolve("fixture:v1").unwrap(), &a)
+        .unwrap();
+    t.store
+        .unpack(&t.store.resolve("from-oci:v1").unwrap(), &b)
+        .unwrap();
+    assert_eq!(tree(&a), tree(&b));
+    assert!(a.join("opaque/upper").exists());
+
+    // rm drops the name and the blobs no other image uses.
+    let blobs = |s: &Store| fs::read_dir(s.root.join("blobs/sha256")).unwrap().count();
+    let n = blobs(&t.store);
+    t.store.remove("from-oci:v1").unwrap();
+    assert!(t.store.resolve("from-oci:v1").is_err());
+    assert!(blobs(&t.store) <= n);
+    t.store.remove("fixture:v1").unwrap();
+    assert_eq!(blobs(&t.store), 0, "all blobs collected");
+}
+
+#[test]
+fn bad_input_leaves_nothing_stored() {
+    let t = setup();
+    let index_before = fs::read(t.store.root.join("index.json")).unwrap();
+    let blobs = || {
+        fs::read_dir(t.store.root.join("blobs/sha256"))
+            .unwrap()
+            .count()
+    };
+    let tmp_files = || fs::read_dir(t.store.root.join("tmp")).unwrap().count();
+
+    let not_archive = t.dir.join("junk.tar");
+    fs::write(&not_archive, vec![7u8; 3000]).unwrap();
+    let e = t
+        .store
+        .import(&not_archive, &ImportOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not an archive") || e.contains("not a valid archive"),
+        "{e}"
+    );
+
+    // A layer whose content does not match its digest.
+    let layout = t.dir.join("tampered");
+    oci_layout(&layout, &fixture_layers(), "x");
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let md = index["manifests"][0]["digest"].as_str().unwrap()[7..].to_string();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(&md)).unwrap()).unwrap();
+    let ld = manifest["layers"][0]["digest"].as_str().unwrap()[7..].to_string();
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(layout.join("blobs/sha256").join(&ld))
+        .unwrap();
+    f.write_all(b"tampered").unwrap();
+    let e = t
+        .store
+        .import(&layout, &ImportOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("digest mismatch"), "{e}");
+
+    // A manifest naming a missing blob.
+    fs::remove_file(layout.join("blobs/sha256").join(&ld)).unwrap();
+    let e = t
+        .store
+        .import(&layout, &ImportOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is missing"), "{e}");
+
+    // Unknown layer media type.
+    let layout = t.dir.join("weird");
+    oci_layout(&layout, &fixture_layers(), "x");
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let md = index["manifests"][0]["digest"].as_str().unwrap()[7..].to_string();
+    let mpath = layout.join("blobs/sha256").join(&md);
+    let text = fs::read_to_string(&mpath)
+        .unwrap()
+        .replace("layer.v1.tar", "layer.v9.weird");
+    fs::write(&mpath, &text).unwrap();
+    let new = sha(text.as_bytes());
+    fs::rename(&mpath, layout.join("blobs/sha256").join(&new[7..])).unwrap();
+    let idx = fs::read_to_string(layout.join("index.json"))
+        .unwrap()
+        .replace(&md, &new[7..])
+        .replace(
+            &format!(
+                "\"size\":{}",
+                text.len() + 2 /* not exact: size is not checked */
+            ),
+            "",
+        );
+    fs::write(layout.join("index.json"), idx).unwrap();
+    let e = t
+        .store
+        .import(&layout, &ImportOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown media type"), "{e}");
+
+    assert_eq!(
+        fs::read(t.store.root.join("index.json")).unwrap(),
+        index_before,
+        "index untouched"
+    );
+    assert_eq!(tmp_files(), 0, "no temporary files left");
+    // Verified blobs of a failed import may stay (content-addressed, unnamed); none is
+    // half-written: every stored blob matches its name.
+    for e in fs::read_dir(t.store.root.join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+    {
+        let data = fs::read(e.path()).unwrap();
+        assert_eq!(sha(&data)[7..], *e.file_name().to_str().unwrap());
+    }
+    let _ = blobs();
+}
+
+#[test]
+fn rootfs_tarball_gzip_and_missing_end_marker() {
+    let t = setup();
+    let l = layer(&[
+        E::Dir("bin", 0o755),
+        E::File("bin/hello", 0o755, 0, b"hi\n"),
+    ]);
+    // Some tools omit the two zero blocks at the end.
+    let trimmed = &l[..l.len() - 1024];
+    let raw = t.dir.join("rootfs.tar");
+    fs::write(&raw, trimmed).unwrap();
+    let gz = t.dir.join("rootfs.tar.gz");
+    let mut enc =
+        flate2::write::GzEncoder::new(fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    enc.write_all(&l).unwrap();
+    enc.finish().unwrap();
+    for (path, name) in [(&raw, "raw"), (&gz, "gz")] {
+        let opts = ImportOptions {
+            name: Some(name.into()),
+            entrypoint: Some(vec!["/bin/hello".into()]),
+            ..Default::default()
+        };
+        t.store.import(path, &opts).unwrap();
+        let img = t.store.resolve(name).unwrap();
+        let out = t.dir.join(format!("out-{name}"));
+        t.store.unpack(&img, &out).unwrap();
+        assert_eq!(fs::read_to_string(out.join("bin/hello")).unwrap(), "hi\n");
+        let ep = img
+            .config
+            .config()
+            .as_ref()
+            .unwrap()
+            .entrypoint()
+            .clone()
+            .unwrap();
+        assert_eq!(ep, ["/bin/hello"]);
+    }
+}
+
+#[test]
+fn builtin_echo_server_answers_in_a_chroot() {
+    if !minc_tests::sandbox("builtin_echo_server_answers_in_a_chroot") {
+        return;
+    }
+    let t = setup();
+    let img = t.store.resolve("echo-server").unwrap();
+    assert_eq!(img.exposed_ports(), [(8000, "tcp".to_string())]);
+    // Deterministic: building it again gives the same digest.
+    let again = Store::open(&t.dir.join("data2"))
+        .unwrap()
+        .resolve("echo-server")
+        .unwrap();
+    assert_eq!(img.digest, again.digest);
+    let root = t.dir.join("rootfs");
+    t.store.unpack(&img, &root).unwrap();
+    let mut child = Command::new("chroot")
+        .arg(&root)
+        .args(["/echo-server", "--listen", "127.0.0.1:18000"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let get = |req: &str| -> String {
+        for _ in 0..200 {
+            if let Ok(mut s) = std::net::TcpStream::connect("127.0.0.1:18000") {
+                s.write_all(req.as_bytes()).unwrap();
+                let mut resp = String::new();
+                s.read_to_string(&mut resp).unwrap();
+                return resp;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("echo-server did not listen");
+    };
+    let resp = get("GET /echo HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nConnection: close\r\n\r\n");
+    let body: serde_json::Value =
+        serde_json::from_str(resp.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(
+        body,
+        json!({"header": {"Host": "x", "X-A": "1", "Connection": "close"}, "body": "Echo response"})
+    );
+    let resp = get("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello \"you\"");
+    let body: serde_json::Value =
+        serde_json::from_str(resp.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["body"], "hello \"you\"");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut log = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        log.contains("GET /echo 200") && log.contains("POST /echo 200"),
+        "{log}"
+    );
+}
+
+#[test]
+fn overlay_rootfs_is_created_and_removed() {
+    if !minc_tests::sandbox("overlay_rootfs_is_created_and_removed") {
+        return;
+    }
+    let t = setup();
+    let layout = t.dir.join("layout");
+    oci_layout(&layout, &fixture_layers(), "ov");
+    t.store.import(&layout, &ImportOptions::default()).unwrap();
+    let img = t.store.resolve("layout:ov").unwrap();
+    let c = t.dir.join("container");
+    let rootfs = t.store.create_rootfs(&img, &c).unwrap();
+    assert!(rootfs.overlay, "overlayfs is available here");
+    let r = &rootfs.path;
+    assert!(!r.join("etc/old").exists() && !r.join("opaque/lower").exists());
+    assert_eq!(fs::read_to_string(r.join("run/app.pid")).unwrap(), "42\n");
+    // Writes go to the container's upper dir, not the shared layers.
+    fs::write(r.join("etc/keep"), "changed").unwrap();
+    let c2 = t.dir.join("container2");
+    let other = t.store.create_rootfs(&img, &c2).unwrap();
+    assert_eq!(
+        fs::read_to_string(other.path.join("etc/keep")).unwrap(),
+        "keep\n"
+    );
+    Store::remove_rootfs(&c).unwrap();
+    Store::remove_rootfs(&c).unwrap(); // idempotent
+    assert!(!c.join("rootfs").exists() && !c.join("upper").exists());
+    Store::remove_rootfs(&c2).unwrap();
+}
