@@ -302,17 +302,16 @@ fn start_detached(ctx: &Ctx, id: &str, dir: &Path) -> Result<()> {
                         libc::dup2(null.as_raw_fd(), fd);
                     }
                 }
-                let argv = monitor::argv(&ctx.root, &ctx.data_root, id, init);
                 let _ = sys::send(&theirs, b"ok");
                 drop(theirs);
-                let err = monitor::exec(&argv);
-                // Could not become the monitor: stay as one (bigger, but correct).
-                let _ = err;
-                let args: Vec<String> = argv[2..]
-                    .iter()
-                    .map(|c| c.to_string_lossy().into_owned())
-                    .collect();
-                std::process::exit(monitor::main(&args));
+                let err = monitor::exec(&ctx.root, &ctx.data_root, id, init);
+                // Could not become the monitor: wait here instead (bigger, but correct).
+                tracing::warn!("container {id}: monitor: {err}");
+                let mut status = 0;
+                // SAFETY: waiting for our own child, the init.
+                unsafe { libc::waitpid(init, &mut status, 0) };
+                finish(&ctx.root, &ctx.data_root, id, sys::exit_code(status));
+                std::process::exit(0);
             }
             Err(e) => format!("{e:#}"),
         };

@@ -198,10 +198,10 @@ pub struct NameArg {
 
 /// Runs the CLI; returns the process exit code.
 pub fn main() -> i32 {
-    // The `-d` monitor re-executes minc; it must stay tiny, so it skips parsing and logging.
+    // The `-d` monitor hands over to `minc __finish` when the container exits.
     let argv: Vec<String> = std::env::args().collect();
-    if argv.get(1).map(String::as_str) == Some(monitor::ARG) {
-        return monitor::main(&argv[2..]);
+    if argv.get(1).map(String::as_str) == Some(monitor::FINISH) {
+        return monitor::finish(&argv[2..]);
     }
     let cli = Cli::parse();
     log::init(&log::Options {

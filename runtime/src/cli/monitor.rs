@@ -1,60 +1,33 @@
 //! The per-container monitor of `minc run -d`: a tiny process that stays the parent of the
-//! container's init, so it can reap it, record its exit code and time, and do `--rm`
-//! cleanup, long after the `minc` command that started it has returned.
+//! container's init, so it can reap it and record its exit code, and do `--rm` cleanup, long
+//! after the `minc` command that started it has returned.
 //!
-//! It is `minc` re-executed as `minc __monitor ...` once the container runs: exec keeps the
-//! PID, so the init stays its child, while the monitor sheds the memory the setup used
-//! (image store, netlink, JSON). The entry point runs before any argument parsing or logging
-//! is set up, so it stays small.
+//! The monitor is its own small static program (runtime/monitor/main.rs, built by build.rs)
+//! embedded in minc and written once to `DATA_ROOT/bin/` (so every monitor shares its pages).
+//! The forked setup process, once the container runs, execs it: exec keeps the PID, so the
+//! init stays its child, and the memory the setup used (image store, netlink, JSON) is gone.
+//! When the container exits, the monitor execs `minc __finish ...` to record the exit and
+//! clean up.
 
 use std::ffi::CString;
-use std::path::PathBuf;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
-/// The hidden first argument that selects the monitor.
-pub const ARG: &str = "__monitor";
+/// The static monitor binary.
+static MONITOR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/minc-monitor"));
 
-/// argv for re-executing as the monitor.
-pub fn argv(
-    root: &std::path::Path,
-    data_root: &std::path::Path,
-    id: &str,
-    pid: i32,
-) -> Vec<CString> {
-    let s = |v: &str| CString::new(v).unwrap_or_default();
-    vec![
-        s("minc"),
-        s(ARG),
-        s(&root.display().to_string()),
-        s(&data_root.display().to_string()),
-        s(id),
-        s(&pid.to_string()),
-    ]
-}
+/// The hidden first argument of minc that finishes a container after its process exited.
+pub const FINISH: &str = "__finish";
 
-/// `minc __monitor ROOT DATA_ROOT ID PID`: waits for the init, records the exit, and removes
-/// the container if it was started with `--rm`. Returns the exit code for the monitor.
-pub fn main(args: &[String]) -> i32 {
-    let [root, data_root, id, pid] = args else {
+/// `minc __finish ROOT DATA_ROOT ID CODE`: records the exit and releases or removes the
+/// container. Runs in the monitor's process, before argument parsing and logging.
+pub fn finish(args: &[String]) -> i32 {
+    let [root, data_root, id, code] = args else {
         return 2;
     };
-    let Ok(pid) = pid.parse::<i32>() else {
-        return 2;
-    };
-    let mut status = 0;
-    loop {
-        // SAFETY: waiting for our own child (the container's init).
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            break;
-        }
-        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            status = 255 << 8;
-            break;
-        }
-    }
-    let code = crate::sys::exit_code(status);
-    let (root, data_root) = (PathBuf::from(root), PathBuf::from(data_root));
-    super::docker::finish(&root, &data_root, id, code);
+    let code = code.parse().unwrap_or(255);
+    super::docker::finish(Path::new(root), Path::new(data_root), id, code);
     0
 }
 
@@ -69,11 +42,51 @@ pub fn detach() {
     }
 }
 
-/// Replaces this process with the monitor. Returns only if exec failed.
-pub fn exec(argv: &[CString]) -> std::io::Error {
+/// Replaces this process with the monitor for container `id` whose init is `pid`. Returns
+/// only if that failed.
+pub fn exec(root: &Path, data_root: &Path, id: &str, pid: i32) -> std::io::Error {
+    let minc = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+    let program = match installed(data_root) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let s = |v: &str| CString::new(v).unwrap_or_default();
+    let argv = [
+        s("minc-monitor"),
+        s(&minc.display().to_string()),
+        s(&root.display().to_string()),
+        s(&data_root.display().to_string()),
+        s(id),
+        s(&pid.to_string()),
+    ];
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
-    // SAFETY: a null-terminated argv of valid C strings; /proc/self/exe is this binary.
-    unsafe { libc::execv(c"/proc/self/exe".as_ptr(), ptrs.as_ptr()) };
+    let env: [*const libc::c_char; 1] = [std::ptr::null()];
+    let path = CString::new(program.as_os_str().as_encoded_bytes()).unwrap_or_default();
+    // SAFETY: argv and envp are null-terminated arrays of valid C strings.
+    unsafe { libc::execve(path.as_ptr(), ptrs.as_ptr(), env.as_ptr()) };
     std::io::Error::last_os_error()
+}
+
+/// `DATA_ROOT/bin/minc-monitor-HASH`, written (atomically) the first time this build runs.
+fn installed(data_root: &Path) -> std::io::Result<PathBuf> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    MONITOR.hash(&mut h);
+    let dir = data_root.join("bin");
+    let path = dir.join(format!("minc-monitor-{:016x}", h.finish()));
+    if !path.exists() {
+        std::fs::create_dir_all(&dir)?;
+        let tmp = dir.join(format!(".minc-monitor-{}", std::process::id()));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o755)
+            .open(&tmp)?;
+        f.write_all(MONITOR)?;
+        drop(f);
+        std::fs::rename(&tmp, &path)?;
+    }
+    Ok(path)
 }
