@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::digest;
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use crate::store::{
     default_config, ref_name, Descriptor, ImageRef, Index, Manifest, Store, LAYER_TAR,
     MANIFEST_TYPE,
@@ -22,7 +23,7 @@ pub struct ImportOptions {
     /// For rootfs tarballs (which have no config).
     pub entrypoint: Option<Vec<String>>,
     pub cmd: Option<Vec<String>>,
-    /// Show progress on a terminal (reserved; imports stream and print nothing yet).
+    /// Show a progress line on a terminal when the import takes more than a moment.
     pub progress: bool,
 }
 
@@ -124,10 +125,13 @@ impl Store {
             }
         }
         // All blobs in (verified) before the name points at them.
-        for d in std::iter::once(&manifest.config).chain(&manifest.layers) {
+        let mut progress = Progress::new(opts.progress);
+        let total = manifest.layers.len() + 1;
+        for (i, d) in std::iter::once(&manifest.config).chain(&manifest.layers).enumerate() {
             let p = blob(&d.digest)?;
             let f = fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
-            self.put_blob(f, Some(&d.digest))?;
+            progress.stage(format!("importing blob {}/{total}", i + 1));
+            self.put_blob(progress.reader(f), Some(&d.digest))?;
         }
         let p = blob(&desc.digest)?;
         let (digest, size) = self.put_blob(
@@ -162,7 +166,9 @@ impl Store {
         };
         let (config_digest, _) = self.put_blob(member(&m.config)?, None)?;
         let mut layers = Vec::new();
-        for l in &m.layers {
+        let mut progress = Progress::new(opts.progress);
+        for (i, l) in m.layers.iter().enumerate() {
+            progress.stage(format!("importing layer {}/{}", i + 1, m.layers.len()));
             let mut f = member(l)?;
             let mut magic = [0u8; 4];
             let n = f.read(&mut magic).unwrap_or(0);
@@ -171,7 +177,7 @@ impl Store {
                 [0x28, 0xb5, 0x2f, 0xfd] => format!("{LAYER_TAR}+zstd"),
                 _ => LAYER_TAR.to_string(),
             };
-            let (digest, size) = self.put_blob(member(l)?, None)?;
+            let (digest, size) = self.put_blob(progress.reader(member(l)?), None)?;
             layers.push(Descriptor {
                 media_type,
                 digest,
@@ -200,7 +206,9 @@ impl Store {
 
     fn import_rootfs(&self, path: &Path, opts: &ImportOptions) -> Result<ImageRef> {
         let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let (digest, size) = self.put_blob(f, None)?;
+        let mut progress = Progress::new(opts.progress);
+        progress.stage("importing rootfs".into());
+        let (digest, size) = self.put_blob(progress.reader(f), None)?;
         // The diff_id is the digest of the uncompressed tar.
         let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let mut r = digest::decompress(f).map_err(|e| Error::io(path, e))?;

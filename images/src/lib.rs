@@ -15,6 +15,7 @@ mod builtin;
 mod digest;
 mod error;
 mod import;
+mod progress;
 mod safepath;
 mod spec;
 mod store;
