@@ -127,7 +127,10 @@ impl Store {
         // All blobs in (verified) before the name points at them.
         let mut progress = Progress::new(opts.progress);
         let total = manifest.layers.len() + 1;
-        for (i, d) in std::iter::once(&manifest.config).chain(&manifest.layers).enumerate() {
+        for (i, d) in std::iter::once(&manifest.config)
+            .chain(&manifest.layers)
+            .enumerate()
+        {
             let p = blob(&d.digest)?;
             let f = fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
             progress.stage(format!("importing blob {}/{total}", i + 1));

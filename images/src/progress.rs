@@ -39,26 +39,40 @@ impl Progress {
         }
         let now = Instant::now();
         // Quiet for quick imports; then at most ten updates a second.
-        if now - self.start < Duration::from_millis(500) || now - self.last < Duration::from_millis(100) {
+        if now - self.start < Duration::from_millis(500)
+            || now - self.last < Duration::from_millis(100)
+        {
             return;
         }
         self.last = now;
         self.shown = true;
         let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[Kminc: {}: {:.1} MB", self.label, self.bytes as f64 / 1e6);
+        let _ = write!(
+            err,
+            "\r\x1b[Kminc: {}: {:.1} MB",
+            self.label,
+            self.bytes as f64 / 1e6
+        );
         let _ = err.flush();
     }
 
     /// Wraps a reader so what it reads counts.
     pub fn reader<'a, R: Read + 'a>(&'a mut self, inner: R) -> impl Read + 'a {
-        Counting { inner, progress: self }
+        Counting {
+            inner,
+            progress: self,
+        }
     }
 }
 
 impl Drop for Progress {
     fn drop(&mut self) {
         if self.shown {
-            let _ = writeln!(std::io::stderr(), "\r\x1b[Kminc: imported {:.1} MB", self.bytes as f64 / 1e6);
+            let _ = writeln!(
+                std::io::stderr(),
+                "\r\x1b[Kminc: imported {:.1} MB",
+                self.bytes as f64 / 1e6
+            );
         }
     }
 }

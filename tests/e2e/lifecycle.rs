@@ -188,11 +188,12 @@ fn host_files_unreachable_after_pivot_root() {
     if !minc_tests::sandbox("host_files_unreachable_after_pivot_root") {
         return;
     }
-    let b = Bundle::new("cat /secret-on-host 2>&1; ls /; cat /proc/1/mountinfo | wc -l");
-    let secret = Path::new("/secret-on-host");
-    std::fs::write(secret, "host secret").unwrap(); // in the sandbox's private / view? no: host fs
+    // A host file next to the bundle: reachable before pivot_root, not after.
+    let host_dir = minc_tests::tempdir();
+    let secret = host_dir.path().join("secret");
+    std::fs::write(&secret, "host secret").unwrap();
+    let b = Bundle::new(&format!("cat {} 2>&1; ls /", secret.display()));
     let out = b.run("pivot");
-    std::fs::remove_file(secret).unwrap();
     let text = stdout(&out);
     assert!(!text.contains("host secret"), "{text}");
     assert!(text.contains("No such file"), "{text}");
