@@ -163,7 +163,8 @@ pub const FORWARDED: &[i32] = &[
 /// Waits for `pid` (our child) to exit while forwarding signals to it. SIGCHLD and the
 /// forwarded signals must already be blocked (before the child was spawned), so a child that
 /// exits at once cannot be missed: its SIGCHLD stays pending until sigwaitinfo takes it.
-/// Returns the exit code the way a shell reports it (128+N for a signal).
+/// Returns the exit code the way a shell reports it (128+N for a signal). A second SIGINT
+/// (Ctrl-C twice) sends SIGKILL.
 pub fn wait_forwarding(pid: i32) -> i32 {
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: local sigset.
@@ -174,6 +175,7 @@ pub fn wait_forwarding(pid: i32) -> i32 {
             libc::sigaddset(&mut set, *s);
         }
     }
+    let mut interrupts = 0;
     loop {
         let mut status = 0;
         // SAFETY: waitpid on our own child.
@@ -188,6 +190,9 @@ pub fn wait_forwarding(pid: i32) -> i32 {
         // SAFETY: valid set and out-pointer.
         let sig = unsafe { libc::sigwaitinfo(&set, &mut info) };
         if sig > 0 && sig != libc::SIGCHLD {
+            // A PID 1 without a handler ignores SIGINT: a second Ctrl-C kills it.
+            interrupts += u32::from(sig == libc::SIGINT);
+            let sig = if interrupts >= 2 { libc::SIGKILL } else { sig };
             // SAFETY: signalling our own child.
             unsafe { libc::kill(pid, sig) };
         }

@@ -291,6 +291,30 @@ fn foreground_rm_returns_exit_code() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
     h.assert_clean();
 
+    // Ctrl-C: the first SIGINT is forwarded (sleep as PID 1 ignores it), the second kills;
+    // --rm still removes everything.
+    let mut child = h
+        .cmd(&[
+            "run", "--rm", "--name", "sleeper", "busybox", "sleep", "1000",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !h.ok(&["ps"]).contains("sleeper") {
+        assert!(Instant::now() < deadline, "sleeper never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..2 {
+        // SAFETY: signalling the minc process we spawned.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(137), "killed by the second Ctrl-C");
+    h.assert_clean();
+
     // --network none: only lo.
     let out = h.ok(&[
         "run",
