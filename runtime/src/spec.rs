@@ -74,7 +74,11 @@ pub struct Process {
     pub io_priority: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduler: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "execCPUAffinity",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub exec_cpu_affinity: Option<Value>,
 }
 
