@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::container::{CreateOptions, Runtime};
 use crate::error::{check, Error, Result};
 use crate::explain;
-use crate::init::{self, env_get};
+use crate::init;
 use crate::spec::{NamespaceKind, Spec};
 use crate::state::Status;
 use crate::sys;
@@ -186,7 +186,6 @@ fn exec_child(joins: &[(NamespaceKind, OwnedFd)], process: &crate::spec::Process
         }
         init::close_fds_on_exec(0);
         init::reset_signals();
-        let _ = env_get(&env, "PATH");
         Err(init::exec(&program, &process.args, &env))
     };
     match run() {
