@@ -58,14 +58,7 @@ impl Host {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.minc(args);
-        assert!(
-            out.status.success(),
-            "minc {args:?}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        minc_tests::ok_via_files(&mut self.cmd(args))
     }
 
     /// Imports a busybox rootfs tarball as the image `busybox`.

@@ -62,14 +62,7 @@ impl Bundle {
 
     /// `minc ARGS` that must succeed; returns stdout.
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.minc(args);
-        assert!(
-            out.status.success(),
-            "minc {args:?}: {}\n{}",
-            out.status,
-            stderr(&out)
-        );
-        stdout(&out)
+        minc_tests::ok_via_files(&mut self.cmd(args))
     }
 
     fn bundle_arg(&self) -> String {

@@ -163,3 +163,15 @@ pub fn output_via_files(cmd: &mut Command) -> std::process::Output {
         stderr: read(err),
     }
 }
+
+/// Like `output_via_files` for a command that must succeed; returns its stdout.
+pub fn ok_via_files(cmd: &mut Command) -> String {
+    let out = output_via_files(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

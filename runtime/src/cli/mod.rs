@@ -106,18 +106,8 @@ pub struct RunArgs {
     /// Detach: return once the container started
     #[arg(short, long)]
     pub detach: bool,
-    /// (bundle) Write the container's init PID to FILE
-    #[arg(long = "pid-file", value_name = "FILE")]
-    pub pid_file: Option<PathBuf>,
-    /// (bundle) Pass N extra file descriptors to the container
-    #[arg(long = "preserve-fds")]
-    pub preserve_fds: Option<u32>,
-    #[arg(long = "console-socket", hide = true)]
-    pub console_socket: Option<PathBuf>,
-    #[arg(long = "no-pivot", hide = true)]
-    pub no_pivot: bool,
-    #[arg(long = "no-new-keyring", hide = true)]
-    pub no_new_keyring: bool,
+    #[command(flatten)]
+    pub bundle_flags: runc::BundleFlags,
     #[arg(long, hide = true)]
     pub keep: bool,
     #[command(flatten)]
@@ -139,9 +129,7 @@ impl RunArgs {
     /// image-only flag is used. Otherwise its first argument names an image.
     pub fn bundle_mode(&self) -> bool {
         self.bundle.is_some()
-            || self.pid_file.is_some()
-            || self.preserve_fds.is_some()
-            || self.console_socket.is_some()
+            || self.bundle_flags.any()
             || (self.args.len() == 1 && !self.image.any() && Path::new("config.json").is_file())
     }
 }
@@ -262,11 +250,7 @@ fn run(ctx: &docker::Ctx, rt: &crate::Runtime, a: &RunArgs) -> Result<i32> {
         };
         let create = runc::CreateArgs {
             bundle: a.bundle.clone().unwrap_or_else(|| PathBuf::from(".")),
-            pid_file: a.pid_file.clone(),
-            preserve_fds: a.preserve_fds.unwrap_or(0),
-            console_socket: a.console_socket.clone(),
-            no_pivot: a.no_pivot,
-            no_new_keyring: a.no_new_keyring,
+            flags: a.bundle_flags.clone(),
             id: id.clone(),
         };
         return runc::run(rt, &create, a.detach);

@@ -18,17 +18,15 @@ pub struct SpecArgs {
     bundle: PathBuf,
 }
 
-#[derive(Args, Debug)]
-pub struct CreateArgs {
-    /// Bundle directory (config.json + rootfs); default the current directory
-    #[arg(short, long, default_value = ".")]
-    pub bundle: PathBuf,
+/// The options runc's `create` and `run` share.
+#[derive(Args, Debug, Default, Clone)]
+pub struct BundleFlags {
     /// Write the container's init PID to FILE
     #[arg(long = "pid-file", value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
     /// Pass N extra file descriptors (3..3+N) to the container
-    #[arg(long = "preserve-fds", default_value_t = 0)]
-    pub preserve_fds: u32,
+    #[arg(long = "preserve-fds", value_name = "N")]
+    pub preserve_fds: Option<u32>,
     /// Not supported yet: minc rejects process.terminal
     #[arg(long = "console-socket", hide = true)]
     pub console_socket: Option<PathBuf>,
@@ -38,6 +36,22 @@ pub struct CreateArgs {
     /// Accepted for runc compatibility
     #[arg(long = "no-new-keyring", hide = true)]
     pub no_new_keyring: bool,
+}
+
+impl BundleFlags {
+    /// Whether any runc-only option was given (they mark `run` as a bundle run).
+    pub fn any(&self) -> bool {
+        self.pid_file.is_some() || self.preserve_fds.is_some() || self.console_socket.is_some()
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Bundle directory (config.json + rootfs); default the current directory
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    #[command(flatten)]
+    pub flags: BundleFlags,
     /// Container id
     pub id: String,
 }
@@ -99,13 +113,13 @@ pub struct ExecArgs {
 
 impl CreateArgs {
     pub fn options(&self) -> Result<CreateOptions> {
-        if self.console_socket.is_some() {
+        if self.flags.console_socket.is_some() {
             bail!("--console-socket: terminals are not supported yet");
         }
         Ok(CreateOptions {
             bundle: self.bundle.clone(),
-            pid_file: self.pid_file.clone(),
-            preserve_fds: self.preserve_fds,
+            pid_file: self.flags.pid_file.clone(),
+            preserve_fds: self.flags.preserve_fds.unwrap_or(0),
             stdio: None,
         })
     }
