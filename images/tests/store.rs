@@ -518,7 +518,7 @@ fn bad_input_leaves_nothing_stored() {
 }
 
 #[test]
-fn rootfs_tarball_gzip_and_missing_end_marker() {
+fn rootfs_tarball_gzip_zstd_and_missing_end_marker() {
     let t = setup();
     let l = layer(&[
         E::Dir("bin", 0o755),
@@ -533,7 +533,9 @@ fn rootfs_tarball_gzip_and_missing_end_marker() {
         flate2::write::GzEncoder::new(fs::File::create(&gz).unwrap(), flate2::Compression::fast());
     enc.write_all(&l).unwrap();
     enc.finish().unwrap();
-    for (path, name) in [(&raw, "raw"), (&gz, "gz")] {
+    let zst = t.dir.join("rootfs.tar.zst");
+    fs::write(&zst, zstd::stream::encode_all(&l[..], 3).unwrap()).unwrap();
+    for (path, name) in [(&raw, "raw"), (&gz, "gz"), (&zst, "zst")] {
         let opts = ImportOptions {
             name: Some(name.into()),
             entrypoint: Some(vec!["/bin/hello".into()]),

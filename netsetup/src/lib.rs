@@ -44,6 +44,14 @@ pub fn netns_name(id: &str) -> String {
     netns::name(id)
 }
 
+/// Brings up `lo` in a network namespace and nothing else: what a container with no network
+/// (`--network none`) gets.
+pub fn loopback_up(netns: &Path) -> Result<(), Error> {
+    let ns = netns::open(netns)?;
+    let name = netns.display().to_string();
+    netns::run_in(&ns, netns, || links::loopback_up(&name))
+}
+
 /// Reserves an address (and the host ports) for `req.id` and writes its resolv.conf, hosts
 /// and hostname into `req.files_dir`. Persists state; on failure leaves nothing behind.
 pub fn allocate(net: &Network, req: &Request) -> Result<Allocation, Error> {

@@ -203,6 +203,24 @@ pub fn link_exists(nl: &mut Netlink, name: &str) -> Result<bool, Error> {
     Ok(nl.link_by_name(name)?.is_some())
 }
 
+/// Inside a netns (the caller's thread must have entered it): brings `lo` up. For
+/// containers without a network (`--network none`), which still want 127.0.0.1.
+pub fn loopback_up(netns_name: &str) -> Result<(), Error> {
+    let mut nl = Netlink::open().map_err(|e| Error::Netlink {
+        what: format!("socket in {netns_name}"),
+        source: e,
+    })?;
+    explain!("ip -n {netns_name} link set lo up");
+    let mut lo = LinkMessage::default();
+    lo.header.index = 1; // lo is always ifindex 1 in a netns
+    nl.batch(vec![Request::change(
+        RouteNetlinkMessage::SetLink(up(lo)),
+        Tolerate::Nothing,
+        format!("set lo up in {netns_name}"),
+    )])?;
+    Ok(())
+}
+
 /// Inside the container's netns (the caller's thread must have entered it): lo up, address,
 /// interface up, default route. Returns the interface's MAC and MTU.
 pub fn configure_container(

@@ -320,7 +320,7 @@ fn foreground_rm_returns_exit_code() {
         "link",
     ]);
     assert_eq!(out.lines().count(), 1, "{out}");
-    assert!(out.contains("lo:"), "{out}");
+    assert!(out.contains("lo: <LOOPBACK,UP"), "{out}");
     h.assert_clean();
 }
 

@@ -267,9 +267,11 @@ fn create_connect_start(ctx: &Ctx, id: &str, dir: &Path, stdio: Option<[i32; 3]>
     };
     let state = rt.create(id, &opts)?;
     let pid = state.oci.pid;
+    let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
     if ctx.containers().load(id)?.ip.is_some() {
-        let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
         netsetup::connect(&ctx.network(), id, &netns)?;
+    } else {
+        netsetup::loopback_up(&netns)?; // --network none: only lo, but up
     }
     rt.start(id)?;
     Ok(pid)
