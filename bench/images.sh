@@ -8,7 +8,7 @@ set -euo pipefail
 size=${1:-200}
 here=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --release -q -p minc --manifest-path "$here/Cargo.toml"
-minc=$here/target/release/minc
+minc=$here/target/x86_64-unknown-linux-gnu/release/minc
 for tool in umoci skopeo /usr/bin/time; do
 	command -v $tool >/dev/null || { echo "bench: needs umoci, skopeo and GNU time (apt-get install umoci skopeo time)" >&2; exit 1; }
 done

@@ -9,14 +9,14 @@ set -euo pipefail
 
 ROUNDS=${1:-30}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-/work/target-netsetup}
-NETSETUP=${NETSETUP:-$TARGET/release/netsetup}
+TARGET=${CARGO_TARGET_DIR:-$HERE/target}
+NETSETUP=${NETSETUP:-$TARGET/x86_64-unknown-linux-gnu/release/netsetup}
 CNI_BIN=${CNI_BIN:-/usr/lib/cni}
 
 if [[ -z "${BENCH_IN_SANDBOX:-}" ]]; then
     [[ $EUID -eq 0 ]] || { echo "run as root" >&2; exit 1; }
     if [[ ! -x $NETSETUP ]]; then
-        (cd "$HERE" && CARGO_TARGET_DIR=$TARGET cargo build --release -p netsetup)
+        (cd "$HERE" && cargo build --release -p netsetup --target-dir "$TARGET")
     fi
     for d in /run/netns /etc/netns /var/lib/cni /var/lib/minc; do mkdir -p "$d"; done
     exec env BENCH_IN_SANDBOX=1 NETSETUP="$NETSETUP" unshare --net --mount --propagation private --pid --fork --mount-proc -- "$0" "$ROUNDS"

@@ -24,7 +24,7 @@ ip link set lo up
 ip link add uplink type veth peer name uplink-peer && ip link set uplink-peer up && ip addr add 203.0.113.1/24 dev uplink && ip link set uplink up
 ip route add default via 203.0.113.2
 
-minc=$here/target/release/minc
+minc=$here/target/x86_64-unknown-linux-gnu/release/minc
 work=$(mktemp -d /tmp/minc-bench-run.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 M=("$minc" --root "$work/run" --data-root "$work/data")

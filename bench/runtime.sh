@@ -12,7 +12,7 @@ set -euo pipefail
 runs=${1:-200}
 here=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --release -q -p minc --manifest-path "$here/Cargo.toml"
-minc=$here/target/release/minc
+minc=$here/target/x86_64-unknown-linux-gnu/release/minc
 for tool in hyperfine /usr/bin/time; do
 	command -v $tool >/dev/null || { echo "bench: needs hyperfine and GNU time (apt-get install hyperfine time)" >&2; exit 1; }
 done

@@ -335,8 +335,19 @@ fn typed(cmds: Vec<Value>) -> Result<nftables::schema::Nftables<'static>, Error>
     })
 }
 
+/// The nft binary: from PATH, else where Debian puts it (a caller may run with no PATH).
+fn nft_binary() -> &'static str {
+    let in_path = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("nft").is_file()));
+    if in_path || !std::path::Path::new("/usr/sbin/nft").is_file() {
+        "nft"
+    } else {
+        "/usr/sbin/nft"
+    }
+}
+
 fn run_nft(args: &[&str], stdin: Option<&str>) -> Result<String, Error> {
-    let mut child = Command::new("nft")
+    let mut child = Command::new(nft_binary())
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -371,7 +382,11 @@ fn run_nft(args: &[&str], stdin: Option<&str>) -> Result<String, Error> {
 fn list_map(name: &str) -> Result<Vec<(u64, Value)>, Error> {
     let out = match run_nft(&["-j", "list", "map", "inet", TABLE, name], None) {
         Ok(o) => o,
-        Err(Error::Nft(e)) if e.contains("No such file") => return Ok(vec![]),
+        // The map (or table) does not exist: nothing is published. Not to be confused with
+        // nft itself missing, which must fail the caller.
+        Err(Error::Nft(e)) if e.contains("No such file") && !e.starts_with("cannot run nft") => {
+            return Ok(vec![])
+        }
         Err(e) => return Err(e),
     };
     let v: Value =

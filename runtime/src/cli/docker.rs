@@ -341,9 +341,12 @@ pub fn finish(root: &Path, data_root: &Path, id: &str, code: i32) {
         data_root: data_root.to_path_buf(),
     };
     let containers = ctx.containers();
+    let Some(_lock) = lock(&ctx, id) else {
+        return; // already removed
+    };
     let _ = containers.record_exit(id, code);
     match containers.load(id) {
-        Ok(r) if r.auto_remove => teardown(&ctx, id),
+        Ok(r) if r.auto_remove => teardown_locked(&ctx, id),
         _ => {
             // Keep the record and log; release what a stopped container does not need.
             let _ = ctx.runtime().delete(id, true);
@@ -353,9 +356,22 @@ pub fn finish(root: &Path, data_root: &Path, id: &str, code: i32) {
     }
 }
 
+/// The container's own lock: `finish` (in the monitor) and `rm` never tear down at the same
+/// time, and `rm` right after `stop` waits for the monitor's cleanup. None if the container
+/// is already gone.
+fn lock(ctx: &Ctx, id: &str) -> Option<crate::state::Lock> {
+    crate::state::Lock::acquire(&ctx.containers().path(id)).ok()
+}
+
 /// Removes everything a container has: runtime state (killing it), network, rootfs mount,
 /// its directory. Safe to run twice and on half-made containers.
 pub fn teardown(ctx: &Ctx, id: &str) {
+    if let Some(_lock) = lock(ctx, id) {
+        teardown_locked(ctx, id);
+    }
+}
+
+fn teardown_locked(ctx: &Ctx, id: &str) {
     let _ = ctx.runtime().delete(id, true);
     if let Err(e) = netsetup::detach(&ctx.network(), id) {
         tracing::warn!("container {id}: network teardown: {e}");
