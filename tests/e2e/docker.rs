@@ -330,9 +330,37 @@ fn ports_are_published_once() {
         return;
     }
     let h = Host::new();
-    h.ok(&["run", "-d", "--name", "a", "-p", "8081:8000", "echo-server"]);
+    // --explain shows the steps of all three parts, on stderr, not in the container's log.
+    let out = h.minc(&[
+        "--explain",
+        "run",
+        "-d",
+        "--name",
+        "a",
+        "-p",
+        "8081:8000",
+        "echo-server",
+    ]);
+    assert!(out.status.success());
+    let steps = String::from_utf8_lossy(&out.stderr);
+    for step in [
+        "+ mount -t overlay overlay -o lowerdir=",
+        "+ unshare --pid --net --ipc --uts --mount --fork",
+        "pivot_root . .",
+        "type veth peer name eth0",
+        "route add default via 10.77.0.1 dev eth0",
+        "+ nft add element inet minc tcp_addr { 8081 : 10.77.0.",
+        "+ exec /echo-server",
+    ] {
+        assert!(steps.contains(step), "--explain lacks {step:?}:\n{steps}");
+    }
     h.ok(&["run", "-d", "--name", "b", "-p", "8082:8000", "echo-server"]);
     assert_echo(&get_echo("127.0.0.1:8081"));
+    let log = h.ok(&["logs", "a"]);
+    assert!(
+        !log.contains("+ "),
+        "explain lines leaked into the log: {log}"
+    );
     assert_echo(&get_echo("127.0.0.1:8082"));
     assert_ne!(h.ip_of("a"), h.ip_of("b"));
 

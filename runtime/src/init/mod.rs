@@ -70,15 +70,6 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
         .ok_or_else(|| Error::Init("runtime went away before the container was set up".into()))?
         .to_vec();
 
-    if let Some(fds) = a.stdio {
-        for (target, fd) in fds.into_iter().enumerate() {
-            // SAFETY: dup2 onto our own stdio descriptors.
-            check(unsafe { libc::dup2(fd, target as i32) }, || {
-                "set up stdio".into()
-            })?;
-        }
-    }
-
     // 2. Namespaces given by path are joined (the new ones came with the clone).
     for ns in spec.namespaces() {
         if let (Some(path), false) = (&ns.path, ns.kind == NamespaceKind::Pid) {
@@ -143,8 +134,18 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
     if process.no_new_privileges {
         set_no_new_privileges()?;
     }
-    reset_signals();
     explain!("exec {}", process.args.join(" "));
+    // The container's own stdio last, so the init's --explain lines and errors go to the
+    // runtime's stderr, not into the container's log.
+    if let Some(fds) = a.stdio {
+        for (target, fd) in fds.into_iter().enumerate() {
+            // SAFETY: dup2 onto our own stdio descriptors.
+            check(unsafe { libc::dup2(fd, target as i32) }, || {
+                "set up stdio".into()
+            })?;
+        }
+    }
+    reset_signals();
     Err(exec(&program, &process.args, &env))
 }
 
