@@ -108,41 +108,32 @@ impl Netlink {
         let mut remaining = pending.len();
         let mut rbuf = vec![0u8; 65536];
         while remaining > 0 {
-            let n = self.sock.recv(&mut &mut rbuf[..], 0).map_err(io_err)?;
-            let mut off = 0;
-            while off < n {
-                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rbuf[off..n])
-                    .map_err(|e| {
-                        io_err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
-                    })?;
-                let len = msg.header.length as usize;
+            for msg in self.recv_messages(&mut rbuf, &io_err)? {
                 let seq = msg.header.sequence_number;
-                if let NetlinkPayload::Error(e) = msg.payload {
-                    if let Some(idx) = pending.iter().position(|p| p.0 == seq) {
-                        remaining -= 1;
-                        if let Some(code) = e.code {
-                            let errno = -code.get();
-                            let ok = match pending[idx].1 {
-                                Tolerate::Exists => errno == libc::EEXIST,
-                                Tolerate::Missing => matches!(
-                                    errno,
-                                    libc::ENOENT | libc::ENODEV | libc::ESRCH | libc::EADDRNOTAVAIL
-                                ),
-                                Tolerate::Nothing => false,
-                            };
-                            if !ok && first_err.is_none() {
-                                first_err = Some(NlError {
-                                    what: pending[idx].2.clone(),
-                                    source: io::Error::from_raw_os_error(errno),
-                                });
-                            }
-                        }
+                let NetlinkPayload::Error(e) = msg.payload else {
+                    continue;
+                };
+                let Some(idx) = pending.iter().position(|p| p.0 == seq) else {
+                    continue;
+                };
+                remaining -= 1;
+                if let Some(code) = e.code {
+                    let errno = -code.get();
+                    let ok = match pending[idx].1 {
+                        Tolerate::Exists => errno == libc::EEXIST,
+                        Tolerate::Missing => matches!(
+                            errno,
+                            libc::ENOENT | libc::ENODEV | libc::ESRCH | libc::EADDRNOTAVAIL
+                        ),
+                        Tolerate::Nothing => false,
+                    };
+                    if !ok && first_err.is_none() {
+                        first_err = Some(NlError {
+                            what: pending[idx].2.clone(),
+                            source: io::Error::from_raw_os_error(errno),
+                        });
                     }
                 }
-                if len == 0 {
-                    break;
-                }
-                off += (len + 3) & !3;
             }
         }
         first_err.map_or(Ok(()), Err)
@@ -174,33 +165,46 @@ impl Netlink {
         self.sock.send(&buf, 0).map_err(io_err)?;
         let mut rbuf = vec![0u8; 65536];
         loop {
-            let n = self.sock.recv(&mut &mut rbuf[..], 0).map_err(io_err)?;
-            let mut off = 0;
-            while off < n {
-                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rbuf[off..n])
-                    .map_err(|e| {
-                        io_err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
-                    })?;
-                let len = msg.header.length as usize;
-                if msg.header.sequence_number == seq {
-                    match msg.payload {
-                        NetlinkPayload::InnerMessage(m) => return Ok(Some(m)),
-                        NetlinkPayload::Error(e) => {
-                            let errno = e.code.map(|c| -c.get()).unwrap_or(0);
-                            if errno == libc::ENODEV || errno == libc::ENOENT || errno == 0 {
-                                return Ok(None);
-                            }
-                            return Err(io_err(io::Error::from_raw_os_error(errno)));
+            for msg in self.recv_messages(&mut rbuf, &io_err)? {
+                if msg.header.sequence_number != seq {
+                    continue;
+                }
+                return match msg.payload {
+                    NetlinkPayload::InnerMessage(m) => Ok(Some(m)),
+                    NetlinkPayload::Error(e) => {
+                        let errno = e.code.map(|c| -c.get()).unwrap_or(0);
+                        if errno == libc::ENODEV || errno == libc::ENOENT || errno == 0 {
+                            Ok(None)
+                        } else {
+                            Err(io_err(io::Error::from_raw_os_error(errno)))
                         }
-                        _ => return Ok(None),
                     }
-                }
-                if len == 0 {
-                    break;
-                }
-                off += (len + 3) & !3;
+                    _ => Ok(None),
+                };
             }
         }
+    }
+
+    /// Receives one datagram and parses the netlink messages in it.
+    fn recv_messages(
+        &mut self,
+        rbuf: &mut [u8],
+        io_err: &dyn Fn(io::Error) -> NlError,
+    ) -> Result<Vec<NetlinkMessage<RouteNetlinkMessage>>, NlError> {
+        let n = self.sock.recv(&mut &mut rbuf[..], 0).map_err(io_err)?;
+        let mut msgs = Vec::new();
+        let mut off = 0;
+        while off < n {
+            let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rbuf[off..n])
+                .map_err(|e| io_err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())))?;
+            let len = msg.header.length as usize;
+            msgs.push(msg);
+            if len == 0 {
+                break;
+            }
+            off += (len + 3) & !3;
+        }
+        Ok(msgs)
     }
 }
 
