@@ -1,0 +1,12 @@
+//! sysops: the small layer of Linux operations that the runtime, the image store and the
+//! network setup all use, so that each is written once.
+//!
+//! - [`explain`]: how a privileged step is rendered as the shell command it stands for
+//!   (`minc --explain`), with correct quoting, from the same arguments that perform it.
+//! - [`lock`]: exclusive file locks (flock(2)) that guard state directories.
+//!
+//! This crate depends on no other crate of the workspace; `minc` (runtime), `images` and
+//! `netsetup` depend on it. It never composes them.
+
+pub mod explain;
+pub mod lock;
