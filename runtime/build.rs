@@ -1,9 +1,12 @@
-//! Builds minc-monitor (runtime/monitor/main.rs) into a small static binary that minc embeds
-//! for each `run -d` container (see src/cli/monitor.rs).
+//! Builds the two small programs minc embeds: minc-monitor (runtime/monitor/main.rs), the
+//! static waiter behind each `run -d` container (see src/cli/monitor.rs), and minc-dmz
+//! (runtime/dmz/main.rs), the freestanding stub that execs the container's program from a
+//! sealed memfd (see src/dmz.rs).
 
 include!("../build-support/static_bin.rs");
 
 fn main() {
     println!("cargo:rerun-if-changed=../build-support/static_bin.rs");
     build_static_bin("monitor/main.rs", "minc-monitor", "s");
+    build_freestanding_bin("dmz/main.rs", "minc-dmz");
 }

@@ -8,12 +8,16 @@ use std::fs;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
+use sysops::explain::{self, Cmd};
+use sysops::lock::Lock;
+
+use crate::channel::{self, Msg};
+use crate::dmz::Dmz;
 use crate::error::{check, Error, Result};
-use crate::explain;
 use crate::hooks;
 use crate::init::{self, InitArgs};
-use crate::spec::{NamespaceKind, Spec};
-use crate::state::{self, Lock, OciState, State, Status, OCI_VERSION};
+use crate::spec::{self, LinuxNamespaceType, Spec};
+use crate::state::{self, OciState, State, Status};
 use crate::sys;
 
 /// Where containers' state lives (`--root`, default /run/minc).
@@ -28,13 +32,18 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     /// Descriptors to give the container as stdin, stdout and stderr (default: ours).
     pub stdio: Option<[RawFd; 3]>,
+    /// Refuse config.json fields minc does not know (`--strict`).
+    pub strict: bool,
 }
 
-/// Rejects ids that could escape the root directory or confuse tools.
+/// Rejects ids that could escape the root directory or confuse tools: letters, digits and
+/// `_ - . +` only (runc's set), not `.` or `..`, and not starting with `-` (an id such as
+/// `-rf` reads as an option to every tool that is later given it).
 pub fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id != "."
         && id != ".."
+        && !id.starts_with('-')
         && id.len() <= 1024
         && id
             .chars()
@@ -57,6 +66,13 @@ impl Drop for DirGuard<'_> {
     }
 }
 
+/// The lock file of a container directory. `create` holds it from the moment the directory
+/// exists until state.json is written; whoever can take it and finds no state.json knows the
+/// creator died (kill -9) and may remove the leftover.
+fn lock_path(dir: &Path) -> PathBuf {
+    dir.join(".lock")
+}
+
 impl Runtime {
     pub fn new(root: impl Into<PathBuf>) -> Runtime {
         Runtime { root: root.into() }
@@ -71,21 +87,45 @@ impl Runtime {
         validate_id(id)?;
         let dir = self.dir(id);
         if !dir.join("state.json").exists() {
+            self.reclaim_if_orphan(&dir);
             return Err(Error::NotFound(id.to_string()));
         }
         State::load(&dir)
     }
 
+    /// Removes a container directory that has no state.json and whose creator is gone.
+    /// Returns true if it removed one.
+    fn reclaim_if_orphan(&self, dir: &Path) -> bool {
+        if !dir.is_dir() || dir.join("state.json").exists() {
+            return false;
+        }
+        match Lock::try_acquire(&lock_path(dir)) {
+            Ok(Some(_held)) if !dir.join("state.json").exists() => {
+                tracing::debug!("removing {}: its create did not finish", dir.display());
+                fs::remove_dir_all(dir).is_ok()
+            }
+            _ => false,
+        }
+    }
+
     /// Creates the container: clones the init into new namespaces, lets it prepare the rootfs
     /// and returns once it is blocked waiting for `start`.
+    ///
+    /// The init is a fork of this process (no exec), which is only sound while the process
+    /// has a single thread: this is checked, and an error otherwise.
     pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<State> {
         validate_id(id)?;
+        if sys::thread_count() != 1 {
+            return Err(Error::Init(
+                "create must run in a single-threaded process (the init is forked)".into(),
+            ));
+        }
         let bundle = fs::canonicalize(&opts.bundle).map_err(|e| Error::Config {
             path: opts.bundle.clone(),
             reason: format!("bundle: {e}"),
         })?;
-        let spec = Spec::load(&bundle)?;
-        let rootfs = spec.rootfs(&bundle);
+        let spec = spec::load(&bundle, opts.strict)?;
+        let rootfs = spec::rootfs(&spec, &bundle);
         match fs::metadata(&rootfs) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -98,8 +138,9 @@ impl Runtime {
         }
         let rootfs = fs::canonicalize(&rootfs).map_err(|e| Error::io(&rootfs, e))?;
 
-        fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        sys::create_private_dir(&self.root)?;
         let dir = self.dir(id);
+        self.reclaim_if_orphan(&dir);
         match fs::create_dir(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -108,11 +149,13 @@ impl Runtime {
             Err(e) => return Err(Error::io(&dir, e)),
         }
         let mut guard = DirGuard(Some(&dir));
-        let state = self.spawn_init(id, &dir, &bundle, &rootfs, &spec, opts)?;
+        let lock = Lock::acquire(&lock_path(&dir)).map_err(|e| Error::io(&dir, e))?;
+        let state = self.spawn_init(id, &dir, &bundle, &rootfs, &spec, opts, lock)?;
         guard.0 = None;
         Ok(state)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn spawn_init(
         &self,
         id: &str,
@@ -121,40 +164,46 @@ impl Runtime {
         rootfs: &Path,
         spec: &Spec,
         opts: &CreateOptions,
+        lock: Lock,
     ) -> Result<State> {
         let config_copy = dir.join("config.json");
         fs::copy(bundle.join("config.json"), &config_copy)
             .map_err(|e| Error::io(&config_copy, e))?;
         let listener = listen(dir)?;
         let (ours, theirs) = sys::socketpair()?;
+        let dmz = Dmz::new()?;
 
         let mut flags = 0;
         let mut created = Vec::new();
-        let mut words = Vec::new();
-        for ns in spec.namespaces() {
-            if ns.path.is_none() {
-                flags |= ns.kind.flag();
-                created.push(ns.kind.proc_name().to_string());
-                words.push(ns.kind.unshare_flag());
+        let mut unshare = Cmd::new("unshare");
+        for ns in spec::namespaces(spec) {
+            if ns.path().is_none() {
+                flags |= spec::ns_flag(ns.typ());
+                created.push(spec::ns_proc_name(ns.typ()).to_string());
+                unshare = unshare.arg(spec::ns_option(ns.typ()));
             }
         }
         // Joining an existing PID namespace must happen before the clone: the child's PID
         // namespace is fixed at birth. Switch only for the clone, then switch back so later
         // children (hooks) stay in ours.
-        let pid_ns = spec
-            .namespaces()
+        let pid_ns = spec::namespaces(spec)
             .iter()
-            .find(|n| n.kind == NamespaceKind::Pid)
-            .and_then(|n| n.path.clone());
+            .find(|n| n.typ() == LinuxNamespaceType::Pid)
+            .and_then(|n| n.path().clone());
         let restore = match &pid_ns {
             Some(path) => Some(enter_pid_ns(path)?),
             None => None,
         };
-        explain!(
-            "unshare {} --fork -- minc-init   # the container's init",
-            words.join(" ")
-        );
-        // SAFETY: minc is single-threaded here (no thread is ever started before create).
+        if explain::enabled() {
+            unshare
+                .args(["--fork", "--", "sh"])
+                .note(
+                    "the container's init: clone(2) with these namespaces; what follows runs in it",
+                )
+                .emit();
+        }
+        // SAFETY: checked single-threaded above (thread_count), and nothing below spawns a
+        // thread before the fork.
         let pid = unsafe { sys::clone_fork(flags) };
         if let Some(own) = restore {
             // SAFETY: setns back to our own PID namespace fd.
@@ -162,6 +211,8 @@ impl Runtime {
         }
         let pid = pid?;
         if pid == 0 {
+            // The init must not hold the create lock: start and delete take it later.
+            drop(lock);
             drop(ours);
             init::main(InitArgs {
                 spec,
@@ -169,42 +220,50 @@ impl Runtime {
                 rootfs,
                 sock: theirs,
                 listener,
+                dmz: &dmz,
                 preserve_fds: opts.preserve_fds,
                 stdio: opts.stdio,
             });
         }
         drop(theirs);
         drop(listener);
+        drop(dmz);
 
         let result = (|| {
             let mut state = State {
                 oci: OciState {
-                    oci_version: OCI_VERSION.into(),
+                    oci_version: spec::OCI_VERSION.into(),
                     id: id.to_string(),
                     status: Status::Creating,
                     pid,
                     bundle: bundle.to_path_buf(),
-                    annotations: spec.annotations.clone(),
+                    annotations: spec.annotations().clone().unwrap_or_default(),
                 },
                 init_start_time: state::proc_start_time(pid).unwrap_or(0),
                 created: state::now(),
                 rootfs: rootfs.to_path_buf(),
                 started: false,
-                hooks: spec.hooks(),
+                hooks: spec.hooks().clone().unwrap_or_default(),
                 namespaces: created,
             };
             state.save(dir)?;
             let json = serde_json::to_vec(&state.oci).expect("state serializes");
-            hooks::run("prestart", &state.hooks.prestart, &json)?;
-            hooks::run("createRuntime", &state.hooks.create_runtime, &json)?;
-            sys::send(&ours, &[b"go".as_slice(), &json].concat())
-                .map_err(|e| Error::sys("talk to container init", e))?;
-            let reply = sys::recv(&ours).map_err(|e| Error::sys("read from container init", e))?;
-            if let Some(msg) = reply.strip_prefix(init::MSG_ERROR) {
-                return Err(Error::Init(String::from_utf8_lossy(msg).into_owned()));
-            }
-            if reply != init::MSG_READY {
-                return Err(Error::Init("container init exited unexpectedly".into()));
+            let hooks = spec.hooks().clone().unwrap_or_default();
+            #[allow(deprecated)]
+            hooks::run_stage("prestart", hooks.prestart().as_deref(), &json)?;
+            hooks::run_stage("createRuntime", hooks.create_runtime().as_deref(), &json)?;
+            let mut created_state = state.oci.clone();
+            created_state.status = Status::Created;
+            channel::send(
+                &ours,
+                &Msg::Go {
+                    state: created_state,
+                },
+            )?;
+            match channel::recv(&ours)? {
+                Some(Msg::Ready) => {}
+                Some(Msg::Error { message, code }) => return Err(Error::from_child(message, code)),
+                _ => return Err(Error::Init("container init exited unexpectedly".into())),
             }
             state.oci.status = Status::Created;
             state.save(dir)?;
@@ -220,6 +279,7 @@ impl Runtime {
                 libc::waitpid(pid, std::ptr::null_mut(), 0);
             }
         }
+        drop(lock);
         result
     }
 
@@ -228,7 +288,7 @@ impl Runtime {
     pub fn start(&self, id: &str) -> Result<State> {
         let dir = self.dir(id);
         let mut state = self.load(id)?;
-        let _lock = Lock::acquire(&dir)?;
+        let _lock = Lock::acquire(&lock_path(&dir)).map_err(|e| Error::io(&dir, e))?;
         let state_now = State::load(&dir)?; // re-read under the lock
         match state_now.status() {
             Status::Created => {}
@@ -241,21 +301,25 @@ impl Runtime {
             }
         }
         let conn = connect(&dir)?;
-        let json = serde_json::to_vec(&state.current()).expect("state serializes");
-        explain!("# start: release the init of {id} (pid {})", state.oci.pid);
-        sys::send(&conn, &json).map_err(|e| Error::sys("release container init", e))?;
-        let reply = sys::recv(&conn).map_err(|e| Error::sys("read from container init", e))?;
+        let mut running = state.current();
+        running.status = Status::Running;
+        explain::comment(&format!(
+            "start: release the init of {id} (pid {}) through its start socket",
+            state.oci.pid
+        ));
+        channel::send(&conn, &Msg::Start { state: running })?;
+        let reply = channel::recv(&conn)?;
         let _ = fs::remove_file(dir.join("start.sock"));
-        if let Some(msg) = reply.strip_prefix(init::MSG_ERROR) {
-            return Err(Error::Init(String::from_utf8_lossy(msg).into_owned()));
-        }
+        channel::expect_exec(reply, "the container's program")?;
         state.started = true;
         state.oci.status = Status::Running;
         state.save(&dir)?;
-        let json = serde_json::to_vec(&state.current()).expect("state serializes");
-        if let Err(e) = hooks::run("poststart", &state.hooks.poststart, &json) {
-            tracing::warn!("{e}");
-        }
+        // poststart: failures are warnings, and every hook of the stage runs (the spec). The
+        // state says running with the pid even if the program already exited.
+        let mut running = state.oci.clone();
+        running.status = Status::Running;
+        let json = serde_json::to_vec(&running).expect("state serializes");
+        hooks::run_stage_warn("poststart", state.hooks.poststart().as_deref(), &json);
         Ok(state)
     }
 
@@ -264,19 +328,29 @@ impl Runtime {
         Ok(self.load(id)?.current())
     }
 
-    /// Sends a signal to the init, or with `all` to every process of the container.
+    /// Sends a signal to the init, or with `all` to every process of the container. As runc:
+    /// `kill --all` of a stopped container succeeds (there is nothing left to signal), a
+    /// plain `kill` of one fails with "container not running".
     pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
         let state = self.load(id)?;
         let status = state.status();
         if !matches!(status, Status::Created | Status::Running) {
-            return Err(Error::WrongState {
-                id: id.into(),
-                status: status.as_str(),
-                what: "there is no process to signal",
-            });
+            if all {
+                return Ok(());
+            }
+            return Err(Error::NotRunning(id.into()));
         }
-        explain!("kill -{signal} {}", state.oci.pid);
-        signal_init(&state, signal)?;
+        if explain::enabled() {
+            Cmd::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(state.oci.pid.to_string())
+                .emit();
+        }
+        match signal_init(&state, signal) {
+            Err(Error::NotRunning(_)) if all => {}
+            Err(Error::NotRunning(_)) => return Err(Error::NotRunning(id.into())),
+            other => other?,
+        }
         if all {
             for pid in self.pids(&state) {
                 if pid != state.oci.pid {
@@ -294,13 +368,14 @@ impl Runtime {
         let dir = self.dir(id);
         let state = match self.load(id) {
             Ok(s) => s,
-            // A directory without state.json is a crashed create: remove it.
-            Err(Error::NotFound(_)) if dir.is_dir() && force => {
+            // A directory without state.json whose creator is gone was removed by load; one
+            // whose create is still running belongs to that create.
+            Err(Error::NotFound(_)) if force && dir.is_dir() => {
                 return fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))
             }
             Err(e) => return Err(e),
         };
-        let _lock = Lock::acquire(&dir)?;
+        let _lock = Lock::acquire(&lock_path(&dir)).map_err(|e| Error::io(&dir, e))?;
         match state.status() {
             Status::Running if !force => {
                 return Err(Error::WrongState {
@@ -314,15 +389,15 @@ impl Runtime {
             }
             Status::Stopped => {}
         }
-        explain!("rm -rf {}", dir.display());
+        if explain::enabled() {
+            Cmd::new("rm").arg("-rf").arg(&dir).emit();
+        }
         fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let mut gone = state.oci.clone();
         gone.status = Status::Stopped;
         gone.pid = 0;
         let json = serde_json::to_vec(&gone).expect("state serializes");
-        if let Err(e) = hooks::run("poststop", &state.hooks.poststop, &json) {
-            tracing::warn!("{e}");
-        }
+        hooks::run_stage_warn("poststop", state.hooks.poststop().as_deref(), &json);
         Ok(())
     }
 
@@ -335,7 +410,12 @@ impl Runtime {
         if !state.alive() {
             return Ok(());
         }
-        explain!("kill -KILL {}", state.oci.pid);
+        if explain::enabled() {
+            Cmd::new("kill")
+                .arg("-KILL")
+                .arg(state.oci.pid.to_string())
+                .emit();
+        }
         let _ = sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
         for pid in self.pids(state) {
             // SAFETY: plain kill.
@@ -364,7 +444,11 @@ impl Runtime {
             Err(e) => return Err(Error::io(&self.root, e)),
         };
         for entry in entries.flatten() {
-            if let Ok(state) = State::load(&entry.path()) {
+            let path = entry.path();
+            if self.reclaim_if_orphan(&path) {
+                continue;
+            }
+            if let Ok(state) = State::load(&path) {
                 out.push(state);
             }
         }
@@ -425,11 +509,7 @@ fn ppid_of(pid: i32) -> Option<i32> {
 fn signal_init(state: &State, signal: i32) -> Result<()> {
     let pidfd = sys::pidfd_open(state.oci.pid)?;
     if !state.alive() {
-        return Err(Error::WrongState {
-            id: state.oci.id.clone(),
-            status: "stopped",
-            what: "there is no process to signal",
-        });
+        return Err(Error::NotRunning(state.oci.id.clone()));
     }
     sys::pidfd_send_signal(&pidfd, signal)
         .map_err(|e| Error::sys(format!("kill {} {signal}", state.oci.pid), e))
@@ -447,7 +527,10 @@ fn enter_pid_ns(path: &Path) -> Result<OwnedFd> {
         .map_err(|e| Error::io(Path::new("/proc/self/ns/pid"), e))?
         .into();
     let target = fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    explain!("nsenter --pid={}", path.display());
+    explain::comment(&format!(
+        "the init is born in the PID namespace {} (setns(2) before clone(2))",
+        path.display()
+    ));
     // SAFETY: setns on a namespace fd.
     check(
         unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWPID) },
@@ -531,7 +614,9 @@ mod tests {
         for good in ["a", "abc-1_2.3", "A+b"] {
             validate_id(good).unwrap();
         }
-        for bad in ["", ".", "..", "a/b", "../x", "a b", "a\0b"] {
+        for bad in [
+            "", ".", "..", "a/b", "../x", "a b", "a\0b", "-", "-rf", "a\nb",
+        ] {
             assert!(validate_id(bad).is_err(), "{bad:?}");
         }
     }

@@ -1,16 +1,15 @@
 //! Typed errors of the runtime library. Each variant names the object and the cause so the
 //! CLI can print one clear line (`minc: create abc: rootfs /x: not a directory`).
+//!
+//! The cause (an io::Error) is part of each message and deliberately not exposed as the
+//! error's `source()`: the CLI prints the whole chain, and would print it twice otherwise.
 
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("{}: {reason}", path.display())]
     Config { path: PathBuf, reason: String },
     #[error("container id {0:?} is invalid: use letters, digits, '_', '-', '.' and '+' (not '/', '..' or empty)")]
@@ -19,6 +18,9 @@ pub enum Error {
     Exists(String),
     #[error("container {0} does not exist")]
     NotFound(String),
+    /// runc's wording, which clients (containerd's shim) match on.
+    #[error("container not running")]
+    NotRunning(String),
     #[error("container {id} is {status}: {what}")]
     WrongState {
         id: String,
@@ -29,17 +31,56 @@ pub enum Error {
     Rootfs { path: PathBuf, reason: String },
     #[error("unknown signal {0:?}")]
     BadSignal(String),
-    #[error("{what}: {source}")]
-    Sys {
-        what: String,
-        #[source]
-        source: std::io::Error,
+    #[error("{what}: {err}")]
+    Sys { what: String, err: std::io::Error },
+    /// The container's program could not be executed (runc's exit codes: 127 not found,
+    /// 126 not executable).
+    #[error("exec {program}: {reason}")]
+    Exec {
+        program: String,
+        reason: String,
+        not_found: bool,
     },
     /// An error reported by the container init process (already has its context).
     #[error("{0}")]
     Init(String),
+    /// An error reported by a child process with the exit status it stands for.
+    #[error("{message}")]
+    Child { message: String, code: i32 },
     #[error("hook {}: {reason}", path.display())]
     Hook { path: PathBuf, reason: String },
+}
+
+impl Error {
+    /// An exec failure from an errno (ENOENT: not found, else not executable).
+    pub fn exec_errno(program: &str, errno: i32) -> Error {
+        Error::Exec {
+            program: program.to_string(),
+            reason: std::io::Error::from_raw_os_error(errno).to_string(),
+            not_found: errno == libc::ENOENT,
+        }
+    }
+
+    /// An error a child process reported over a channel.
+    pub fn from_child(message: String, code: i32) -> Error {
+        if code > 1 {
+            Error::Child { message, code }
+        } else {
+            Error::Init(message)
+        }
+    }
+
+    /// The exit code runc uses when this error stops `exec`/`run` before the program runs.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Exec {
+                not_found: true, ..
+            } => 127,
+            Error::Exec { .. } => 126,
+            Error::Child { code, .. } => *code,
+            _ => 1,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -48,7 +89,7 @@ impl Error {
     pub fn io(path: &Path, source: std::io::Error) -> Error {
         Error::Io {
             path: path.to_path_buf(),
-            source,
+            err: source,
         }
     }
 
@@ -56,7 +97,7 @@ impl Error {
     pub fn sys(what: impl Into<String>, source: impl Into<std::io::Error>) -> Error {
         Error::Sys {
             what: what.into(),
-            source: source.into(),
+            err: source.into(),
         }
     }
 

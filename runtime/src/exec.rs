@@ -1,15 +1,22 @@
 //! `exec`: run another process inside a running container, and `run`: create + start +
 //! wait in one go.
+//!
+//! The exec'd process joins the container's namespaces (setns(2), see namespaces(7)); the
+//! PID namespace is joined by this process first, so that its child is born inside it.
 
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
+use sysops::explain::{self, Cmd};
+
+use crate::channel;
 use crate::container::{CreateOptions, Runtime};
+use crate::dmz::{self, Dmz};
 use crate::error::{check, Error, Result};
-use crate::explain;
 use crate::init;
-use crate::spec::{NamespaceKind, Spec};
+use crate::ops::{Linux, Sys};
+use crate::spec::{self, LinuxNamespaceType, Process};
 use crate::state::Status;
 use crate::sys;
 
@@ -24,84 +31,92 @@ pub struct ExecOptions {
 
 /// The order namespaces are joined in: the mount namespace last, because after it the
 /// host's /proc paths are no longer reachable (the fds are opened up front anyway).
-const JOIN_ORDER: &[NamespaceKind] = &[
-    NamespaceKind::Ipc,
-    NamespaceKind::Uts,
-    NamespaceKind::Network,
-    NamespaceKind::Cgroup,
-    NamespaceKind::Mount,
+const JOIN_ORDER: &[LinuxNamespaceType] = &[
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Cgroup,
+    LinuxNamespaceType::Time,
+    LinuxNamespaceType::Mount,
 ];
 
 impl Runtime {
-    /// Runs a process in a running container's namespaces and root; returns its exit code.
+    /// Runs a process in a running container's namespaces and root; returns its exit code
+    /// (runc's codes when it cannot start: 127 not found, 126 not executable).
     pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<i32> {
         let state = self.load(id)?;
         let status = state.status();
         if status != Status::Running && status != Status::Created {
-            return Err(Error::WrongState {
-                id: id.into(),
-                status: status.as_str(),
-                what: "exec needs a running container",
-            });
+            return Err(Error::NotRunning(id.into()));
         }
-        let spec = Spec::load(&self.dir(id))?;
-        let mut process = spec.process().clone();
+        let spec = spec::load(&self.dir(id), false)?;
+        let mut process = spec::process(&spec).clone();
         if opts.args.is_empty() {
             return Err(Error::Init("exec: no command given".into()));
         }
-        process.args = opts.args.clone();
+        process.set_args(Some(opts.args.clone()));
+        let mut env = spec::env(&process).to_vec();
         for kv in &opts.env {
-            let key = kv.split('=').next().unwrap_or(kv);
-            process.env.retain(|e| e.split('=').next() != Some(key));
-            process.env.push(kv.clone());
+            init::env_set(&mut env, kv);
         }
+        process.set_env(Some(env));
         if let Some(cwd) = &opts.cwd {
-            process.cwd = cwd.clone();
+            process.set_cwd(cwd.into());
         }
 
         // Open every namespace of the init up front (pidfd-checked: the PID is still ours).
         let pid = state.oci.pid;
         let _pidfd = sys::pidfd_open(pid)?;
         if !state.alive() {
-            return Err(Error::NotFound(id.into()));
+            return Err(Error::NotRunning(id.into()));
         }
-        let open_ns = |kind: NamespaceKind| -> Result<Option<OwnedFd>> {
-            if !spec.has_namespace(kind) {
+        let open_ns = |kind: LinuxNamespaceType| -> Result<Option<(OwnedFd, String)>> {
+            if !spec::has_namespace(&spec, kind) {
                 return Ok(None);
             }
-            let path = format!("/proc/{pid}/ns/{}", kind.proc_name());
+            let path = format!("/proc/{pid}/ns/{}", spec::ns_proc_name(kind));
             let f = fs::File::open(&path).map_err(|e| Error::io(Path::new(&path), e))?;
-            Ok(Some(f.into()))
+            Ok(Some((f.into(), path)))
         };
-        let pid_ns = open_ns(NamespaceKind::Pid)?;
+        let pid_ns = open_ns(LinuxNamespaceType::Pid)?;
         let mut joins = Vec::new();
         for kind in JOIN_ORDER {
-            if let Some(fd) = open_ns(*kind)? {
-                joins.push((*kind, fd));
+            if let Some((fd, path)) = open_ns(*kind)? {
+                joins.push((*kind, fd, path));
             }
         }
-        let words: Vec<String> = std::iter::once(&NamespaceKind::Pid)
-            .filter(|_| pid_ns.is_some())
-            .chain(joins.iter().map(|(k, _)| k))
-            .map(|k| format!("--{}", k.proc_name()))
-            .collect();
-        explain!(
-            "nsenter --target {pid} {} -- {}",
-            words.join(" "),
-            process.args.join(" ")
-        );
+        let dmz = Dmz::new()?;
 
         // Our children (only the one below) are born in the container's PID namespace.
-        if let Some(fd) = &pid_ns {
+        if let Some((fd, path)) = &pid_ns {
+            if explain::enabled() {
+                Cmd::new("nsenter")
+                    .arg(format!("--target={pid}"))
+                    .args(
+                        std::iter::once(&LinuxNamespaceType::Pid)
+                            .chain(joins.iter().map(|(k, _, _)| k))
+                            .map(|k| spec::ns_option(*k)),
+                    )
+                    .arg("--")
+                    .arg("sh")
+                    .note("what follows runs in the container's namespaces")
+                    .emit();
+            }
             // SAFETY: setns on a namespace fd.
             check(
                 unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWPID) },
-                || "join pid namespace".into(),
+                || format!("join pid namespace {path}"),
             )?;
         }
         let old_mask = block_signals();
         let (ours, theirs) = sys::socketpair()?;
-        // SAFETY: minc exec is single-threaded.
+        if sys::thread_count() != 1 {
+            sys::set_sigmask(&old_mask);
+            return Err(Error::Init(
+                "exec must run in a single-threaded process (it forks)".into(),
+            ));
+        }
+        // SAFETY: single-threaded (checked above).
         let child = unsafe { libc::fork() };
         if child < 0 {
             sys::set_sigmask(&old_mask);
@@ -109,24 +124,22 @@ impl Runtime {
         }
         if child == 0 {
             drop(ours);
-            let err = exec_child(&joins, &process);
-            let _ = sys::send(
-                &theirs,
-                &[init::MSG_ERROR, err.to_string().as_bytes()].concat(),
-            );
+            let err = exec_child(&joins, &process, &dmz, &theirs);
+            let _ = channel::send(&theirs, &channel::error(&err));
             // SAFETY: leave the forked copy without unwinding.
-            unsafe { libc::_exit(127) };
+            unsafe { libc::_exit(err.exit_code().max(1)) };
         }
         drop(theirs);
+        drop(dmz);
         if let Some(pf) = &opts.pid_file {
             fs::write(pf, child.to_string()).map_err(|e| Error::io(pf, e))?;
         }
-        let reply = sys::recv(&ours).unwrap_or_default();
-        if let Some(msg) = reply.strip_prefix(init::MSG_ERROR) {
+        let reply = channel::recv(&ours).unwrap_or(None);
+        if let Err(e) = channel::expect_exec(reply, &opts.args[0]) {
             // SAFETY: reaping our child.
             unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
             sys::set_sigmask(&old_mask);
-            return Err(Error::Init(String::from_utf8_lossy(msg).into_owned()));
+            return Err(e);
         }
         let code = sys::wait_forwarding(child);
         sys::set_sigmask(&old_mask);
@@ -165,28 +178,30 @@ fn block_signals() -> libc::sigset_t {
 }
 
 /// In the forked child: join the namespaces, become the container's user, exec.
-fn exec_child(joins: &[(NamespaceKind, OwnedFd)], process: &crate::spec::Process) -> Error {
+fn exec_child(
+    joins: &[(LinuxNamespaceType, OwnedFd, String)],
+    process: &Process,
+    dmz: &Dmz,
+    report: &OwnedFd,
+) -> Error {
     let run = || -> Result<std::convert::Infallible> {
-        for (kind, fd) in joins {
-            // SAFETY: setns on a namespace fd.
-            check(unsafe { libc::setns(fd.as_raw_fd(), kind.flag()) }, || {
-                format!("join {} namespace", kind.proc_name())
-            })?;
+        dmz::make_non_dumpable()?;
+        let sys = &Linux;
+        for (kind, fd, path) in joins {
+            init::join(sys, fd, *kind, Path::new(path))?;
         }
-        let cwd = Path::new(&process.cwd);
-        std::env::set_current_dir(cwd).map_err(|e| Error::io(cwd, e))?;
+        sys.chdir(process.cwd())?;
         let env = init::environment(process);
-        let program = init::find_executable(&process.args[0], &env)?;
-        let caps = process.capabilities.clone().unwrap_or_default();
-        init::drop_bounding(&caps)?;
-        init::set_user(process)?;
-        init::set_capabilities(&caps)?;
-        if process.no_new_privileges {
-            init::set_no_new_privileges()?;
-        }
+        let args = spec::args(process);
+        let program = init::find_executable(&args[0], &env)?;
+        let id = init::identity(process)?;
+        sys.set_identity(&id)?;
         init::close_fds_on_exec(0);
         init::reset_signals();
-        Err(init::exec(&program, &process.args, &env))
+        if explain::enabled() {
+            init::render_exec(&id, &program, args, &env).emit();
+        }
+        Err(dmz.exec(report.as_raw_fd(), &program, args, &env))
     };
     match run() {
         Err(e) => e,

@@ -12,48 +12,62 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
-use crate::explain;
 use crate::spec::Hook;
 use crate::sys;
+use sysops::explain::{self, Cmd};
 
-/// Runs the hooks of one stage in order; the first failure stops the stage.
-pub fn run(stage: &str, hooks: &[Hook], state: &[u8]) -> Result<()> {
-    for hook in hooks {
+/// Runs the hooks of a stage that must succeed (prestart, createRuntime, createContainer,
+/// startContainer) in order; the first failure stops the stage and fails the operation.
+pub fn run_stage(stage: &str, hooks: Option<&[Hook]>, state: &[u8]) -> Result<()> {
+    for hook in hooks.unwrap_or(&[]) {
         run_one(stage, hook, state)?;
     }
     Ok(())
 }
 
+/// Runs every hook of a stage whose failures are only warnings (poststart, poststop: the
+/// spec says the remaining hooks still run).
+pub fn run_stage_warn(stage: &str, hooks: Option<&[Hook]>, state: &[u8]) {
+    for hook in hooks.unwrap_or(&[]) {
+        if let Err(e) = run_one(stage, hook, state) {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
 fn run_one(stage: &str, hook: &Hook, state: &[u8]) -> Result<()> {
     let fail = |reason: String| Error::Hook {
-        path: hook.path.clone(),
+        path: hook.path().clone(),
         reason: format!("{stage}: {reason}"),
     };
-    explain!(
-        "{} < state.json   # {stage} hook",
-        std::iter::once(hook.path.display().to_string())
-            .chain(hook.args.iter().skip(1).cloned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    let mut cmd = Command::new(&hook.path);
-    if let Some(arg0) = hook.args.first() {
+    let args = hook.args().as_deref().unwrap_or(&[]);
+    let env = hook.env().as_deref().unwrap_or(&[]);
+    if explain::enabled() {
+        Cmd::new(&hook.path().display().to_string())
+            .args(args.iter().skip(1))
+            .stdin(String::from_utf8_lossy(state).into_owned())
+            .note(format!("{stage} hook, the container's state on stdin"))
+            .emit();
+    }
+    let mut cmd = Command::new(hook.path());
+    if let Some(arg0) = args.first() {
         use std::os::unix::process::CommandExt;
         cmd.arg0(arg0);
     }
-    cmd.args(hook.args.iter().skip(1))
+    cmd.args(args.iter().skip(1))
         .env_clear()
-        .envs(hook.env.iter().filter_map(|kv| kv.split_once('=')))
+        .envs(env.iter().filter_map(|kv| kv.split_once('=')))
         .stdin(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| fail(e.to_string()))?;
     // A hook that exits without reading its stdin is fine: ignore EPIPE.
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(state);
     }
-    let status = match hook.timeout {
+    let status = match hook.timeout() {
+        // validated > 0; a huge timeout waits as long as it says, without wrapping
         Some(secs) if secs > 0 => {
             let pidfd = sys::pidfd_open(child.id() as i32)?;
-            if !sys::pidfd_wait(&pidfd, (secs as i32).saturating_mul(1000)) {
+            if !sys::pidfd_wait_secs(&pidfd, secs as u64) {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(fail(format!("timed out after {secs}s")));

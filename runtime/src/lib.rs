@@ -3,14 +3,15 @@
 //! The library core knows nothing of images or networks: it runs OCI bundles
 //! (`config.json` + rootfs) through the OCI lifecycle. See `container::Runtime`.
 
-pub mod explain;
-
+pub mod channel;
 pub mod cli;
 pub mod container;
+pub mod dmz;
 pub mod error;
 pub mod exec;
 pub mod hooks;
 pub mod init;
+pub mod ops;
 pub mod spec;
 pub mod state;
 pub mod sys;

@@ -1,380 +1,214 @@
-//! The OCI runtime spec (config.json), as much of it as minc reads.
+//! The OCI runtime spec (`config.json`), read through the `oci-spec` crate's types: one model
+//! of the spec for the whole workspace (the image store builds the same types).
 //!
-//! Own serde types rather than a generic crate: parsing stays small and fast on the `create`
-//! path, and unknown fields are rejected with a message that names them (a typo such as
-//! `"hostnmae"` should not be silently ignored). Parts minc accepts but does not act on
-//! (cgroup resources, seccomp, ...) are kept as raw JSON so valid configs still load.
+//! The runtime spec says implementations MUST NOT error on unknown properties and MUST ignore
+//! them, so a config written by a newer client still runs: unknown fields are ignored (and
+//! logged at debug level). `--strict` turns them into an error, to catch typos such as
+//! `"hostnmae"`. Values that are invalid (a wrong type, an unknown namespace type) are always
+//! an error that names the field.
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+pub use oci_spec::runtime::{
+    Hook, Hooks, LinuxCapabilities, LinuxDevice, LinuxDeviceType, LinuxNamespace,
+    LinuxNamespaceType, Mount, PosixRlimit, PosixRlimitType, Process, Spec,
+};
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Spec {
-    pub oci_version: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub process: Option<Process>,
-    pub root: Option<Root>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hostname: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub domainname: Option<String>,
-    #[serde(default)]
-    pub mounts: Vec<Mount>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hooks: Option<Hooks>,
-    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
-    pub annotations: HashMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub linux: Option<Linux>,
-}
+/// The runtime spec version minc implements.
+pub const OCI_VERSION: &str = "1.2.0";
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Root {
-    pub path: PathBuf,
-    #[serde(default)]
-    pub readonly: bool,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Process {
-    #[serde(default)]
-    pub terminal: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub console_size: Option<Value>,
-    #[serde(default)]
-    pub user: User,
-    #[serde(default)]
-    pub args: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command_line: Option<String>,
-    #[serde(default)]
-    pub env: Vec<String>,
-    #[serde(default = "root_dir")]
-    pub cwd: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capabilities: Option<Capabilities>,
-    #[serde(default)]
-    pub rlimits: Vec<Rlimit>,
-    #[serde(default)]
-    pub no_new_privileges: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub apparmor_profile: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oom_score_adj: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub selinux_label: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub io_priority: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scheduler: Option<Value>,
-    #[serde(
-        default,
-        rename = "execCPUAffinity",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub exec_cpu_affinity: Option<Value>,
-}
-
-fn root_dir() -> String {
-    "/".into()
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct User {
-    #[serde(default)]
-    pub uid: u32,
-    #[serde(default)]
-    pub gid: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub umask: Option<u32>,
-    #[serde(default)]
-    pub additional_gids: Vec<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Capabilities {
-    #[serde(default)]
-    pub bounding: Vec<String>,
-    #[serde(default)]
-    pub effective: Vec<String>,
-    #[serde(default)]
-    pub inheritable: Vec<String>,
-    #[serde(default)]
-    pub permitted: Vec<String>,
-    #[serde(default)]
-    pub ambient: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Rlimit {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub hard: u64,
-    pub soft: u64,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Mount {
-    pub destination: PathBuf,
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<PathBuf>,
-    #[serde(default)]
-    pub options: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uid_mappings: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gid_mappings: Option<Value>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Hooks {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub prestart: Vec<Hook>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub create_runtime: Vec<Hook>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub create_container: Vec<Hook>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub start_container: Vec<Hook>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub poststart: Vec<Hook>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub poststop: Vec<Hook>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Hook {
-    pub path: PathBuf,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub args: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub env: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<u32>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Linux {
-    #[serde(default)]
-    pub namespaces: Vec<Namespace>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uid_mappings: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gid_mappings: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time_offsets: Option<Value>,
-    #[serde(default)]
-    pub devices: Vec<Device>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cgroups_path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rootfs_propagation: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seccomp: Option<Value>,
-    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
-    pub sysctl: HashMap<String, String>,
-    #[serde(default)]
-    pub masked_paths: Vec<String>,
-    #[serde(default)]
-    pub readonly_paths: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mount_label: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub intel_rdt: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub personality: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub net_devices: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_policy: Option<Value>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Namespace {
-    #[serde(rename = "type")]
-    pub kind: NamespaceKind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NamespaceKind {
-    Pid,
-    Network,
-    Mount,
-    Ipc,
-    Uts,
-    User,
-    Cgroup,
-    Time,
-}
-
-impl NamespaceKind {
-    /// The clone/unshare flag for this namespace.
-    pub fn flag(self) -> libc::c_int {
-        match self {
-            Self::Pid => libc::CLONE_NEWPID,
-            Self::Network => libc::CLONE_NEWNET,
-            Self::Mount => libc::CLONE_NEWNS,
-            Self::Ipc => libc::CLONE_NEWIPC,
-            Self::Uts => libc::CLONE_NEWUTS,
-            Self::User => libc::CLONE_NEWUSER,
-            Self::Cgroup => libc::CLONE_NEWCGROUP,
-            Self::Time => 0x80, // CLONE_NEWTIME
-        }
-    }
-
-    /// The file name under /proc/PID/ns/.
-    pub fn proc_name(self) -> &'static str {
-        match self {
-            Self::Pid => "pid",
-            Self::Network => "net",
-            Self::Mount => "mnt",
-            Self::Ipc => "ipc",
-            Self::Uts => "uts",
-            Self::User => "user",
-            Self::Cgroup => "cgroup",
-            Self::Time => "time",
-        }
-    }
-
-    /// The `unshare(1)` option that stands for this namespace in `--explain` output.
-    pub fn unshare_flag(self) -> &'static str {
-        match self {
-            Self::Pid => "--pid",
-            Self::Network => "--net",
-            Self::Mount => "--mount",
-            Self::Ipc => "--ipc",
-            Self::Uts => "--uts",
-            Self::User => "--user",
-            Self::Cgroup => "--cgroup",
-            Self::Time => "--time",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Device {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub path: PathBuf,
-    #[serde(default)]
-    pub major: i64,
-    #[serde(default)]
-    pub minor: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file_mode: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uid: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gid: Option<u32>,
-}
-
-impl Spec {
-    /// Reads and checks `BUNDLE/config.json`. Errors name the file and the cause.
-    pub fn load(bundle: &Path) -> Result<Spec> {
-        let path = bundle.join("config.json");
-        let data = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let spec: Spec = serde_json::from_slice(&data).map_err(|e| Error::Config {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        spec.validate(&path)?;
-        Ok(spec)
-    }
-
-    fn validate(&self, path: &Path) -> Result<()> {
-        let bad = |reason: String| Error::Config {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let process = self
-            .process
-            .as_ref()
-            .ok_or_else(|| bad("no \"process\"".into()))?;
-        if process.args.is_empty() {
-            return Err(bad("process.args is empty".into()));
-        }
-        if process.terminal {
-            return Err(bad(
-                "process.terminal is not supported yet (set it to false)".into(),
-            ));
-        }
-        if !process.cwd.starts_with('/') {
-            return Err(bad(format!(
-                "process.cwd {:?} is not absolute",
-                process.cwd
-            )));
-        }
-        if self.root.is_none() {
-            return Err(bad("no \"root\"".into()));
-        }
-        for ns in self.namespaces() {
-            if matches!(ns.kind, NamespaceKind::User) {
-                return Err(bad("user namespaces are not supported yet".into()));
-            }
-        }
-        for m in &self.mounts {
-            if !m.destination.is_absolute() {
+/// Reads and checks `BUNDLE/config.json`. Errors name the file, the field and the cause.
+pub fn load(bundle: &Path, strict: bool) -> Result<Spec> {
+    let path = bundle.join("config.json");
+    let data = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let bad = |reason: String| Error::Config {
+        path: path.clone(),
+        reason,
+    };
+    if strict || tracing::enabled!(tracing::Level::DEBUG) {
+        let mut unknown = Vec::new();
+        let mut de = serde_json::Deserializer::from_slice(&data);
+        let parsed: std::result::Result<Spec, _> = serde_ignored::deserialize(&mut de, |p| {
+            // serde_ignored writes an Option level as `?`: drop it from the path.
+            unknown.push(p.to_string().replace(".?", "").replace("?.", ""))
+        });
+        if parsed.is_ok() && !unknown.is_empty() {
+            if strict {
                 return Err(bad(format!(
-                    "mount destination {} is not absolute",
-                    m.destination.display()
+                    "unknown field{} {} (--strict)",
+                    if unknown.len() > 1 { "s" } else { "" },
+                    unknown.join(", ")
                 )));
             }
+            tracing::debug!(
+                "{}: ignoring unknown fields {}",
+                path.display(),
+                unknown.join(", ")
+            );
         }
-        Ok(())
     }
-
-    pub fn process(&self) -> &Process {
-        self.process.as_ref().expect("validated")
-    }
-
-    pub fn namespaces(&self) -> &[Namespace] {
-        self.linux
-            .as_ref()
-            .map(|l| l.namespaces.as_slice())
-            .unwrap_or(&[])
-    }
-
-    pub fn has_namespace(&self, kind: NamespaceKind) -> bool {
-        self.namespaces().iter().any(|n| n.kind == kind)
-    }
-
-    /// The rootfs, resolved against the bundle when relative.
-    pub fn rootfs(&self, bundle: &Path) -> PathBuf {
-        let root = &self.root.as_ref().expect("validated").path;
-        if root.is_absolute() {
-            root.clone()
+    let mut de = serde_json::Deserializer::from_slice(&data);
+    let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let at = e.path().to_string();
+        let inner = e.into_inner();
+        if at == "." {
+            bad(inner.to_string())
         } else {
-            bundle.join(root)
+            bad(format!("{at}: {inner}"))
+        }
+    })?;
+    validate(&spec).map_err(bad)?;
+    Ok(spec)
+}
+
+/// What the spec requires beyond its JSON shape, and what minc does not support yet.
+fn validate(spec: &Spec) -> std::result::Result<(), String> {
+    let process = spec.process().as_ref().ok_or("no \"process\"")?;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err("process.args is empty".into());
+    }
+    if process.terminal() == Some(true) {
+        return Err("process.terminal is not supported yet (set it to false)".into());
+    }
+    if !process.cwd().is_absolute() {
+        return Err(format!(
+            "process.cwd {:?} is not absolute",
+            process.cwd().display()
+        ));
+    }
+    let root = spec.root().as_ref().ok_or("no \"root\"")?;
+    if root.path().as_os_str().is_empty() {
+        return Err("root.path is empty".into());
+    }
+    for ns in namespaces(spec) {
+        if ns.typ() == LinuxNamespaceType::User {
+            return Err("user namespaces are not supported yet".into());
         }
     }
+    for m in spec.mounts().iter().flatten() {
+        if !m.destination().is_absolute() {
+            return Err(format!(
+                "mount destination {} is not absolute",
+                m.destination().display()
+            ));
+        }
+    }
+    if let Some(hooks) = spec.hooks() {
+        for (stage, list) in hook_stages(hooks) {
+            for h in list {
+                if !h.path().is_absolute() {
+                    return Err(format!(
+                        "hooks.{stage}: path {} is not absolute",
+                        h.path().display()
+                    ));
+                }
+                if let Some(t) = h.timeout() {
+                    if t <= 0 {
+                        return Err(format!(
+                            "hooks.{stage}: {}: timeout must be greater than zero, not {t}",
+                            h.path().display()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
 
-    pub fn hooks(&self) -> Hooks {
-        self.hooks.clone().unwrap_or_default()
+/// Every hook stage with its name as the spec spells it.
+#[allow(deprecated)] // prestart is deprecated by the spec but still run, as runc does
+pub fn hook_stages(h: &Hooks) -> [(&'static str, &[Hook]); 6] {
+    fn l(v: &Option<Vec<Hook>>) -> &[Hook] {
+        v.as_deref().unwrap_or(&[])
+    }
+    [
+        ("prestart", l(h.prestart())),
+        ("createRuntime", l(h.create_runtime())),
+        ("createContainer", l(h.create_container())),
+        ("startContainer", l(h.start_container())),
+        ("poststart", l(h.poststart())),
+        ("poststop", l(h.poststop())),
+    ]
+}
+
+/// The validated process.
+pub fn process(spec: &Spec) -> &Process {
+    spec.process().as_ref().expect("validated")
+}
+
+/// The process's argv (validated non-empty).
+pub fn args(p: &Process) -> &[String] {
+    p.args().as_deref().unwrap_or(&[])
+}
+
+/// The process's environment as given in the spec.
+pub fn env(p: &Process) -> &[String] {
+    p.env().as_deref().unwrap_or(&[])
+}
+
+pub fn namespaces(spec: &Spec) -> &[LinuxNamespace] {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_deref())
+        .unwrap_or(&[])
+}
+
+pub fn has_namespace(spec: &Spec, kind: LinuxNamespaceType) -> bool {
+    namespaces(spec).iter().any(|n| n.typ() == kind)
+}
+
+/// The rootfs, resolved against the bundle when relative.
+pub fn rootfs(spec: &Spec, bundle: &Path) -> PathBuf {
+    let root = spec.root().as_ref().expect("validated").path();
+    if root.is_absolute() {
+        root.clone()
+    } else {
+        bundle.join(root)
+    }
+}
+
+/// The clone/unshare flag of a namespace type.
+pub fn ns_flag(kind: LinuxNamespaceType) -> libc::c_int {
+    match kind {
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Time => 0x80, // CLONE_NEWTIME
+    }
+}
+
+/// The file name of a namespace under /proc/PID/ns/.
+pub fn ns_proc_name(kind: LinuxNamespaceType) -> &'static str {
+    match kind {
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// The `unshare(1)` / `nsenter(1)` option for a namespace type (`--mount`, `--net`, ...).
+pub fn ns_option(kind: LinuxNamespaceType) -> &'static str {
+    match kind {
+        LinuxNamespaceType::Pid => "--pid",
+        LinuxNamespaceType::Network => "--net",
+        LinuxNamespaceType::Mount => "--mount",
+        LinuxNamespaceType::Ipc => "--ipc",
+        LinuxNamespaceType::Uts => "--uts",
+        LinuxNamespaceType::User => "--user",
+        LinuxNamespaceType::Cgroup => "--cgroup",
+        LinuxNamespaceType::Time => "--time",
     }
 }
 
@@ -385,19 +219,73 @@ pub const DEFAULT_SPEC: &str = include_str!("default-spec.json");
 mod tests {
     use super::*;
 
-    #[test]
-    fn default_spec_parses_and_validates() {
-        let spec: Spec = serde_json::from_str(DEFAULT_SPEC).unwrap();
-        spec.validate(Path::new("config.json")).unwrap();
-        assert!(spec.has_namespace(NamespaceKind::Pid));
-        assert_eq!(spec.process().args, ["sh"]);
+    fn load_str(json: &str, strict: bool) -> Result<Spec> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), json).unwrap();
+        load(dir.path(), strict)
     }
 
     #[test]
-    fn unknown_field_is_named() {
-        let err = serde_json::from_str::<Spec>(r#"{"ociVersion":"1.0.2","hostnmae":"x"}"#)
-            .unwrap_err()
-            .to_string();
+    fn default_spec_parses_and_validates() {
+        let spec = load_str(DEFAULT_SPEC, true).unwrap();
+        assert!(has_namespace(&spec, LinuxNamespaceType::Pid));
+        assert_eq!(args(process(&spec)), ["sh"]);
+    }
+
+    fn with(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(DEFAULT_SPEC).unwrap();
+        edit(&mut v);
+        v.to_string()
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_unless_strict() {
+        let json = with(|v| {
+            v["hostnmae"] = "x".into();
+            v["process"]["futureField"] = 1.into();
+            v["linux"]["somethingNew"] = serde_json::json!({"a": 1});
+        });
+        load_str(&json, false).unwrap();
+        let err = load_str(&json, true).unwrap_err().to_string();
         assert!(err.contains("hostnmae"), "{err}");
+        assert!(err.contains("process.futureField"), "{err}");
+        assert!(err.contains("linux.somethingNew"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_field() {
+        let json = with(|v| v["linux"]["namespaces"][0]["type"] = "bogus".into());
+        let err = load_str(&json, false).unwrap_err().to_string();
+        assert!(err.contains("linux.namespaces[0].type"), "{err}");
+        let json = with(|v| v["process"]["user"]["uid"] = "root".into());
+        let err = load_str(&json, false).unwrap_err().to_string();
+        assert!(err.contains("process.user.uid"), "{err}");
+    }
+
+    #[test]
+    fn spec_rules_beyond_json() {
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(Edit, &str); 4] = [
+            (|v| v["root"]["path"] = "".into(), "root.path is empty"),
+            (
+                |v| v["process"]["args"] = serde_json::json!([]),
+                "args is empty",
+            ),
+            (
+                |v| {
+                    v["hooks"] =
+                        serde_json::json!({"prestart": [{"path": "/bin/true", "timeout": 0}]})
+                },
+                "greater than zero",
+            ),
+            (
+                |v| v["hooks"] = serde_json::json!({"poststop": [{"path": "true"}]}),
+                "not absolute",
+            ),
+        ];
+        for (edit, want) in cases {
+            let err = load_str(&with(edit), false).unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
     }
 }

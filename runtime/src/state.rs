@@ -9,13 +9,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::spec::Hooks;
-
-pub const OCI_VERSION: &str = "1.0.2";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -134,25 +131,6 @@ pub fn proc_start_time(pid: i32) -> Option<u64> {
     }
     // rest starts at field 3; field 22 is the 20th from here.
     fields.nth(18)?.parse().ok()
-}
-
-/// An exclusive lock on a container directory, held while its state changes.
-pub struct Lock(#[allow(dead_code)] fs::File);
-
-impl Lock {
-    pub fn acquire(dir: &Path) -> Result<Lock> {
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(".lock"))
-            .map_err(|e| Error::io(dir, e))?;
-        // SAFETY: flock on a valid fd we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } < 0 {
-            return Err(Error::last(format!("lock {}", dir.display())));
-        }
-        Ok(Lock(file))
-    }
 }
 
 /// Seconds since the epoch.

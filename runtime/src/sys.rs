@@ -83,6 +83,25 @@ pub fn pidfd_wait(pidfd: &OwnedFd, timeout_ms: i32) -> bool {
     }
 }
 
+/// Like [`pidfd_wait`] for a timeout in seconds of any size (polled in slices, so a huge
+/// timeout neither overflows nor becomes "forever").
+pub fn pidfd_wait_secs(pidfd: &OwnedFd, secs: u64) -> bool {
+    let deadline = std::time::Instant::now().checked_add(std::time::Duration::from_secs(secs));
+    loop {
+        let left = match deadline {
+            Some(d) => d.saturating_duration_since(std::time::Instant::now()),
+            None => std::time::Duration::from_secs(3600),
+        };
+        if left.is_zero() {
+            return false;
+        }
+        let slice = left.as_millis().min(3_600_000) as i32;
+        if pidfd_wait(pidfd, slice.max(1)) {
+            return true;
+        }
+    }
+}
+
 pub fn cstr(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap_or_else(|_| CString::new("?").unwrap())
 }
@@ -91,39 +110,43 @@ pub fn cstring(s: &str) -> CString {
     CString::new(s).unwrap_or_else(|_| CString::new("?").unwrap())
 }
 
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const AT_RECURSIVE: u32 = 0x8000;
-
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
+/// The number of threads of this process (from /proc/self/stat): forking is only sound while
+/// it is 1.
+pub fn thread_count() -> usize {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return usize::MAX;
+    };
+    // Field 20 (num_threads), counted after the command name, which may contain spaces.
+    stat.rfind(')')
+        .and_then(|i| stat[i + 2..].split(' ').nth(17))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX)
 }
 
-/// Makes a mount read-only, with `recursive` every mount below it too, in one call
-/// (mount_setattr, Linux 5.12); `MS_REMOUNT|MS_RDONLY` would only cover the top mount.
-pub fn make_readonly_recursive(path: &Path, recursive: bool) -> Result<()> {
-    let c = cstr(path);
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: valid path and attr struct of the size we pass.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            if recursive { AT_RECURSIVE } else { 0 },
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    check(r as i32, || format!("make {} read-only", path.display())).map(|_| ())
+/// Creates a directory (and its parents) that only root may enter (0700), and tightens it if
+/// it exists with looser permissions: state directories hold sockets and container data that
+/// other host users must not reach, whatever the umask.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {
+            if m.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(|e| Error::io(dir, e))?;
+            }
+            Ok(())
+        }
+        _ => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| Error::io(dir, e))?;
+            // DirBuilder's mode is filtered by the umask: set it exactly.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| Error::io(dir, e))
+        }
+    }
 }
 
 /// Blocks or unblocks a set of signals for this thread; returns the previous mask.
@@ -322,6 +345,13 @@ pub fn recv(fd: &OwnedFd) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_thread_here() {
+        // The test harness runs tests on threads: there is more than one.
+        assert!(thread_count() > 1);
+        assert_ne!(thread_count(), usize::MAX);
+    }
 
     #[test]
     fn signal_names_and_numbers() {

@@ -2,140 +2,16 @@
 //! and the real kernel. Each test runs in its own sandbox (network, mount and PID
 //! namespaces; see `minc_tests::sandbox`) with its own `--root`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Stdio;
 
+use minc_tests::{mounts_under, stderr, stdout, stray_processes, Bundle};
 use serde_json::{json, Value};
 
 const MINC: &str = env!("CARGO_BIN_EXE_minc");
 
-/// A bundle (busybox rootfs + config.json from `minc spec`) and a state root.
-struct Bundle {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    root: PathBuf,
-}
-
-impl Bundle {
-    /// A bundle whose process is `sh -c SCRIPT`, with a writable root.
-    fn new(script: &str) -> Bundle {
-        let tmp = minc_tests::tempdir();
-        let dir = tmp.path().join("bundle");
-        let root = tmp.path().join("state");
-        minc_tests::busybox_rootfs(&dir.join("rootfs"));
-        let b = Bundle {
-            _tmp: tmp,
-            dir,
-            root,
-        };
-        let out = b.minc(&["spec", "-b", b.dir.to_str().unwrap()]);
-        assert!(out.status.success(), "spec: {}", stderr(&out));
-        b.edit(|c| {
-            c["process"]["args"] = json!(["sh", "-c", script]);
-            c["root"]["readonly"] = json!(false);
-        });
-        b
-    }
-
-    fn rootfs(&self) -> PathBuf {
-        self.dir.join("rootfs")
-    }
-
-    fn edit(&self, f: impl FnOnce(&mut Value)) {
-        let path = self.dir.join("config.json");
-        let mut c: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        f(&mut c);
-        std::fs::write(&path, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(MINC);
-        c.arg("--root").arg(&self.root).args(args);
-        c
-    }
-
-    /// Runs `minc ARGS` to completion (output through files: see `output_via_files`).
-    fn minc(&self, args: &[&str]) -> Output {
-        minc_tests::output_via_files(&mut self.cmd(args))
-    }
-
-    /// `minc ARGS` that must succeed; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        minc_tests::ok_via_files(&mut self.cmd(args))
-    }
-
-    fn bundle_arg(&self) -> String {
-        self.dir.display().to_string()
-    }
-
-    fn run(&self, id: &str) -> Output {
-        self.minc(&["run", "-b", &self.bundle_arg(), id])
-    }
-
-    fn create(&self, id: &str) {
-        self.ok(&["create", "-b", &self.bundle_arg(), id]);
-    }
-
-    fn state(&self, id: &str) -> Value {
-        serde_json::from_str(&self.ok(&["state", id])).unwrap()
-    }
-
-    fn status(&self, id: &str) -> String {
-        self.state(id)["status"].as_str().unwrap().to_string()
-    }
-
-    /// Waits until the container's status is `want` (bounded).
-    fn wait_status(&self, id: &str, want: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.status(id) != want {
-            assert!(Instant::now() < deadline, "{id} never became {want}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Asserts the state root holds no container directory.
-    fn assert_no_state(&self) {
-        let left: Vec<_> = std::fs::read_dir(&self.root)
-            .map(|d| d.flatten().map(|e| e.file_name()).collect())
-            .unwrap_or_default();
-        assert!(left.is_empty(), "state left behind: {left:?}");
-    }
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Mount points under `path` in this (sandbox) mount namespace.
-fn mounts_under(path: &Path) -> Vec<String> {
-    let p = path.display().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.starts_with(&p))
-        .map(String::from)
-        .collect()
-}
-
-/// Processes in the sandbox other than this test and its ancestors (PID 1 is the test).
-fn stray_processes() -> Vec<String> {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.parse::<u32>().is_ok() && *n != me && n != "1")
-        .filter_map(|pid| {
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            (!cmd.is_empty()).then(|| String::from_utf8_lossy(&cmd).replace('\0', " "))
-        })
-        .collect()
+fn bundle(script: &str) -> Bundle {
+    Bundle::new(MINC, script)
 }
 
 #[test]
@@ -143,7 +19,7 @@ fn run_returns_exit_code_and_output() {
     if !minc_tests::sandbox("run_returns_exit_code_and_output") {
         return;
     }
-    let b = Bundle::new("echo out; echo err >&2; exit 7");
+    let b = bundle("echo out; echo err >&2; exit 7");
     let out = b.run("exit7");
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     assert_eq!(stdout(&out), "out\n");
@@ -156,7 +32,7 @@ fn pid1_hostname_and_proc() {
     if !minc_tests::sandbox("pid1_hostname_and_proc") {
         return;
     }
-    let b = Bundle::new("echo $$; hostname; ls /proc | grep -E '^[0-9]+$' | tr '\\n' ' '");
+    let b = bundle("echo $$; hostname; ls /proc | grep -E '^[0-9]+$' | tr '\\n' ' '");
     b.edit(|c| c["hostname"] = json!("box1"));
     let out = b.run("p1");
     assert!(out.status.success(), "{}", stderr(&out));
@@ -185,7 +61,7 @@ fn host_files_unreachable_after_pivot_root() {
     let host_dir = minc_tests::tempdir();
     let secret = host_dir.path().join("secret");
     std::fs::write(&secret, "host secret").unwrap();
-    let b = Bundle::new(&format!("cat {} 2>&1; ls /", secret.display()));
+    let b = bundle(&format!("cat {} 2>&1; ls /", secret.display()));
     let out = b.run("pivot");
     let text = stdout(&out);
     assert!(!text.contains("host secret"), "{text}");
@@ -199,7 +75,7 @@ fn capabilities_and_masked_paths() {
     if !minc_tests::sandbox("capabilities_and_masked_paths") {
         return;
     }
-    let b = Bundle::new(
+    let b = bundle(
         "grep -E '^Cap(Bnd|Eff|Prm)' /proc/self/status; \
          echo kcore=$(cat /proc/kcore 2>/dev/null | wc -c); \
          echo timer_list=$(cat /proc/timer_list 2>/dev/null | wc -c); \
@@ -234,7 +110,7 @@ fn user_groups_env_and_no_new_privileges() {
     if !minc_tests::sandbox("user_groups_env_and_no_new_privileges") {
         return;
     }
-    let b = Bundle::new("id -u; id -g; id -G; grep NoNewPrivs /proc/self/status; echo $GREETING $HOME; pwd; cat /proc/sys/kernel/domainname");
+    let b = bundle("id -u; id -g; id -G; grep NoNewPrivs /proc/self/status; echo $GREETING $HOME; pwd; cat /proc/sys/kernel/domainname");
     b.edit(|c| {
         c["process"]["user"] = json!({"uid": 65534, "gid": 65534, "additionalGids": [10, 20]});
         c["process"]["env"] = json!(["PATH=/bin", "GREETING=hello"]);
@@ -255,8 +131,7 @@ fn lifecycle_states_and_kill() {
     if !minc_tests::sandbox("lifecycle_states_and_kill") {
         return;
     }
-    let b =
-        Bundle::new("trap 'echo TERM > /got-term; exit 0' TERM; while true; do sleep 0.05; done");
+    let b = bundle("trap 'echo TERM > /got-term; exit 0' TERM; while true; do sleep 0.05; done");
     let pid_file = b.dir.join("pid");
     b.ok(&[
         "create",
@@ -312,7 +187,7 @@ fn recycled_pid_does_not_look_alive() {
     if !minc_tests::sandbox("recycled_pid_does_not_look_alive") {
         return;
     }
-    let b = Bundle::new("sleep 100");
+    let b = bundle("sleep 100");
     b.create("r1");
     // Pretend the init died and its PID went to another live process (this test, PID 1).
     let path = b.root.join("r1/state.json");
@@ -331,7 +206,7 @@ fn delete_force_kills_running_container() {
     if !minc_tests::sandbox("delete_force_kills_running_container") {
         return;
     }
-    let b = Bundle::new("sleep 1000");
+    let b = bundle("sleep 1000");
     b.ok(&["run", "-d", "-b", &b.bundle_arg(), "f1"]);
     assert_eq!(b.status("f1"), "running");
     let pid = b.state("f1")["pid"].as_i64().unwrap();
@@ -351,7 +226,7 @@ fn exec_joins_the_container() {
     if !minc_tests::sandbox("exec_joins_the_container") {
         return;
     }
-    let b = Bundle::new("echo $$ > /init-pid; sleep 1000");
+    let b = bundle("echo $$ > /init-pid; sleep 1000");
     b.edit(|c| c["hostname"] = json!("exec-box"));
     b.ok(&["run", "-d", "-b", &b.bundle_arg(), "e1"]);
     let out = b.ok(&[
@@ -401,7 +276,7 @@ fn hooks_run_in_order_with_state() {
     if !minc_tests::sandbox("hooks_run_in_order_with_state") {
         return;
     }
-    let b = Bundle::new("echo process >> /hooks.log");
+    let b = bundle("echo process >> /hooks.log");
     let log = b.rootfs().join("hooks.log");
     // Hooks that run in the runtime's mount namespace see the host path; startContainer runs
     // after pivot_root and sees the container's /hooks.log (the same file).
@@ -460,7 +335,7 @@ fn failing_hook_fails_create_and_leaves_nothing() {
     if !minc_tests::sandbox("failing_hook_fails_create_and_leaves_nothing") {
         return;
     }
-    let b = Bundle::new("true");
+    let b = bundle("true");
     b.edit(|c| {
         c["hooks"] =
             json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}]});
@@ -481,7 +356,7 @@ fn bad_input_is_one_clear_line_and_leaves_nothing() {
     if !minc_tests::sandbox("bad_input_is_one_clear_line_and_leaves_nothing") {
         return;
     }
-    let b = Bundle::new("sleep 100");
+    let b = bundle("sleep 100");
     let bundle = b.bundle_arg();
     let check = |args: &[&str], want: &str| {
         let out = b.minc(args);
@@ -502,6 +377,8 @@ fn bad_input_is_one_clear_line_and_leaves_nothing() {
     check(&["create", "-b", &bundle, "a/b"], "invalid");
     check(&["create", "-b", &bundle, ".."], "invalid");
     check(&["create", "-b", &bundle, ""], "invalid");
+    check(&["create", "-b", &bundle, "--", "-"], "invalid");
+    check(&["create", "-b", &bundle, "--", "-rf"], "invalid");
     check(&["state", "nope"], "container nope does not exist");
 
     // A process that does not exist or cannot be executed.
@@ -526,7 +403,25 @@ fn bad_input_is_one_clear_line_and_leaves_nothing() {
     let mut v: Value = serde_json::from_slice(&good).unwrap();
     v["hostnmae"] = json!("typo");
     std::fs::write(&cfg, serde_json::to_vec(&v).unwrap()).unwrap();
-    check(&["create", "-b", &bundle, "x"], "unknown field `hostnmae`");
+    check(
+        &["--strict", "create", "-b", &bundle, "x"],
+        "unknown field hostnmae (--strict)",
+    );
+    // Without --strict an unknown field is ignored, as the runtime spec requires.
+    b.ok(&["create", "-b", &bundle, "unknown-ok"]);
+    b.ok(&["delete", "-f", "unknown-ok"]);
+    b.assert_no_state();
+    let mut v: Value = serde_json::from_slice(&good).unwrap();
+    v["root"]["path"] = json!("");
+    std::fs::write(&cfg, serde_json::to_vec(&v).unwrap()).unwrap();
+    check(&["create", "-b", &bundle, "x"], "root.path is empty");
+    let mut v: Value = serde_json::from_slice(&good).unwrap();
+    v["hooks"] = json!({"prestart": [{"path": "/bin/true", "timeout": 0}]});
+    std::fs::write(&cfg, serde_json::to_vec(&v).unwrap()).unwrap();
+    check(
+        &["create", "-b", &bundle, "x"],
+        "timeout must be greater than zero",
+    );
     let mut v: Value = serde_json::from_slice(&good).unwrap();
     v["root"]["path"] = json!("/etc/passwd");
     std::fs::write(&cfg, serde_json::to_vec(&v).unwrap()).unwrap();
@@ -568,7 +463,7 @@ fn rlimit_above_hard_limit_is_explained() {
     // SAFETY: valid out-pointer.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur) };
     let want = cur.rlim_max + 1;
-    let b = Bundle::new("ulimit -Hn");
+    let b = bundle("ulimit -Hn");
     b.edit(|c| {
         c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": want, "soft": 1024}]);
     });
@@ -602,7 +497,7 @@ fn run_forwards_signals_and_never_hangs_on_quick_exit() {
         return;
     }
     // A process that exits at once must not make `run` hang (SIGCHLD race).
-    let b = Bundle::new("true");
+    let b = bundle("true");
     for i in 0..20 {
         let out = b.run(&format!("q{i}"));
         assert!(out.status.success(), "{}", stderr(&out));
@@ -610,9 +505,7 @@ fn run_forwards_signals_and_never_hangs_on_quick_exit() {
     b.assert_no_state();
 
     // SIGINT to `minc run` reaches the container's process.
-    let b = Bundle::new(
-        "trap 'echo got INT; exit 42' INT; echo ready; while true; do sleep 0.05; done",
-    );
+    let b = bundle("trap 'echo got INT; exit 42' INT; echo ready; while true; do sleep 0.05; done");
     let mut child = b
         .cmd(&["run", "-b", &b.bundle_arg(), "sig"])
         .stdout(Stdio::piped())
@@ -637,7 +530,7 @@ fn explain_shows_each_privileged_step() {
     if !minc_tests::sandbox("explain_shows_each_privileged_step") {
         return;
     }
-    let b = Bundle::new("true");
+    let b = bundle("true");
     b.edit(|c| {
         c["root"]["readonly"] = json!(true);
         c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
@@ -653,11 +546,11 @@ fn explain_shows_each_privileged_step() {
         "pivot_root . .",
         "+ umount -l .",
         "+ mount -t tmpfs -o ro tmpfs /proc/acpi",
-        "+ sysctl -w net.ipv4.ip_forward=1",
+        "+ echo 1 > /proc/sys/net/ipv4/ip_forward",
         "+ hostname minc",
-        "+ capsh --drop=",
-        "+ mount -o remount,bind,ro /",
-        "+ exec sh -c true",
+        "+ mount -o remount,bind,ro /\n",
+        "+ exec setpriv --reuid=0 --regid=0 --clear-groups --bounding-set=-all,+audit_write,+kill,+net_bind_service",
+        " -- env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin TERM=xterm HOME=/root /bin/sh -c true",
     ] {
         assert!(err.contains(step), "missing {step:?} in:\n{err}");
     }
@@ -671,7 +564,7 @@ fn readonly_root_and_bind_mounts() {
     if !minc_tests::sandbox("readonly_root_and_bind_mounts") {
         return;
     }
-    let b = Bundle::new("touch /x 2>&1 | grep -c Read-only; cat /data/hello; touch /data/new && echo rw; touch /ro/x 2>&1 | grep -c Read-only");
+    let b = bundle("touch /x 2>&1 | grep -c Read-only; cat /data/hello; touch /data/new && echo rw; touch /ro/x 2>&1 | grep -c Read-only");
     let data = b.dir.join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("hello"), "hello from host\n").unwrap();

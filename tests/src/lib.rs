@@ -6,8 +6,12 @@
 //! live in namespaces that vanish with it, and every process it leaves behind is killed when
 //! the sandbox's PID 1 exits — even when the test fails.
 
+mod bundle;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+pub use bundle::{mounts_under, stderr, stdout, stray_processes, Bundle};
 
 const SANDBOX_ENV: &str = "MINC_TEST_SANDBOX";
 

@@ -55,7 +55,8 @@ impl Containers {
     /// under a lock, so two concurrent runs cannot both take it).
     pub fn reserve(&self, id: &str, name: &str) -> Result<PathBuf> {
         fs::create_dir_all(&self.dir).with_context(|| format!("{}", self.dir.display()))?;
-        let _lock = crate::state::Lock::acquire(&self.dir)?;
+        let _lock = sysops::lock::Lock::acquire(&self.dir.join(".lock"))
+            .with_context(|| format!("lock {}", self.dir.display()))?;
         if let Some(other) = self.all()?.into_iter().find(|r| r.name == name) {
             bail!("name {name} is already in use by container {}", other.id);
         }

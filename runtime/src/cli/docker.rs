@@ -359,8 +359,12 @@ pub fn finish(root: &Path, data_root: &Path, id: &str, code: i32) {
 /// The container's own lock: `finish` (in the monitor) and `rm` never tear down at the same
 /// time, and `rm` right after `stop` waits for the monitor's cleanup. None if the container
 /// is already gone.
-fn lock(ctx: &Ctx, id: &str) -> Option<crate::state::Lock> {
-    crate::state::Lock::acquire(&ctx.containers().path(id)).ok()
+fn lock(ctx: &Ctx, id: &str) -> Option<sysops::lock::Lock> {
+    let dir = ctx.containers().path(id);
+    if !dir.is_dir() {
+        return None;
+    }
+    sysops::lock::Lock::acquire(&dir.join(".lock")).ok()
 }
 
 /// Removes everything a container has: runtime state (killing it), network, rootfs mount,

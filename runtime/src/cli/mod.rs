@@ -51,6 +51,9 @@ pub struct Cli {
     /// Print each privileged step as the shell command it stands for
     #[arg(long, global = true)]
     pub explain: bool,
+    /// Refuse config.json fields minc does not know (the spec says to ignore them)
+    #[arg(long, global = true)]
+    pub strict: bool,
     /// Accepted for runc compatibility (minc does not manage cgroups through systemd)
     #[arg(long = "systemd-cgroup", global = true, hide = true)]
     pub systemd_cgroup: bool,
@@ -217,7 +220,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
     };
     let rt = crate::Runtime::new(&cli.root);
     match &cli.command {
-        Command::Run(a) => run(&ctx, &rt, a),
+        Command::Run(a) => run(&ctx, &rt, a, cli.strict),
         Command::Ps(a) => match &a.id {
             Some(id) => runc::ps(&rt, id, a.format == "json").map(|_| 0),
             None => docker::ps(&ctx, a.all, a.quiet).map(|_| 0),
@@ -237,7 +240,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
     }
 }
 
-fn run(ctx: &docker::Ctx, rt: &crate::Runtime, a: &RunArgs) -> Result<i32> {
+fn run(ctx: &docker::Ctx, rt: &crate::Runtime, a: &RunArgs, strict: bool) -> Result<i32> {
     if a.bundle_mode() {
         if a.image.any() {
             bail!(
@@ -253,7 +256,7 @@ fn run(ctx: &docker::Ctx, rt: &crate::Runtime, a: &RunArgs) -> Result<i32> {
             flags: a.bundle_flags.clone(),
             id: id.clone(),
         };
-        return runc::run(rt, &create, a.detach);
+        return runc::run(rt, &create, a.detach, strict);
     }
     let (image, cmd) = a.args.split_first().expect("clap requires one argument");
     docker::run(ctx, &a.image, a.detach, image, cmd).map_err(|e| e.context(format!("run {image}")))

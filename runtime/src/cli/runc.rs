@@ -112,7 +112,7 @@ pub struct ExecArgs {
 }
 
 impl CreateArgs {
-    pub fn options(&self) -> Result<CreateOptions> {
+    pub fn options(&self, strict: bool) -> Result<CreateOptions> {
         if self.flags.console_socket.is_some() {
             bail!("--console-socket: terminals are not supported yet");
         }
@@ -121,6 +121,7 @@ impl CreateArgs {
             pid_file: self.flags.pid_file.clone(),
             preserve_fds: self.flags.preserve_fds.unwrap_or(0),
             stdio: None,
+            strict,
         })
     }
 }
@@ -138,7 +139,9 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
                 .with_context(|| format!("spec: write {}", path.display()))?;
         }
         Command::Create(a) => {
-            let opts = a.options().with_context(|| format!("create {}", a.id))?;
+            let opts = a
+                .options(cli.strict)
+                .with_context(|| format!("create {}", a.id))?;
             rt.create(&a.id, &opts)
                 .with_context(|| format!("create {}", a.id))?;
         }
@@ -198,9 +201,11 @@ pub fn ps(rt: &Runtime, id: &str, json: bool) -> Result<()> {
 }
 
 /// `run -b BUNDLE ID`: create, start, wait, delete.
-pub fn run(rt: &Runtime, create: &CreateArgs, detach: bool) -> Result<i32> {
+pub fn run(rt: &Runtime, create: &CreateArgs, detach: bool, strict: bool) -> Result<i32> {
     let id = &create.id;
-    let opts = create.options().with_context(|| format!("run {id}"))?;
+    let opts = create
+        .options(strict)
+        .with_context(|| format!("run {id}"))?;
     rt.run(id, &opts, detach)
         .with_context(|| format!("run {id}"))
 }

@@ -1,36 +1,36 @@
 //! The container init: the process `create` clones into the new namespaces. It prepares the
-//! rootfs and the process environment, reports "ready" to `create`, then blocks until `start`
-//! connects to its start socket, and finally `execve`s the container's program.
+//! rootfs and the process environment, reports `Ready` to `create`, then blocks until `start`
+//! connects to its start socket, and finally execs the container's program (through the
+//! sealed minc-dmz stub, see `dmz.rs`).
 //!
-//! Talking to the runtime:
-//! - `create` (over a SOCK_SEQPACKET socketpair): runtime → init `go` + state JSON once the
-//!   runtime-side hooks ran; init → runtime `ready`, or `error` + message.
+//! Talking to the runtime (typed messages, see `channel.rs`):
+//! - `create` (over a SOCK_SEQPACKET socketpair): runtime → init `Go` once the runtime-side
+//!   hooks ran; init → runtime `Ready`, or `Error`.
 //! - `start` (over the start socket, bound in the state directory before the clone): start →
-//!   init state JSON; init → start nothing on success (the connection is close-on-exec, so a
-//!   successful execve closes it), or an error message if a hook or the execve failed.
+//!   init `Start`; init → start nothing on success (the connection is close-on-exec, so the
+//!   program's successful execve closes it), or `Error` / `ExecFailed`.
 
 mod mount_options;
 mod process;
 mod rootfs;
 
 use std::convert::Infallible;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
+use sysops::explain::{self, Cmd};
+
+use crate::channel::{self, Msg};
+use crate::dmz::{self, Dmz};
 use crate::error::{check, Error, Result};
-use crate::explain;
 use crate::hooks;
-use crate::spec::{NamespaceKind, Spec};
-use crate::sys;
+use crate::ops::{Linux, Sys};
+use crate::spec::{self, LinuxNamespaceType, Spec};
 
-pub(crate) use process::{
-    close_fds_on_exec, drop_bounding, exec, reset_signals, set_capabilities, set_no_new_privileges,
-    set_user,
+pub use process::{
+    close_fds_on_exec, env_get, env_set, environment, find_executable, identity, reset_signals,
+    rlimits, DEFAULT_PATH,
 };
-pub use process::{env_get, environment, find_executable};
-
-pub const MSG_READY: &[u8] = b"ready";
-pub const MSG_ERROR: &[u8] = b"error\0";
 
 /// What the init needs; it lives in the memory the clone copied from `create`.
 pub struct InitArgs<'a> {
@@ -41,6 +41,8 @@ pub struct InitArgs<'a> {
     pub sock: OwnedFd,
     /// The listening start socket.
     pub listener: OwnedFd,
+    /// The sealed exec stub.
+    pub dmz: &'a Dmz,
     /// Extra descriptors (after stdio) handed to the container, like runc's --preserve-fds.
     pub preserve_fds: u32,
     /// Replacement stdin, stdout, stderr.
@@ -48,95 +50,135 @@ pub struct InitArgs<'a> {
 }
 
 /// Runs the init; never returns. Any error goes back to whoever is waiting (create, or start
-/// once it connected) as one line.
+/// once it connected) as one message.
 pub fn main(args: InitArgs) -> ! {
     let mut report_to = None;
     let Err(e) = run(&args, &mut report_to);
-    let msg = [MSG_ERROR, e.to_string().as_bytes()].concat();
-    let _ = sys::send(report_to.as_ref().unwrap_or(&args.sock), &msg);
+    let _ = channel::send(
+        report_to.as_ref().unwrap_or(&args.sock),
+        &channel::error(&e),
+    );
     // SAFETY: leaving without running destructors or atexit handlers of the parent's copy.
     unsafe { libc::_exit(1) }
 }
 
 fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
+    // Before anything else: nothing in the container may open this process's /proc files
+    // (its exe is the host's minc).
+    dmz::make_non_dumpable()?;
+    let sys = &Linux;
     let spec = a.spec;
-    let process = spec.process();
-    let linux = spec.linux.clone().unwrap_or_default();
+    let process = spec::process(spec);
 
     // 1. Wait for the runtime's go-ahead (after its prestart/createRuntime hooks).
-    let go = sys::recv(&a.sock).map_err(|e| Error::sys("read from runtime", e))?;
-    let state = go
-        .strip_prefix(b"go".as_slice())
-        .ok_or_else(|| Error::Init("runtime went away before the container was set up".into()))?
-        .to_vec();
+    let state = match channel::recv(&a.sock)? {
+        Some(Msg::Go { state }) => serde_json::to_vec(&state).expect("state serializes"),
+        _ => {
+            return Err(Error::Init(
+                "runtime went away before the container was set up".into(),
+            ))
+        }
+    };
 
-    // 2. Namespaces given by path are joined (the new ones came with the clone).
-    for ns in spec.namespaces() {
-        if let (Some(path), false) = (&ns.path, ns.kind == NamespaceKind::Pid) {
-            join_namespace(path, ns.kind)?;
+    // 2. Namespaces given by path are joined (the new ones came with the clone; the PID
+    //    namespace was joined around the clone itself).
+    for ns in spec::namespaces(spec) {
+        if let (Some(path), false) = (ns.path(), ns.typ() == LinuxNamespaceType::Pid) {
+            let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            sys.setns(f.as_fd(), spec::ns_flag(ns.typ()), path)?;
         }
     }
 
     // 3. The root filesystem.
-    let has_mount_ns = spec.has_namespace(NamespaceKind::Mount);
+    let has_mount_ns = spec::has_namespace(spec, LinuxNamespaceType::Mount);
     if has_mount_ns {
-        rootfs::prepare(spec, a.rootfs, a.bundle)?;
+        rootfs::prepare(sys, spec, a.rootfs, a.bundle)?;
     }
-    if let Some(adj) = process.oom_score_adj {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(|e| Error::sys("oom_score_adj", e))?;
+    if let Some(adj) = process.oom_score_adj() {
+        sys.write_file(Path::new("/proc/self/oom_score_adj"), &adj.to_string())?;
     }
-    hooks::run("createContainer", &spec.hooks().create_container, &state)?;
+    hooks::run_stage(
+        "createContainer",
+        spec.hooks()
+            .as_ref()
+            .and_then(|h| h.create_container().as_deref()),
+        &state,
+    )?;
+    for r in rlimits(process)? {
+        sys.setrlimit(&r)?;
+    }
     if has_mount_ns {
-        rootfs::pivot_root(a.rootfs)?;
+        rootfs::pivot_root(sys, spec, a.rootfs)?;
     } else {
-        rootfs::chroot(a.rootfs)?;
+        sys.chroot(a.rootfs)?;
     }
-    for (key, value) in &linux.sysctl {
-        rootfs::sysctl(key, value)?;
+    if let Some(sysctls) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        let mut keys: Vec<_> = sysctls.iter().collect();
+        keys.sort();
+        for (key, value) in keys {
+            rootfs::sysctl(sys, key, value)?;
+        }
     }
-    rootfs::mask_paths(&linux.masked_paths)?;
-    rootfs::readonly_paths(&linux.readonly_paths)?;
+    let (masked, readonly) = rootfs::linux_paths(spec);
+    rootfs::mask_paths(sys, &masked)?;
+    rootfs::readonly_paths(sys, &readonly)?;
 
-    // 4. Identity and limits.
-    if spec.hostname.is_some() || spec.domainname.is_some() {
-        if !spec.has_namespace(NamespaceKind::Uts) {
+    // 4. Identity of the machine and of the process.
+    if spec.hostname().is_some() || spec.domainname().is_some() {
+        if !spec::has_namespace(spec, LinuxNamespaceType::Uts) {
             return Err(Error::Init(
                 "hostname or domainname set without a uts namespace".into(),
             ));
         }
-        rootfs::set_uts(spec.hostname.as_deref(), spec.domainname.as_deref())?;
+        if let Some(h) = spec.hostname() {
+            sys.sethostname(h)?;
+        }
+        if let Some(d) = spec.domainname() {
+            sys.setdomainname(d)?;
+        }
     }
-    process::set_rlimits(&process.rlimits)?;
-    let cwd = Path::new(&process.cwd);
+    let cwd = process.cwd();
     if !cwd.exists() {
-        std::fs::create_dir_all(cwd).map_err(|e| Error::io(cwd, e))?;
+        sys.mkdir_all(cwd, 0o755)?;
     }
-    if spec.root.as_ref().is_some_and(|r| r.readonly) {
-        rootfs::readonly_root()?;
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        rootfs::readonly_root(sys)?;
     }
-    std::env::set_current_dir(cwd).map_err(|e| Error::io(cwd, e))?;
-    let env = process::environment(process);
-    let program = process::find_executable(&process.args[0], &env)?;
+    sys.chdir(cwd)?;
+    let env = environment(process);
+    let args = spec::args(process);
+    let program = find_executable(&args[0], &env)?;
+    let id = identity(process)?;
     close_fds_on_exec(a.preserve_fds);
 
     // 5. Ready: wait for `start`.
-    sys::send(&a.sock, MSG_READY).map_err(|e| Error::sys("report ready", e))?;
+    channel::send(&a.sock, &Msg::Ready)?;
     let conn = accept(&a.listener)?;
-    let state = sys::recv(&conn).map_err(|e| Error::sys("read from start", e))?;
+    let state = match channel::recv(&conn)? {
+        Some(Msg::Start { state }) => serde_json::to_vec(&state).expect("state serializes"),
+        _ => return Err(Error::Init("start went away".into())),
+    };
     *report_to = Some(conn);
-    hooks::run("startContainer", &spec.hooks().start_container, &state)?;
+    let conn = report_to.as_ref().expect("just set");
+    hooks::run_stage(
+        "startContainer",
+        spec.hooks()
+            .as_ref()
+            .and_then(|h| h.start_container().as_deref()),
+        &state,
+    )?;
 
     // 6. Become the container's process.
-    drop_bounding(&process.capabilities.clone().unwrap_or_default())?;
-    set_user(process)?;
-    set_capabilities(&process.capabilities.clone().unwrap_or_default())?;
-    if process.no_new_privileges {
-        set_no_new_privileges()?;
-    }
-    explain!("exec {}", process.args.join(" "));
+    sys.set_identity(&id)?;
     // The container's own stdio last, so the init's --explain lines and errors go to the
-    // runtime's stderr, not into the container's log.
+    // runtime's stderr, not into the container's log (which is why the exec line is
+    // rendered just before the dup2s it follows).
+    if a.stdio.is_some() {
+        explain::comment("the container's stdin, stdout and stderr are set (dup2)");
+    }
+    if explain::enabled() {
+        render_exec(&id, &program, args, &env).emit();
+    }
     if let Some(fds) = a.stdio {
         for (target, fd) in fds.into_iter().enumerate() {
             // SAFETY: dup2 onto our own stdio descriptors.
@@ -146,17 +188,25 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
         }
     }
     reset_signals();
-    Err(exec(&program, &process.args, &env))
+    Err(a.dmz.exec(conn.as_raw_fd(), &program, args, &env))
 }
 
-fn join_namespace(path: &Path, kind: NamespaceKind) -> Result<()> {
-    explain!("nsenter --{}={}", kind.proc_name(), path.display());
-    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    // SAFETY: setns on a namespace fd.
-    check(unsafe { libc::setns(f.as_raw_fd(), kind.flag()) }, || {
-        format!("join {} namespace {}", kind.proc_name(), path.display())
-    })
-    .map(|_| ())
+/// The last line of a transcript: `exec setpriv ... -- env -i K=V ... PROGRAM ARGS`.
+pub fn render_exec(
+    id: &crate::ops::Identity,
+    program: &Path,
+    args: &[String],
+    env: &[String],
+) -> Cmd {
+    let mut words = vec!["exec".to_string()];
+    words.extend(id.render_setpriv().words().iter().cloned());
+    words.extend(["--", "env", "-i"].map(String::from));
+    words.extend(env.iter().cloned());
+    words.push(program.display().to_string());
+    words.extend(args.iter().skip(1).cloned());
+    Cmd::new(&words[0])
+        .args(&words[1..])
+        .note("minc execs it through its sealed minc-dmz stub")
 }
 
 fn accept(listener: &OwnedFd) -> Result<OwnedFd> {
@@ -179,4 +229,9 @@ fn accept(listener: &OwnedFd) -> Result<OwnedFd> {
             return Err(Error::sys("wait for start", e));
         }
     }
+}
+
+/// Joins `fd`'s namespace, for the exec helper (which is not the init).
+pub fn join(sys: &dyn Sys, fd: &OwnedFd, kind: LinuxNamespaceType, path: &Path) -> Result<()> {
+    sys.setns(fd.as_fd(), spec::ns_flag(kind), path)
 }

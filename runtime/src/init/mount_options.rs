@@ -14,6 +14,10 @@ pub struct MountOptions {
     pub recursive: bool,
     /// Everything else, comma-joined, passed to the filesystem (`mode=755,size=65536k`).
     pub data: String,
+    /// The recursive attributes (`rro`, `rnosuid`, ...): MOUNT_ATTR_* to set and to clear on
+    /// the mount and every mount below it, with mount_setattr(2).
+    pub attr_set: u64,
+    pub attr_clear: u64,
 }
 
 pub fn parse(options: &[String]) -> MountOptions {
@@ -61,6 +65,14 @@ pub fn parse(options: &[String]) -> MountOptions {
             "rslave" => propagation(&mut o, libc::MS_SLAVE | libc::MS_REC),
             "unbindable" => propagation(&mut o, libc::MS_UNBINDABLE),
             "runbindable" => propagation(&mut o, libc::MS_UNBINDABLE | libc::MS_REC),
+            r if recursive_attr(r).is_some() => {
+                let (set, clear) = recursive_attr(r).expect("matched");
+                // Later options win; the atime modes are set with their whole field cleared,
+                // as mount_setattr(2) wants.
+                o.attr_set = (o.attr_set & !clear) | set;
+                o.attr_clear = (o.attr_clear & !set) | clear;
+                (0, 0)
+            }
             other => {
                 data.push(other);
                 (0, 0)
@@ -72,24 +84,37 @@ pub fn parse(options: &[String]) -> MountOptions {
     o
 }
 
+/// The recursive mount attributes of the runtime spec (`rro`, `rnosuid`, ...), as the
+/// MOUNT_ATTR_* bits they set and clear. The atime ones also clear the other atime modes.
+fn recursive_attr(opt: &str) -> Option<(u64, u64)> {
+    use crate::ops::mount::*;
+    let atime = MOUNT_ATTR__ATIME;
+    Some(match opt {
+        "rro" => (MOUNT_ATTR_RDONLY, 0),
+        "rrw" => (0, MOUNT_ATTR_RDONLY),
+        "rnosuid" => (MOUNT_ATTR_NOSUID, 0),
+        "rsuid" => (0, MOUNT_ATTR_NOSUID),
+        "rnodev" => (MOUNT_ATTR_NODEV, 0),
+        "rdev" => (0, MOUNT_ATTR_NODEV),
+        "rnoexec" => (MOUNT_ATTR_NOEXEC, 0),
+        "rexec" => (0, MOUNT_ATTR_NOEXEC),
+        "rnodiratime" => (MOUNT_ATTR_NODIRATIME, 0),
+        "rdiratime" => (0, MOUNT_ATTR_NODIRATIME),
+        "rrelatime" => (MOUNT_ATTR_RELATIME, atime),
+        "rnorelatime" => (0, atime),
+        "rnoatime" => (MOUNT_ATTR_NOATIME, atime),
+        "ratime" => (0, atime),
+        "rstrictatime" => (MOUNT_ATTR_STRICTATIME, atime),
+        "rnostrictatime" => (0, atime),
+        "rnosymfollow" => (MOUNT_ATTR_NOSYMFOLLOW, 0),
+        "rsymfollow" => (0, MOUNT_ATTR_NOSYMFOLLOW),
+        _ => return None,
+    })
+}
+
 fn propagation(o: &mut MountOptions, flag: libc::c_ulong) -> (libc::c_ulong, libc::c_ulong) {
     o.propagation = flag;
     (0, 0)
-}
-
-/// The `--make-*` option of mount(8) for a propagation flag, for `--explain`.
-pub fn propagation_name(flag: libc::c_ulong) -> &'static str {
-    let rec = flag & libc::MS_REC != 0;
-    match (flag & !libc::MS_REC, rec) {
-        (libc::MS_SHARED, false) => "--make-shared",
-        (libc::MS_SHARED, true) => "--make-rshared",
-        (libc::MS_SLAVE, false) => "--make-slave",
-        (libc::MS_SLAVE, true) => "--make-rslave",
-        (libc::MS_UNBINDABLE, false) => "--make-unbindable",
-        (libc::MS_UNBINDABLE, true) => "--make-runbindable",
-        (_, false) => "--make-private",
-        (_, true) => "--make-rprivate",
-    }
 }
 
 #[cfg(test)]
@@ -111,7 +136,13 @@ mod tests {
         assert!(o.bind && o.recursive);
         assert_eq!(o.flags, libc::MS_RDONLY);
         assert_eq!(o.propagation, libc::MS_PRIVATE | libc::MS_REC);
-        assert_eq!(propagation_name(o.propagation), "--make-rprivate");
+        let o = parse(&opts(&["rbind", "rro", "rnosuid", "rnoatime"]));
+        use crate::ops::mount::*;
+        assert_eq!(
+            o.attr_set,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOATIME
+        );
+        assert_eq!(o.attr_clear & MOUNT_ATTR_RDONLY, 0);
     }
 
     #[test]

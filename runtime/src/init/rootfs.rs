@@ -1,219 +1,217 @@
-//! Preparing the container's root filesystem inside its new mount namespace: propagation,
+//! The container's root filesystem, prepared inside its new mount namespace: propagation,
 //! the spec's mounts, /dev, pivot_root, masked and read-only paths.
+//!
+//! A mount namespace (mount_namespaces(7)) starts as a copy of the host's mounts. minc first
+//! cuts the flow of mount events towards the host (rslave by default), bind-mounts the rootfs
+//! onto itself (pivot_root(2) needs a mount point), mounts what the spec lists under it, then
+//! swaps roots and detaches the old one, so the host's tree is gone from the container.
 //!
 //! Every mount target is resolved inside the rootfs (`secure_join`), so a symlink planted in
 //! an image (`proc -> /`) cannot redirect a mount onto the host.
 
-use std::ffi::CString;
+use std::ffi::OsString;
 use std::fs;
-use std::os::unix::fs::{symlink, DirBuilderExt};
 use std::path::{Component, Path, PathBuf};
 
 use super::mount_options::{self, MountOptions};
-use crate::error::{check, Error, Result};
-use crate::explain;
-use crate::spec::{Mount, Spec};
-use crate::sys::{self, cstr, cstring};
+use crate::error::{Error, Result};
+use crate::ops::mount::MOUNT_ATTR_RDONLY;
+use crate::ops::{MountArgs, Sys};
+use crate::spec::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 
-/// mount(2) with optional source/type/data; explains itself as the `mount` command it is.
-fn mount(
-    source: Option<&Path>,
-    target: &Path,
-    fstype: Option<&str>,
-    flags: libc::c_ulong,
-    data: &str,
-) -> Result<()> {
-    let src = source.map(cstr);
-    let tgt = cstr(target);
-    let ty = fstype.map(cstring);
-    let dat = (!data.is_empty()).then(|| cstring(data));
-    // SAFETY: all pointers are valid C strings or null.
-    let r = unsafe {
-        libc::mount(
-            src.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-            tgt.as_ptr(),
-            ty.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-            flags,
-            dat.as_ref().map_or(std::ptr::null(), |s| s.as_ptr().cast()),
-        )
-    };
-    check(r, || format!("mount {}", target.display())).map(|_| ())
+/// How the container's mounts are tied to the host's (the spec's rootfsPropagation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Propagation {
+    Slave,
+    Private,
+    Shared,
+    Unbindable,
 }
 
-/// Sets the propagation of a mount point (`mount --make-rslave /`).
-fn set_propagation(target: &Path, flag: libc::c_ulong) -> Result<()> {
-    explain!(
-        "mount {} {}",
-        mount_options::propagation_name(flag),
-        target.display()
-    );
-    mount(None, target, None, flag, "")
+fn propagation(spec: &Spec, rootfs: &Path) -> Result<Propagation> {
+    let p = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().clone());
+    Ok(match p.as_deref() {
+        None | Some("") | Some("slave") | Some("rslave") => Propagation::Slave,
+        Some("private") | Some("rprivate") => Propagation::Private,
+        Some("shared") | Some("rshared") => Propagation::Shared,
+        Some("unbindable") | Some("runbindable") => Propagation::Unbindable,
+        Some(other) => {
+            return Err(Error::Rootfs {
+                path: rootfs.into(),
+                reason: format!("unknown rootfsPropagation {other:?}"),
+            })
+        }
+    })
 }
 
 /// Prepares everything under `rootfs` that must happen before pivot_root.
-pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<()> {
-    let linux = spec.linux.clone().unwrap_or_default();
-    // Keep host mount events from leaking in (and ours from leaking out): rslave by default,
-    // like runc.
-    let prop = match linux.rootfs_propagation.as_deref() {
-        None | Some("") => libc::MS_SLAVE | libc::MS_REC,
-        Some(p) => {
-            let o = mount_options::parse(&[p.to_string()]);
-            if o.propagation == 0 {
-                return Err(Error::Rootfs {
-                    path: rootfs.into(),
-                    reason: format!("unknown rootfsPropagation {p:?}"),
-                });
-            }
-            o.propagation
-        }
+pub fn prepare(sys: &dyn Sys, spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<()> {
+    // Keep our mounts from reaching the host. `shared` and `unbindable` are applied to the
+    // new root after pivot_root (which refuses shared mounts); until then the tree is a
+    // slave of the host's, so host mounts still arrive as the spec's slave/shared promise.
+    let first = match propagation(spec, rootfs)? {
+        Propagation::Private | Propagation::Unbindable => libc::MS_PRIVATE,
+        Propagation::Slave | Propagation::Shared => libc::MS_SLAVE,
     };
-    set_propagation(Path::new("/"), prop)?;
-
+    sys.mount(&MountArgs::propagation(
+        Path::new("/"),
+        first | libc::MS_REC,
+    ))?;
     // pivot_root needs the new root to be a mount point.
-    explain!("mount --rbind {} {}", rootfs.display(), rootfs.display());
-    mount(Some(rootfs), rootfs, None, libc::MS_BIND | libc::MS_REC, "")?;
-    // ...whose parent is not shared (pivot_root refuses shared mounts).
-    if prop & libc::MS_SHARED != 0 {
-        set_propagation(rootfs, libc::MS_PRIVATE)?;
-    }
+    sys.mount(&MountArgs::bind(rootfs, rootfs, true))?;
 
     let mut dev_bound = false;
-    for m in &spec.mounts {
-        mount_one(rootfs, bundle, m)?;
-        if m.destination == Path::new("/dev") && mount_options::parse(&m.options).bind {
+    for m in spec.mounts().iter().flatten() {
+        let o = mount_options::parse(m.options().as_deref().unwrap_or(&[]));
+        mount_one(sys, rootfs, bundle, m, &o)?;
+        if m.destination() == Path::new("/dev") && o.bind {
             dev_bound = true;
         }
     }
     if !dev_bound {
-        create_devices(rootfs, &linux.devices)?;
+        let devices = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.devices().clone())
+            .unwrap_or_default();
+        create_devices(sys, rootfs, &devices)?;
     }
     Ok(())
 }
 
 /// Performs one entry of the spec's `mounts`.
-fn mount_one(rootfs: &Path, bundle: &Path, m: &Mount) -> Result<()> {
-    let dest = secure_join(rootfs, &m.destination)?;
-    let kind = m.kind.as_deref().unwrap_or("none");
-    let o = mount_options::parse(&m.options);
+fn mount_one(
+    sys: &dyn Sys,
+    rootfs: &Path,
+    bundle: &Path,
+    m: &Mount,
+    o: &MountOptions,
+) -> Result<()> {
+    let kind = m.typ().as_deref().unwrap_or("none");
+    // proc and sysfs only on ordinary directories: a symlink there (planted by an image) could
+    // make the kernel's files appear elsewhere (runc's CVE-2019-19921 fix).
+    if matches!(kind, "proc" | "sysfs") {
+        let direct = rootfs.join(m.destination().strip_prefix("/").unwrap_or(m.destination()));
+        if let Ok(meta) = fs::symlink_metadata(&direct) {
+            if !meta.is_dir() {
+                return Err(Error::Rootfs {
+                    path: m.destination().clone(),
+                    reason: format!("{kind} must be mounted on an ordinary directory"),
+                });
+            }
+        }
+    }
+    let dest = secure_join(rootfs, m.destination())?;
     let bind = o.bind || kind == "bind";
-    let source = m.source.as_ref().map(|s| {
+    let source = m.source().as_ref().map(|s| {
         if bind && s.is_relative() {
             bundle.join(s)
         } else {
             s.clone()
         }
     });
-    let explain_opts = if m.options.is_empty() {
-        String::new()
-    } else {
-        format!(" -o {}", m.options.join(","))
-    };
-
     if bind {
         let src = source.ok_or_else(|| Error::Rootfs {
-            path: m.destination.clone(),
+            path: m.destination().clone(),
             reason: "bind mount without a source".into(),
         })?;
-        let meta = fs::metadata(&src).map_err(|e| Error::io(&src, e))?;
-        make_target(&dest, meta.is_dir())?;
-        explain!(
-            "mount --{}bind{} {} {}",
-            if o.recursive { "r" } else { "" },
-            explain_opts,
-            src.display(),
-            dest.display()
-        );
-        let rec = if o.recursive { libc::MS_REC } else { 0 };
-        mount(Some(&src), &dest, None, libc::MS_BIND | rec, "")?;
-        // Bind mounts ignore flags on the first call: apply them with a remount.
-        let extra = o.flags & !libc::MS_REMOUNT;
-        if extra & !libc::MS_RDONLY != 0 || (extra & libc::MS_RDONLY != 0 && !o.recursive) {
-            mount(
-                None,
-                &dest,
-                None,
-                libc::MS_REMOUNT | libc::MS_BIND | extra,
-                "",
-            )?;
+        if !o.data.is_empty() {
+            return Err(Error::Rootfs {
+                path: m.destination().clone(),
+                reason: format!("unknown mount option(s) {:?} for a bind mount", o.data),
+            });
         }
-        if extra & libc::MS_RDONLY != 0 && o.recursive {
-            sys::make_readonly_recursive(&dest, true)?;
+        let meta = fs::metadata(&src).map_err(|e| Error::io(&src, e))?;
+        make_target(sys, &dest, meta.is_dir())?;
+        sys.mount(&MountArgs::bind(&src, &dest, o.recursive))?;
+        // A bind mount ignores flags on its first call: apply them with a remount, which
+        // changes the top mount only (`ro` on an rbind is runc's behaviour too: the
+        // recursive form is `rro`).
+        let extra = o.flags & !libc::MS_REMOUNT;
+        if extra != 0 {
+            sys.mount(&MountArgs {
+                target: dest.clone(),
+                flags: libc::MS_REMOUNT | libc::MS_BIND | extra,
+                ..Default::default()
+            })?;
         }
     } else {
-        make_target(&dest, true)?;
-        explain!(
-            "mount -t {kind}{explain_opts} {} {}",
-            source.as_deref().unwrap_or(Path::new(kind)).display(),
-            dest.display()
-        );
-        mount_fs(kind, source.as_deref(), &dest, &o)?;
+        make_target(sys, &dest, true)?;
+        mount_fs(sys, kind, source.as_deref(), &dest, o)?;
+    }
+    if o.attr_set != 0 || o.attr_clear != 0 {
+        sys.mount_setattr(&dest, o.attr_set, o.attr_clear, true)?;
     }
     if o.propagation != 0 {
-        set_propagation(&dest, o.propagation)?;
+        sys.mount(&MountArgs::propagation(&dest, o.propagation))?;
     }
     Ok(())
 }
 
 /// Mounts a filesystem (proc, sysfs, tmpfs, devpts, mqueue, cgroup, ...).
-fn mount_fs(kind: &str, source: Option<&Path>, dest: &Path, o: &MountOptions) -> Result<()> {
+fn mount_fs(
+    sys: &dyn Sys,
+    kind: &str,
+    source: Option<&Path>,
+    dest: &Path,
+    o: &MountOptions,
+) -> Result<()> {
     let src = source.unwrap_or(Path::new(kind));
-    match kind {
+    let result = match kind {
         // The container gets the cgroup v2 hierarchy (its namespace root when it has a cgroup
         // namespace). On hosts without cgroup2 the mount is skipped rather than failing.
         "cgroup" | "cgroup2" => {
-            if let Err(e) = mount(
-                Some(Path::new("cgroup2")),
-                dest,
-                Some("cgroup2"),
-                o.flags,
-                "",
-            ) {
+            let m = MountArgs::fs("cgroup2", Path::new("cgroup2"), dest, o.flags, "");
+            if let Err(e) = sys.mount(&m) {
                 tracing::debug!("skipping cgroup mount at {}: {e}", dest.display());
             }
             Ok(())
         }
         // sysfs cannot be mounted when the network namespace is shared with the host: bind
         // the host's read-only instead, as runc does.
-        "sysfs" => match mount(Some(src), dest, Some(kind), o.flags, &o.data) {
-            Err(Error::Sys { source, .. }) if source.raw_os_error() == Some(libc::EPERM) => {
-                explain!("mount --rbind -o ro /sys {}", dest.display());
-                mount(
-                    Some(Path::new("/sys")),
-                    dest,
-                    None,
-                    libc::MS_BIND | libc::MS_REC,
-                    "",
-                )?;
-                sys::make_readonly_recursive(dest, true)
+        "sysfs" => match sys.mount(&MountArgs::fs(kind, src, dest, o.flags, &o.data)) {
+            Err(Error::Sys { err, .. }) if err.raw_os_error() == Some(libc::EPERM) => {
+                sys.mount(&MountArgs::bind(Path::new("/sys"), dest, true))?;
+                sys.mount_setattr(dest, MOUNT_ATTR_RDONLY, 0, true)
             }
             other => other,
         },
-        _ => mount(Some(src), dest, Some(kind), o.flags, &o.data),
+        _ => sys.mount(&MountArgs::fs(kind, src, dest, o.flags, &o.data)),
+    };
+    // EINVAL from a filesystem usually means an option it does not take: name them.
+    match result {
+        Err(Error::Sys { what, err })
+            if err.raw_os_error() == Some(libc::EINVAL) && !o.data.is_empty() =>
+        {
+            Err(Error::Sys {
+                what: format!("{what} (type {kind}, options {:?})", o.data),
+                err,
+            })
+        }
+        other => other,
     }
 }
 
 /// Creates a mount target: a directory, or an empty file for a file bind mount.
-fn make_target(dest: &Path, dir: bool) -> Result<()> {
+fn make_target(sys: &dyn Sys, dest: &Path, dir: bool) -> Result<()> {
     if dir {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(dest)
-            .map_err(|e| Error::io(dest, e))
+        sys.mkdir_all(dest, 0o755)
     } else {
         if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            sys.mkdir_all(parent, 0o755)?;
         }
-        match fs::OpenOptions::new().create(true).append(true).open(dest) {
-            Ok(_) => Ok(()),
-            Err(e) => Err(Error::io(dest, e)),
+        if dest.exists() {
+            return Ok(());
         }
+        sys.touch(dest)
     }
 }
 
-/// The default devices every container gets (runc's list), as (path, major, minor).
-const DEFAULT_DEVICES: &[(&str, u32, u32)] = &[
+/// The default devices every container gets (runc's list), as (name, major, minor).
+const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
     ("null", 1, 3),
     ("zero", 1, 5),
     ("full", 1, 7),
@@ -223,46 +221,38 @@ const DEFAULT_DEVICES: &[(&str, u32, u32)] = &[
 ];
 
 /// Creates /dev nodes (defaults plus the spec's) and the usual /dev symlinks.
-fn create_devices(rootfs: &Path, extra: &[crate::spec::Device]) -> Result<()> {
+fn create_devices(sys: &dyn Sys, rootfs: &Path, extra: &[LinuxDevice]) -> Result<()> {
     let dev = secure_join(rootfs, Path::new("/dev"))?;
-    make_target(&dev, true)?;
-    // SAFETY: umask is always safe; nodes get exactly the modes we ask for.
-    let old = unsafe { libc::umask(0) };
-    let result = (|| {
-        for (name, major, minor) in DEFAULT_DEVICES {
-            mknod(&dev.join(name), libc::S_IFCHR, 0o666, *major, *minor, 0, 0)?;
-        }
-        for d in extra {
-            let kind = match d.kind.as_str() {
-                "c" | "u" => libc::S_IFCHR,
-                "b" => libc::S_IFBLK,
-                "p" => libc::S_IFIFO,
-                other => {
-                    return Err(Error::Rootfs {
-                        path: d.path.clone(),
-                        reason: format!("unknown device type {other:?}"),
-                    })
-                }
-            };
-            let path = secure_join(rootfs, &d.path)?;
-            if let Some(parent) = path.parent() {
-                make_target(parent, true)?;
+    make_target(sys, &dev, true)?;
+    for (name, major, minor) in DEFAULT_DEVICES {
+        sys.mknod(&dev.join(name), libc::S_IFCHR, 0o666, *major, *minor, 0, 0)?;
+    }
+    for d in extra {
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+            LinuxDeviceType::B => libc::S_IFBLK,
+            LinuxDeviceType::P => libc::S_IFIFO,
+            LinuxDeviceType::A => {
+                return Err(Error::Rootfs {
+                    path: d.path().clone(),
+                    reason: "device type \"a\" is only valid in device cgroup rules".into(),
+                })
             }
-            mknod(
-                &path,
-                kind,
-                d.file_mode.unwrap_or(0o666) & 0o7777,
-                d.major as u32,
-                d.minor as u32,
-                d.uid.unwrap_or(0),
-                d.gid.unwrap_or(0),
-            )?;
+        };
+        let path = secure_join(rootfs, d.path())?;
+        if let Some(parent) = path.parent() {
+            make_target(sys, parent, true)?;
         }
-        Ok(())
-    })();
-    // SAFETY: restoring the previous umask.
-    unsafe { libc::umask(old) };
-    result?;
+        sys.mknod(
+            &path,
+            kind,
+            d.file_mode().unwrap_or(0o666) & 0o7777,
+            d.major() as u64,
+            d.minor() as u64,
+            d.uid().unwrap_or(0),
+            d.gid().unwrap_or(0),
+        )?;
+    }
 
     let mut links = vec![
         ("/proc/self/fd", "fd"),
@@ -278,39 +268,7 @@ fn create_devices(rootfs: &Path, extra: &[crate::spec::Device]) -> Result<()> {
         if path.symlink_metadata().is_ok() {
             continue;
         }
-        explain!("ln -s {target} {}", path.display());
-        symlink(target, &path).map_err(|e| Error::io(&path, e))?;
-    }
-    Ok(())
-}
-
-fn mknod(
-    path: &Path,
-    kind: libc::mode_t,
-    mode: u32,
-    major: u32,
-    minor: u32,
-    uid: u32,
-    gid: u32,
-) -> Result<()> {
-    let letter = match kind {
-        libc::S_IFBLK => "b",
-        libc::S_IFIFO => "p",
-        _ => "c",
-    };
-    explain!(
-        "mknod -m {mode:o} {} {letter} {major} {minor}",
-        path.display()
-    );
-    let c = cstr(path);
-    let _ = fs::remove_file(path);
-    // SAFETY: valid path.
-    let r = unsafe { libc::mknod(c.as_ptr(), kind | mode, libc::makedev(major, minor)) };
-    check(r, || format!("mknod {}", path.display()))?;
-    if uid != 0 || gid != 0 {
-        // SAFETY: valid path.
-        let r = unsafe { libc::chown(c.as_ptr(), uid, gid) };
-        check(r, || format!("chown {}", path.display()))?;
+        sys.symlink(Path::new(target), &path)?;
     }
     Ok(())
 }
@@ -319,108 +277,70 @@ fn mknod(
 ///
 /// This is runc's `pivot_root(".", ".")` trick: no `oldroot` directory is needed inside the
 /// rootfs (which may be read-only); the old root ends up stacked on `.` and is lazily
-/// unmounted from there.
-pub fn pivot_root(rootfs: &Path) -> Result<()> {
-    let open_dir = |p: &Path| -> Result<std::os::fd::OwnedFd> {
-        let f = fs::File::open(p).map_err(|e| Error::io(p, e))?;
-        Ok(f.into())
+/// unmounted from there, after making it a slave so the unmount does not reach the host.
+pub fn pivot_root(sys: &dyn Sys, spec: &Spec, rootfs: &Path) -> Result<()> {
+    sys.pivot_root_here(rootfs)?;
+    let dot = Path::new(".");
+    sys.mount(&MountArgs::propagation(dot, libc::MS_SLAVE | libc::MS_REC))?;
+    sys.umount(dot, libc::MNT_DETACH)?;
+    sys.chdir(Path::new("/"))?;
+    let last = match propagation(spec, rootfs)? {
+        Propagation::Shared => libc::MS_SHARED,
+        Propagation::Unbindable => libc::MS_UNBINDABLE,
+        _ => 0,
     };
-    let old = open_dir(Path::new("/"))?;
-    let new = open_dir(rootfs)?;
-    use std::os::fd::AsRawFd;
-    explain!("cd {} && pivot_root . .", rootfs.display());
-    // SAFETY: plain syscalls on valid fds and static C strings.
-    unsafe {
-        check(libc::fchdir(new.as_raw_fd()), || "chdir to rootfs".into())?;
-        let dot = c".".as_ptr();
-        check(libc::syscall(libc::SYS_pivot_root, dot, dot) as i32, || {
-            format!("pivot_root {}", rootfs.display())
-        })?;
-        check(libc::fchdir(old.as_raw_fd()), || "chdir to old root".into())?;
-        // Keep the unmount below from propagating to the host.
-        check(
-            libc::mount(
-                std::ptr::null(),
-                dot,
-                std::ptr::null(),
-                libc::MS_SLAVE | libc::MS_REC,
-                std::ptr::null(),
-            ),
-            || "make old root rslave".into(),
-        )?;
-        explain!("umount -l .   # detach the old root");
-        check(libc::umount2(dot, libc::MNT_DETACH), || {
-            "detach old root".into()
-        })?;
-        check(libc::chdir(c"/".as_ptr()), || "chdir /".into())?;
-    }
-    Ok(())
-}
-
-/// Without a mount namespace there is no pivot_root: chroot, as runc does.
-pub fn chroot(rootfs: &Path) -> Result<()> {
-    explain!("chroot {}", rootfs.display());
-    let c = cstr(rootfs);
-    // SAFETY: valid path.
-    unsafe {
-        check(libc::chroot(c.as_ptr()), || {
-            format!("chroot {}", rootfs.display())
-        })?;
-        check(libc::chdir(c"/".as_ptr()), || "chdir /".into())?;
+    if last != 0 {
+        sys.mount(&MountArgs::propagation(Path::new("/"), last | libc::MS_REC))?;
     }
     Ok(())
 }
 
 /// Hides paths from the container (after pivot_root): directories get an empty read-only
 /// tmpfs, files get /dev/null bound over them. Missing paths are fine.
-pub fn mask_paths(paths: &[String]) -> Result<()> {
+pub fn mask_paths(sys: &dyn Sys, paths: &[String]) -> Result<()> {
     for p in paths {
         let path = Path::new(p);
         let Ok(meta) = fs::metadata(path) else {
             continue;
         };
         if meta.is_dir() {
-            explain!("mount -t tmpfs -o ro tmpfs {p}");
-            mount(
-                Some(Path::new("tmpfs")),
+            sys.mount(&MountArgs::fs(
+                "tmpfs",
+                Path::new("tmpfs"),
                 path,
-                Some("tmpfs"),
                 libc::MS_RDONLY,
                 "",
-            )?;
+            ))?;
         } else {
-            explain!("mount --bind /dev/null {p}");
-            mount(Some(Path::new("/dev/null")), path, None, libc::MS_BIND, "")?;
+            sys.mount(&MountArgs::bind(Path::new("/dev/null"), path, false))?;
         }
     }
     Ok(())
 }
 
 /// Makes paths read-only (after pivot_root), including everything mounted below them.
-pub fn readonly_paths(paths: &[String]) -> Result<()> {
+pub fn readonly_paths(sys: &dyn Sys, paths: &[String]) -> Result<()> {
     for p in paths {
         let path = Path::new(p);
         if fs::symlink_metadata(path).is_err() {
             continue;
         }
-        explain!("mount --rbind -o ro {p} {p}");
-        mount(Some(path), path, None, libc::MS_BIND | libc::MS_REC, "")?;
-        sys::make_readonly_recursive(path, true)?;
+        sys.mount(&MountArgs::bind(path, path, true))?;
+        sys.mount_setattr(path, MOUNT_ATTR_RDONLY, 0, true)?;
     }
     Ok(())
 }
 
 /// `root.readonly`: the root mount itself becomes read-only (not /proc, /dev, ... on it).
-pub fn readonly_root() -> Result<()> {
-    explain!("mount -o remount,bind,ro /");
-    sys::make_readonly_recursive(Path::new("/"), false)
+pub fn readonly_root(sys: &dyn Sys) -> Result<()> {
+    sys.mount_setattr(Path::new("/"), MOUNT_ATTR_RDONLY, 0, false)
 }
 
 /// Joins `path` onto `root` resolving every symlink *inside* `root`, as if `root` were `/`:
 /// `..` cannot climb above it and absolute link targets restart at it.
 pub fn secure_join(root: &Path, path: &Path) -> Result<PathBuf> {
     let mut resolved = root.to_path_buf();
-    let mut pending: Vec<std::ffi::OsString> = path
+    let mut pending: Vec<OsString> = path
         .components()
         .rev()
         .filter_map(|c| match c {
@@ -465,46 +385,47 @@ pub fn secure_join(root: &Path, path: &Path) -> Result<PathBuf> {
 }
 
 /// Writes a file under /proc/sys for a namespaced sysctl (`net.ipv4.ip_forward`).
-pub fn sysctl(key: &str, value: &str) -> Result<()> {
-    if key.contains("..") || key.contains('/') {
+pub fn sysctl(sys: &dyn Sys, key: &str, value: &str) -> Result<()> {
+    if key.is_empty() || key.contains("..") || key.contains('/') {
         return Err(Error::Init(format!("sysctl {key:?} is invalid")));
     }
-    explain!("sysctl -w {key}={value}");
     let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-    fs::write(&path, value).map_err(|e| Error::sys(format!("sysctl {key}"), e))
+    sys.write_file(&path, value)
+        .map_err(|e| Error::Init(format!("sysctl {key}: {e}")))
 }
 
-/// Sets the hostname or domainname (UTS namespace).
-pub fn set_uts(hostname: Option<&str>, domainname: Option<&str>) -> Result<()> {
-    if let Some(h) = hostname {
-        explain!("hostname {h}");
-        let c = CString::new(h).map_err(|_| Error::Init("hostname has a NUL byte".into()))?;
-        // SAFETY: valid buffer and length.
-        let r = unsafe { libc::sethostname(c.as_ptr(), h.len()) };
-        check(r, || format!("sethostname {h}"))?;
-    }
-    if let Some(d) = domainname {
-        explain!("domainname {d}");
-        let c = CString::new(d).map_err(|_| Error::Init("domainname has a NUL byte".into()))?;
-        // SAFETY: valid buffer and length.
-        let r = unsafe { libc::setdomainname(c.as_ptr(), d.len()) };
-        check(r, || format!("setdomainname {d}"))?;
-    }
-    Ok(())
+/// The spec's masked and read-only paths.
+pub fn linux_paths(spec: &Spec) -> (Vec<String>, Vec<String>) {
+    let l = spec.linux().as_ref();
+    (
+        l.and_then(|l| l.masked_paths().clone()).unwrap_or_default(),
+        l.and_then(|l| l.readonly_paths().clone())
+            .unwrap_or_default(),
+    )
+}
+
+/// Whether the spec bind-mounts or mounts something at `dest`.
+#[allow(dead_code)]
+pub fn mounts_at(spec: &Spec, dest: &Path) -> bool {
+    spec.mounts()
+        .iter()
+        .flatten()
+        .any(|m| m.destination() == dest)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::Recorder;
 
     #[test]
     fn secure_join_stays_inside() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         fs::create_dir(root.join("etc")).unwrap();
-        symlink("/", root.join("escape")).unwrap();
-        symlink("../../..", root.join("etc/up")).unwrap();
-        symlink("loop", root.join("loop")).unwrap();
+        std::os::unix::fs::symlink("/", root.join("escape")).unwrap();
+        std::os::unix::fs::symlink("../../..", root.join("etc/up")).unwrap();
+        std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
         assert_eq!(
             secure_join(root, Path::new("/escape/etc")).unwrap(),
             root.join("etc")
@@ -518,5 +439,90 @@ mod tests {
             root.join("proc")
         );
         assert!(secure_join(root, Path::new("/loop")).is_err());
+    }
+
+    use crate::spec;
+
+    fn spec_with(edit: impl FnOnce(&mut serde_json::Value)) -> Spec {
+        let mut v: serde_json::Value = serde_json::from_str(spec::DEFAULT_SPEC).unwrap();
+        edit(&mut v);
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn prepare_issues_the_mounts_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs");
+        fs::create_dir(&rootfs).unwrap();
+        let spec = spec_with(|_| {});
+        let rec = Recorder::default();
+        prepare(&rec, &spec, &rootfs, dir.path()).unwrap();
+        let calls = rec.calls.borrow();
+        let r = rootfs.display();
+        assert_eq!(calls[0], "mount --make-rslave /");
+        assert_eq!(calls[1], format!("mount --rbind {r} {r}"));
+        assert!(
+            calls.contains(&format!("mount -t proc proc {r}/proc")),
+            "{calls:#?}"
+        );
+        assert!(
+            calls.contains(&format!(
+                "mount -t tmpfs -o nosuid,strictatime,mode=755,size=65536k tmpfs {r}/dev"
+            )),
+            "{calls:#?}"
+        );
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.starts_with(&format!("mknod {r}/dev/null"))),
+            "{calls:#?}"
+        );
+    }
+
+    #[test]
+    fn propagation_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs");
+        fs::create_dir(&rootfs).unwrap();
+        for (value, first, last) in [
+            ("private", "mount --make-rprivate /", None),
+            ("slave", "mount --make-rslave /", None),
+            (
+                "shared",
+                "mount --make-rslave /",
+                Some("mount --make-rshared /"),
+            ),
+            (
+                "unbindable",
+                "mount --make-rprivate /",
+                Some("mount --make-runbindable /"),
+            ),
+        ] {
+            let spec = spec_with(|v| {
+                v["linux"]["rootfsPropagation"] = value.into();
+                v["mounts"] = serde_json::json!([]);
+            });
+            let rec = Recorder::default();
+            prepare(&rec, &spec, &rootfs, dir.path()).unwrap();
+            pivot_root(&rec, &spec, &rootfs).unwrap();
+            let calls = rec.calls.borrow();
+            assert_eq!(calls[0], first, "{value}");
+            assert_eq!(
+                calls.last().unwrap(),
+                last.unwrap_or("cd /"),
+                "{value}: {calls:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn proc_on_a_symlink_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs");
+        fs::create_dir(&rootfs).unwrap();
+        std::os::unix::fs::symlink("/tmp", rootfs.join("proc")).unwrap();
+        let spec = spec_with(|_| {});
+        let err = prepare(&Recorder::default(), &spec, &rootfs, dir.path()).unwrap_err();
+        assert!(err.to_string().contains("ordinary directory"), "{err}");
     }
 }

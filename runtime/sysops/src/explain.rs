@@ -46,6 +46,8 @@ pub fn quote(word: &str) -> Cow<'_, str> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cmd {
     words: Vec<String>,
+    /// Indexes of words the shell must see as written (`$$`), not quoted.
+    raw: Vec<usize>,
     note: Option<String>,
     stdin: Option<String>,
     stdout_to: Option<String>,
@@ -73,6 +75,13 @@ impl Cmd {
         for a in args {
             self = self.arg(a);
         }
+        self
+    }
+
+    /// Appends a word the shell must expand (`$$`, `$PID`): rendered unquoted.
+    pub fn raw_arg(mut self, a: &str) -> Cmd {
+        self.raw.push(self.words.len());
+        self.words.push(a.to_string());
         self
     }
 
@@ -113,7 +122,14 @@ impl Cmd {
         let mut s = self
             .words
             .iter()
-            .map(|w| quote(w))
+            .enumerate()
+            .map(|(i, w)| {
+                if self.raw.contains(&i) {
+                    Cow::Borrowed(w.as_str())
+                } else {
+                    quote(w)
+                }
+            })
             .collect::<Vec<_>>()
             .join(" ");
         if let Some(path) = &self.stdout_to {

@@ -1,0 +1,405 @@
+//! The operations layer: every privileged step the runtime takes goes through [`Sys`].
+//!
+//! [`Linux`] performs a step with the system call and, when `--explain` is on, first renders
+//! it as the shell command that does the same thing, from the very arguments it passes to the
+//! kernel (so the transcript cannot drift from the code). [`Recorder`] (tests only) records
+//! the steps instead, so the rootfs and process logic can be unit-tested without root.
+//! youki's `Syscall` trait is the model.
+//!
+//! The rendering rules live beside each domain: [`mount`] turns mount(2) flags into mount(8)
+//! options, [`process`] turns the process attributes into one `setpriv` line.
+
+pub mod mount;
+pub mod process;
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+
+use sysops::explain::{self, Cmd};
+
+use crate::error::{check, Error, Result};
+use crate::sys::{cstr, cstring};
+
+pub use mount::MountArgs;
+pub use process::Identity;
+
+/// The privileged steps of the runtime. Each method is one step, explained by [`Linux`].
+pub trait Sys {
+    /// mount(2), including bind mounts, remounts and propagation changes.
+    fn mount(&self, m: &MountArgs) -> Result<()>;
+    /// mount_setattr(2): set or clear mount attributes (MOUNT_ATTR_*), optionally on the whole
+    /// subtree.
+    fn mount_setattr(&self, target: &Path, set: u64, clear: u64, recursive: bool) -> Result<()>;
+    /// umount2(2).
+    fn umount(&self, target: &Path, flags: libc::c_int) -> Result<()>;
+    /// pivot_root(".", ".") in `new_root`: the new root and the old one stacked on it.
+    fn pivot_root_here(&self, new_root: &Path) -> Result<()>;
+    /// chroot(2) then chdir("/").
+    fn chroot(&self, root: &Path) -> Result<()>;
+    /// chdir(2).
+    fn chdir(&self, dir: &Path) -> Result<()>;
+    /// mkdir -p with a mode.
+    fn mkdir_all(&self, dir: &Path, mode: u32) -> Result<()>;
+    /// Creates an empty file if missing (a mount target for a file bind mount).
+    fn touch(&self, path: &Path) -> Result<()>;
+    /// mknod(2) of a char/block device or FIFO (kind is S_IFCHR/S_IFBLK/S_IFIFO), then chown.
+    #[allow(clippy::too_many_arguments)]
+    fn mknod(
+        &self,
+        path: &Path,
+        kind: libc::mode_t,
+        mode: u32,
+        major: u64,
+        minor: u64,
+        uid: u32,
+        gid: u32,
+    ) -> Result<()>;
+    /// symlink(2): `link` pointing at `target`.
+    fn symlink(&self, target: &Path, link: &Path) -> Result<()>;
+    /// Writes a small file that already exists (/proc/sys/..., /proc/self/oom_score_adj).
+    fn write_file(&self, path: &Path, content: &str) -> Result<()>;
+    /// sethostname(2).
+    fn sethostname(&self, name: &str) -> Result<()>;
+    /// setdomainname(2).
+    fn setdomainname(&self, name: &str) -> Result<()>;
+    /// setns(2) into the namespace open at `fd` (`path` is what it was opened from).
+    fn setns(&self, fd: BorrowedFd<'_>, nstype: libc::c_int, path: &Path) -> Result<()>;
+    /// setrlimit(2).
+    fn setrlimit(&self, resource: &process::Rlimit) -> Result<()>;
+    /// Becomes the container's process identity: bounding set, user and groups, capability
+    /// sets, no_new_privs (rendered together with the exec, as one `setpriv` line).
+    fn set_identity(&self, id: &Identity) -> Result<()>;
+}
+
+/// The real implementation: explain, then perform.
+pub struct Linux;
+
+/// What `minc` shows for an fd path: `/proc/self/fd/N` is minc's own fd, meaningless in a
+/// transcript, so the file it refers to is shown instead.
+pub fn shown(p: &Path) -> PathBuf {
+    if p.starts_with("/proc/self/fd") {
+        if let Ok(real) = std::fs::read_link(p) {
+            return real;
+        }
+    }
+    p.to_path_buf()
+}
+
+impl Sys for Linux {
+    fn mount(&self, m: &MountArgs) -> Result<()> {
+        if explain::enabled() {
+            m.render().emit();
+        }
+        m.perform()
+    }
+
+    fn mount_setattr(&self, target: &Path, set: u64, clear: u64, recursive: bool) -> Result<()> {
+        if explain::enabled() {
+            mount::render_setattr(&shown(target), set, clear, recursive);
+        }
+        mount::setattr(target, set, clear, recursive)
+    }
+
+    fn umount(&self, target: &Path, flags: libc::c_int) -> Result<()> {
+        if explain::enabled() {
+            Cmd::new("umount")
+                .arg_if(flags & libc::MNT_DETACH != 0, "-l")
+                .arg(shown(target))
+                .emit();
+        }
+        let c = cstr(target);
+        // SAFETY: valid C string.
+        check(unsafe { libc::umount2(c.as_ptr(), flags) }, || {
+            format!("umount {}", target.display())
+        })
+        .map(|_| ())
+    }
+
+    fn pivot_root_here(&self, new_root: &Path) -> Result<()> {
+        if explain::enabled() {
+            Cmd::new("cd").arg(shown(new_root)).emit();
+            Cmd::new("pivot_root")
+                .args([".", "."])
+                .note("the old root is now stacked on the new one, at .")
+                .emit();
+        }
+        let dir = std::fs::File::open(new_root).map_err(|e| Error::io(new_root, e))?;
+        // SAFETY: plain syscalls on a valid fd and static C strings.
+        unsafe {
+            check(libc::fchdir(dir.as_raw_fd()), || {
+                format!("chdir {}", new_root.display())
+            })?;
+            let dot = c".".as_ptr();
+            check(libc::syscall(libc::SYS_pivot_root, dot, dot) as i32, || {
+                format!("pivot_root {}", new_root.display())
+            })?;
+        }
+        Ok(())
+    }
+
+    fn chroot(&self, root: &Path) -> Result<()> {
+        if explain::enabled() {
+            Cmd::new("cd").arg(shown(root)).emit();
+            Cmd::new("exec")
+                .args(["chroot", ".", "sh"])
+                .note("no mount namespace: chroot instead of pivot_root (the rest runs inside)")
+                .emit();
+        }
+        let c = cstr(root);
+        // SAFETY: valid paths.
+        unsafe {
+            check(libc::chroot(c.as_ptr()), || {
+                format!("chroot {}", root.display())
+            })?;
+            check(libc::chdir(c"/".as_ptr()), || "chdir /".into())?;
+        }
+        Ok(())
+    }
+
+    fn chdir(&self, dir: &Path) -> Result<()> {
+        if explain::enabled() {
+            Cmd::new("cd").arg(shown(dir)).emit();
+        }
+        std::env::set_current_dir(dir).map_err(|e| Error::io(dir, e))
+    }
+
+    fn mkdir_all(&self, dir: &Path, mode: u32) -> Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        if dir.is_dir() {
+            return Ok(());
+        }
+        if explain::enabled() {
+            Cmd::new("mkdir")
+                .arg("-p")
+                .arg("-m")
+                .arg(format!("{mode:o}"))
+                .arg(shown(dir))
+                .emit();
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(dir)
+            .map_err(|e| Error::io(dir, e))
+    }
+
+    fn touch(&self, path: &Path) -> Result<()> {
+        if explain::enabled() {
+            Cmd::new("touch").arg(shown(path)).emit();
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map(|_| ())
+            .map_err(|e| Error::io(path, e))
+    }
+
+    fn mknod(
+        &self,
+        path: &Path,
+        kind: libc::mode_t,
+        mode: u32,
+        major: u64,
+        minor: u64,
+        uid: u32,
+        gid: u32,
+    ) -> Result<()> {
+        let letter = match kind {
+            libc::S_IFBLK => "b",
+            libc::S_IFIFO => "p",
+            _ => "c",
+        };
+        if explain::enabled() {
+            let mut c = Cmd::new("mknod")
+                .arg("-m")
+                .arg(format!("{mode:o}"))
+                .arg(shown(path))
+                .arg(letter);
+            if kind != libc::S_IFIFO {
+                c = c.arg(major.to_string()).arg(minor.to_string());
+            }
+            c.emit();
+            if uid != 0 || gid != 0 {
+                Cmd::new("chown")
+                    .arg(format!("{uid}:{gid}"))
+                    .arg(shown(path))
+                    .emit();
+            }
+        }
+        let c = cstr(path);
+        // The node must be exactly what the spec says: replace whatever is there.
+        let _ = std::fs::remove_file(path);
+        let dev = libc::makedev(major as u32, minor as u32);
+        // SAFETY: valid path; the umask is cleared around the call so the mode is exact.
+        let r = unsafe {
+            let old = libc::umask(0);
+            let r = libc::mknod(c.as_ptr(), kind | mode, dev);
+            libc::umask(old);
+            r
+        };
+        check(r, || format!("mknod {}", path.display()))?;
+        if uid != 0 || gid != 0 {
+            // SAFETY: valid path.
+            let r = unsafe { libc::lchown(c.as_ptr(), uid, gid) };
+            check(r, || format!("chown {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    fn symlink(&self, target: &Path, link: &Path) -> Result<()> {
+        if explain::enabled() {
+            Cmd::new("ln").arg("-s").arg(target).arg(shown(link)).emit();
+        }
+        std::os::unix::fs::symlink(target, link).map_err(|e| Error::io(link, e))
+    }
+
+    fn write_file(&self, path: &Path, content: &str) -> Result<()> {
+        if explain::enabled() {
+            Cmd::new("echo").arg(content).stdout_to(shown(path)).emit();
+        }
+        std::fs::write(path, content).map_err(|e| Error::io(path, e))
+    }
+
+    fn sethostname(&self, name: &str) -> Result<()> {
+        if explain::enabled() {
+            Cmd::new("hostname").arg(name).emit();
+        }
+        let c = CString::new(name).map_err(|_| Error::Init("hostname has a NUL byte".into()))?;
+        // SAFETY: valid buffer and length.
+        check(unsafe { libc::sethostname(c.as_ptr(), name.len()) }, || {
+            format!("sethostname {name}")
+        })
+        .map(|_| ())
+    }
+
+    fn setdomainname(&self, name: &str) -> Result<()> {
+        if explain::enabled() {
+            Cmd::new("echo")
+                .arg(name)
+                .stdout_to("/proc/sys/kernel/domainname")
+                .note("setdomainname(2)")
+                .emit();
+        }
+        let c = cstring(name);
+        // SAFETY: valid buffer and length.
+        check(
+            unsafe { libc::setdomainname(c.as_ptr(), name.len()) },
+            || format!("setdomainname {name}"),
+        )
+        .map(|_| ())
+    }
+
+    fn setns(&self, fd: BorrowedFd<'_>, nstype: libc::c_int, path: &Path) -> Result<()> {
+        if explain::enabled() {
+            explain::comment(&format!(
+                "join the namespace at {} (setns(2)); in a shell: nsenter --{}={} sh",
+                path.display(),
+                process::nsenter_name(nstype),
+                path.display()
+            ));
+        }
+        // SAFETY: setns on a namespace fd.
+        check(unsafe { libc::setns(fd.as_raw_fd(), nstype) }, || {
+            format!("join namespace {}", path.display())
+        })
+        .map(|_| ())
+    }
+
+    fn setrlimit(&self, r: &process::Rlimit) -> Result<()> {
+        if explain::enabled() {
+            r.render().emit();
+        }
+        r.perform()
+    }
+
+    fn set_identity(&self, id: &Identity) -> Result<()> {
+        // Rendered by the exec step that follows (one `setpriv ... -- PROGRAM` line).
+        id.perform()
+    }
+}
+
+/// Records the steps instead of performing them (tests).
+#[cfg(test)]
+#[derive(Default)]
+pub struct Recorder {
+    pub calls: std::cell::RefCell<Vec<String>>,
+}
+
+#[cfg(test)]
+impl Recorder {
+    fn push(&self, s: String) -> Result<()> {
+        self.calls.borrow_mut().push(s);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl Sys for Recorder {
+    fn mount(&self, m: &MountArgs) -> Result<()> {
+        self.push(m.render().render())
+    }
+    fn mount_setattr(&self, target: &Path, set: u64, clear: u64, recursive: bool) -> Result<()> {
+        self.push(format!(
+            "mount_setattr {} +{set:#x} -{clear:#x} recursive={recursive}",
+            target.display()
+        ))
+    }
+    fn umount(&self, target: &Path, flags: libc::c_int) -> Result<()> {
+        self.push(format!("umount {} {flags}", target.display()))
+    }
+    fn pivot_root_here(&self, new_root: &Path) -> Result<()> {
+        self.push(format!("pivot_root {}", new_root.display()))
+    }
+    fn chroot(&self, root: &Path) -> Result<()> {
+        self.push(format!("chroot {}", root.display()))
+    }
+    fn chdir(&self, dir: &Path) -> Result<()> {
+        self.push(format!("cd {}", dir.display()))
+    }
+    fn mkdir_all(&self, dir: &Path, mode: u32) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        self.push(format!("mkdir {} {mode:o}", dir.display()))
+    }
+    fn touch(&self, path: &Path) -> Result<()> {
+        std::fs::write(path, "").map_err(|e| Error::io(path, e))?;
+        self.push(format!("touch {}", path.display()))
+    }
+    fn mknod(
+        &self,
+        path: &Path,
+        kind: libc::mode_t,
+        mode: u32,
+        major: u64,
+        minor: u64,
+        _uid: u32,
+        _gid: u32,
+    ) -> Result<()> {
+        self.push(format!(
+            "mknod {} {kind:o} {mode:o} {major}:{minor}",
+            path.display()
+        ))
+    }
+    fn symlink(&self, target: &Path, link: &Path) -> Result<()> {
+        self.push(format!("ln -s {} {}", target.display(), link.display()))
+    }
+    fn write_file(&self, path: &Path, content: &str) -> Result<()> {
+        self.push(format!("write {} {content}", path.display()))
+    }
+    fn sethostname(&self, name: &str) -> Result<()> {
+        self.push(format!("hostname {name}"))
+    }
+    fn setdomainname(&self, name: &str) -> Result<()> {
+        self.push(format!("domainname {name}"))
+    }
+    fn setns(&self, _fd: BorrowedFd<'_>, nstype: libc::c_int, path: &Path) -> Result<()> {
+        self.push(format!("setns {} {nstype:#x}", path.display()))
+    }
+    fn setrlimit(&self, r: &process::Rlimit) -> Result<()> {
+        self.push(r.render().render())
+    }
+    fn set_identity(&self, id: &Identity) -> Result<()> {
+        self.push(format!("identity {}", id.render_setpriv().render()))
+    }
+}

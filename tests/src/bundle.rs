@@ -1,0 +1,138 @@
+//! A runc-style bundle for end-to-end tests: a busybox rootfs, a config.json written by
+//! `minc spec`, and a state root of its own; plus helpers to look at what a test left.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// A bundle (busybox rootfs + config.json from `minc spec`) and a state root.
+pub struct Bundle {
+    minc: PathBuf,
+    _tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub root: PathBuf,
+}
+
+impl Bundle {
+    /// A bundle whose process is `sh -c SCRIPT`, with a writable root.
+    pub fn new(minc: impl Into<PathBuf>, script: &str) -> Bundle {
+        let tmp = crate::tempdir();
+        let dir = tmp.path().join("bundle");
+        let root = tmp.path().join("state");
+        crate::busybox_rootfs(&dir.join("rootfs"));
+        let b = Bundle {
+            minc: minc.into(),
+            _tmp: tmp,
+            dir,
+            root,
+        };
+        let out = b.minc(&["spec", "-b", b.dir.to_str().unwrap()]);
+        assert!(out.status.success(), "spec: {}", stderr(&out));
+        b.edit(|c| {
+            c["process"]["args"] = json!(["sh", "-c", script]);
+            c["root"]["readonly"] = json!(false);
+        });
+        b
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+
+    pub fn edit(&self, f: impl FnOnce(&mut Value)) {
+        let path = self.dir.join("config.json");
+        let mut c: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        f(&mut c);
+        std::fs::write(&path, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.minc);
+        c.arg("--root").arg(&self.root).args(args);
+        c
+    }
+
+    /// Runs `minc ARGS` to completion (output through files: see `output_via_files`).
+    pub fn minc(&self, args: &[&str]) -> Output {
+        crate::output_via_files(&mut self.cmd(args))
+    }
+
+    /// `minc ARGS` that must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        crate::ok_via_files(&mut self.cmd(args))
+    }
+
+    pub fn bundle_arg(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    pub fn run(&self, id: &str) -> Output {
+        self.minc(&["run", "-b", &self.bundle_arg(), id])
+    }
+
+    pub fn create(&self, id: &str) {
+        self.ok(&["create", "-b", &self.bundle_arg(), id]);
+    }
+
+    pub fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).unwrap()
+    }
+
+    pub fn status(&self, id: &str) -> String {
+        self.state(id)["status"].as_str().unwrap().to_string()
+    }
+
+    /// Waits until the container's status is `want` (bounded).
+    pub fn wait_status(&self, id: &str, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.status(id) != want {
+            assert!(Instant::now() < deadline, "{id} never became {want}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Asserts the state root holds no container directory.
+    pub fn assert_no_state(&self) {
+        let left: Vec<_> = std::fs::read_dir(&self.root)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "state left behind: {left:?}");
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Mount points under `path` in this (sandbox) mount namespace.
+pub fn mounts_under(path: &Path) -> Vec<String> {
+    let p = path.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&p))
+        .map(String::from)
+        .collect()
+}
+
+/// Processes in the sandbox other than this test and its ancestors (PID 1 is the test).
+pub fn stray_processes() -> Vec<String> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.parse::<u32>().is_ok() && *n != me && n != "1")
+        .filter_map(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            (!cmd.is_empty()).then(|| String::from_utf8_lossy(&cmd).replace('\0', " "))
+        })
+        .collect()
+}
