@@ -12,7 +12,7 @@ pub enum Error {
     Io { path: PathBuf, err: std::io::Error },
     #[error("{}: {reason}", path.display())]
     Config { path: PathBuf, reason: String },
-    #[error("container id {0:?} is invalid: use letters, digits, '_', '-', '.' and '+' (not '/', '..' or empty)")]
+    #[error("container id {0:?} is invalid: use letters, digits, '_', '-', '.' and '+', not starting with '-' (not '/', '..' or empty)")]
     InvalidId(String),
     #[error("container {0} already exists")]
     Exists(String),

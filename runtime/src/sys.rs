@@ -235,8 +235,8 @@ pub fn exit_code(status: i32) -> i32 {
 
 /// Parses a signal given as a name (`TERM`, `SIGTERM`, `sigkill`) or a number (`9`).
 pub fn parse_signal(s: &str) -> Option<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        return (1..=64).contains(&n).then_some(n);
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse::<i32>().ok().filter(|n| (1..=64).contains(n));
     }
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
@@ -362,5 +362,7 @@ mod tests {
         assert_eq!(parse_signal("BOGUS"), None);
         assert_eq!(parse_signal("0"), None);
         assert_eq!(parse_signal("99"), None);
+        assert_eq!(parse_signal("+9"), None);
+        assert_eq!(parse_signal("-9"), None);
     }
 }

@@ -259,9 +259,12 @@ fn exec_joins_the_container() {
     // The exit code comes back.
     let code = b.minc(&["exec", "e1", "--", "sh", "-c", "exit 5"]);
     assert_eq!(code.status.code(), Some(5));
-    // A missing program is a clear error, not a hang.
+    // A missing program is a clear error, not a hang, with runc's exit codes: 127 when it
+    // is not found, 126 when it cannot be executed.
     let missing = b.minc(&["exec", "e1", "--", "no-such-program"]);
-    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(missing.status.code(), Some(127));
+    let not_exec = b.minc(&["exec", "e1", "--", "/etc/passwd"]);
+    assert_eq!(not_exec.status.code(), Some(126), "{}", stderr(&not_exec));
     assert!(
         stderr(&missing).contains("executable file not found"),
         "{}",
@@ -439,6 +442,37 @@ fn bad_input_is_one_clear_line_and_leaves_nothing() {
         stderr(&out).contains("unknown signal \"SIGBOGUS\""),
         "{}",
         stderr(&out)
+    );
+    let out = b.minc(&["kill", "dup", "+9"]);
+    assert!(
+        stderr(&out).contains("unknown signal \"+9\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = b.minc(&["create", "-b", &bundle, "--preserve-fds", "1000000", "big"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--preserve-fds 1000000: file descriptor 3 is not open"),
+        "{}",
+        stderr(&out)
+    );
+    // Usage errors: exit 2, one line, also in the --log file as JSON for OCI clients.
+    let log = b.dir.join("log.json");
+    let out = b.minc(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "create",
+        "--frobnicate",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    let logged: Value = serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
+    assert!(
+        logged["msg"].as_str().unwrap().contains("--frobnicate"),
+        "{logged}"
     );
     let out = b.minc(&["create", "-b", &bundle, "dup"]);
     assert_eq!(out.status.code(), Some(1));

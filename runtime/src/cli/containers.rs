@@ -54,7 +54,8 @@ impl Containers {
     /// Makes a new container directory for `name`, refusing a name already in use (checked
     /// under a lock, so two concurrent runs cannot both take it).
     pub fn reserve(&self, id: &str, name: &str) -> Result<PathBuf> {
-        fs::create_dir_all(&self.dir).with_context(|| format!("{}", self.dir.display()))?;
+        // Container directories hold rootfs mounts: no other host user may enter them.
+        crate::sys::create_private_dir(&self.dir)?;
         let _lock = sysops::lock::Lock::acquire(&self.dir.join(".lock"))
             .with_context(|| format!("lock {}", self.dir.display()))?;
         if let Some(other) = self.all()?.into_iter().find(|r| r.name == name) {

@@ -108,6 +108,22 @@ impl Ctx {
     }
 }
 
+/// A hostname as RFC 1123 allows it (letters, digits, `-`, dots between labels of at most
+/// 63 characters, 64 in all: the kernel's limit), as Docker checks `--hostname`.
+fn validate_hostname(h: &str) -> Result<()> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if h.len() > 64 || !h.split('.').all(label_ok) {
+        bail!("--hostname {h:?}: not a valid hostname (letters, digits, '-' and '.', at most 64 characters)");
+    }
+    Ok(())
+}
+
 /// `minc run [flags] IMAGE [CMD...]`.
 pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String]) -> Result<i32> {
     // Everything that can be checked without side effects first.
@@ -128,6 +144,9 @@ pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String
         if !kv.contains('=') || kv.starts_with('=') {
             bail!("-e {kv}: expected KEY=VALUE");
         }
+    }
+    if let Some(h) = &a.hostname {
+        validate_hostname(h)?;
     }
     let store = ctx.store()?;
     let img = store.resolve(image).map_err(|e| {

@@ -194,7 +194,10 @@ pub fn main() -> i32 {
     if argv.get(1).map(String::as_str) == Some(monitor::FINISH) {
         return monitor::finish(&argv[2..]);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&argv, e),
+    };
     log::init(&log::Options {
         explain: cli.explain,
         debug: cli.debug,
@@ -205,12 +208,81 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             // One line: the verb, the object and the cause (`minc: create abc: ...`).
-            let msg = format!("{e:#}");
+            let msg = one_line(&format!("{e:#}"));
             eprintln!("minc: {msg}");
             tracing::error!("{msg}"); // for the --log file, where OCI clients look
-            1
+                                      // `exec` exits as runc's does when the program cannot run (127 not found, 126
+                                      // not executable); every other failure is 1.
+            match (&cli.command, e.downcast_ref::<crate::Error>()) {
+                (Command::Exec(_), Some(err)) => err.exit_code(),
+                _ => 1,
+            }
         }
     }
+}
+
+/// A message as one line: control characters (a newline in an id, say) are escaped, so
+/// what a user or a client passed in is never echoed raw.
+fn one_line(msg: &str) -> String {
+    msg.chars()
+        .flat_map(|c| {
+            let esc: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            esc
+        })
+        .collect()
+}
+
+/// A command line clap refused: `--help`/`--version` print as usual; an error is one line
+/// on stderr (exit 2), and also goes to `--log` (JSON with `--log-format json`) when the
+/// command line names one, because OCI clients show the log, not our stderr.
+fn usage_error(argv: &[String], e: clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            2
+        } else {
+            0
+        };
+    }
+    // clap's message is a paragraph, then usage: keep the paragraph, as one line.
+    let text = e.to_string();
+    let para: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let msg = one_line(para.join(" ").trim_start_matches("error: "));
+    eprintln!("minc: {msg} (see minc --help)");
+    let value_of = |flag: &str| {
+        argv.iter()
+            .position(|a| a == flag)
+            .and_then(|i| argv.get(i + 1))
+            .cloned()
+            .or_else(|| {
+                argv.iter()
+                    .find_map(|a| a.strip_prefix(&format!("{flag}=")).map(String::from))
+            })
+    };
+    if let Some(path) = value_of("--log") {
+        log::init(&log::Options {
+            explain: false,
+            debug: false,
+            log: Some(Path::new(&path)),
+            json: value_of("--log-format").as_deref() == Some("json"),
+        });
+        tracing::error!("{msg}");
+    }
+    2
 }
 
 fn dispatch(cli: &Cli) -> Result<i32> {

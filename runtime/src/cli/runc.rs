@@ -116,14 +116,28 @@ impl CreateArgs {
         if self.flags.console_socket.is_some() {
             bail!("--console-socket: terminals are not supported yet");
         }
+        let preserve_fds = self.flags.preserve_fds.unwrap_or(0);
+        check_preserved_fds(preserve_fds)?;
         Ok(CreateOptions {
             bundle: self.bundle.clone(),
             pid_file: self.flags.pid_file.clone(),
-            preserve_fds: self.flags.preserve_fds.unwrap_or(0),
+            preserve_fds,
             stdio: None,
             strict,
         })
     }
+}
+
+/// `--preserve-fds N` hands fds 3..3+N to the container: each must really be open here (a
+/// typo such as 1000000 is refused instead of silently passing whatever happens to be open).
+pub fn check_preserved_fds(n: u32) -> Result<()> {
+    for fd in 3..3u64 + u64::from(n) {
+        // SAFETY: F_GETFD only reads the descriptor's flags.
+        if fd > i32::MAX as u64 || unsafe { libc::fcntl(fd as i32, libc::F_GETFD) } < 0 {
+            bail!("--preserve-fds {n}: file descriptor {fd} is not open");
+        }
+    }
+    Ok(())
 }
 
 /// Runs one of the runc-style verbs.
