@@ -196,7 +196,7 @@ impl Runtime {
         };
         if explain::enabled() {
             unshare
-                .args(["--fork", "--", "sh"])
+                .args(["--propagation", "unchanged", "--fork", "--", "sh"])
                 .note(
                     "the container's init: clone(2) with these namespaces; what follows runs in it",
                 )

@@ -172,7 +172,12 @@ impl Identity {
         c = c
             .arg(format!("--bounding-set={}", set(self.bounding)))
             .arg(format!("--inh-caps={}", set(self.inheritable)))
-            .arg(format!("--ambient-caps={}", set(self.ambient)));
+            // Only what can really be raised: ambient needs the capability in inheritable
+            // too (minc skips the others, as runc does; setpriv would fail on them).
+            .arg(format!(
+                "--ambient-caps={}",
+                set(self.ambient & self.inheritable)
+            ));
         if self.no_new_privs {
             c = c.arg("--no-new-privs");
         }
