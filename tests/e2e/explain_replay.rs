@@ -73,7 +73,13 @@ fn normalize_mount(line: &str) -> String {
         .iter()
         .map(|o| o.split(':').next().unwrap_or("").to_string())
         .collect();
-    format!("{} {} {} [{}] - {right}", f[3], f[4], f[5], optional.join(","))
+    format!(
+        "{} {} {} [{}] - {right}",
+        f[3],
+        f[4],
+        f[5],
+        optional.join(",")
+    )
 }
 
 fn sections(report: &str) -> BTreeMap<String, Vec<String>> {
@@ -129,7 +135,10 @@ fn run_and_replay(edit: impl FnOnce(&mut serde_json::Value)) {
     drop(sh.stdin.take());
     let replay = sh.wait_with_output().unwrap();
     let (want, got) = (sections(&stdout(&first)), sections(&stdout(&replay)));
-    assert!(want.contains_key("mountinfo") && want["mountinfo"].len() > 10, "{want:#?}");
+    assert!(
+        want.contains_key("mountinfo") && want["mountinfo"].len() > 10,
+        "{want:#?}"
+    );
     for (name, lines) in &want {
         assert_eq!(
             got.get(name),

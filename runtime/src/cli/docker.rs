@@ -108,22 +108,6 @@ impl Ctx {
     }
 }
 
-/// A hostname as RFC 1123 allows it (letters, digits, `-`, dots between labels of at most
-/// 63 characters, 64 in all: the kernel's limit), as Docker checks `--hostname`.
-fn validate_hostname(h: &str) -> Result<()> {
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-    };
-    if h.len() > 64 || !h.split('.').all(label_ok) {
-        bail!("--hostname {h:?}: not a valid hostname (letters, digits, '-' and '.', at most 64 characters)");
-    }
-    Ok(())
-}
-
 /// `minc run [flags] IMAGE [CMD...]`.
 pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String]) -> Result<i32> {
     // Everything that can be checked without side effects first.
@@ -145,8 +129,10 @@ pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String
             bail!("-e {kv}: expected KEY=VALUE");
         }
     }
-    if let Some(h) = &a.hostname {
-        validate_hostname(h)?;
+    if let Some(h) = a.hostname.as_deref() {
+        if !sysops::container::valid_hostname(h) {
+            bail!("--hostname {h:?}: not a valid hostname (letters, digits, '-' and '.', at most 64 characters)");
+        }
     }
     let store = ctx.store()?;
     let img = store.resolve(image).map_err(|e| {

@@ -62,7 +62,7 @@ pub fn exec(root: &Path, data_root: &Path, id: &str, pid: i32) -> std::io::Error
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
     // A clean environment, but with a PATH: `__finish` runs `nft` to unpublish ports.
-    let path_env = s("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let path_env = s(&format!("PATH={}", sysops::container::DEFAULT_PATH));
     let env: [*const libc::c_char; 2] = [path_env.as_ptr(), std::ptr::null()];
     let path = CString::new(program.as_os_str().as_encoded_bytes()).unwrap_or_default();
     // SAFETY: argv and envp are null-terminated arrays of valid C strings.

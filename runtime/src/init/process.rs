@@ -9,15 +9,7 @@ use crate::error::{Error, Result};
 use crate::ops::process::{cap_mask, Identity, Rlimit};
 use crate::spec::{self, Process};
 
-/// The PATH a container gets when its spec and image say nothing (Docker's and runc's).
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// The value of a variable in an `env` list (`KEY=value`).
-pub fn env_get<'a>(env: &'a [String], key: &str) -> Option<&'a str> {
-    env.iter()
-        .rev()
-        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-}
+pub use sysops::container::{env_get, env_set, DEFAULT_PATH};
 
 /// Finds the program to run in the (already pivoted) root, like execvp would, so that a
 /// missing or non-executable binary fails `create` with a clear message instead of failing
@@ -99,13 +91,6 @@ pub fn rlimits(p: &Process) -> Result<Vec<Rlimit>> {
         .collect()
 }
 
-/// Sets `KEY=value` in an environment list, replacing an earlier value of KEY.
-pub fn env_set(env: &mut Vec<String>, kv: &str) {
-    let key = kv.split('=').next().unwrap_or(kv);
-    env.retain(|e| e.split('=').next() != Some(key));
-    env.push(kv.to_string());
-}
-
 /// The environment the process gets: the spec's, plus HOME when it is missing (from the
 /// container's /etc/passwd, else `/`), as runc does.
 pub fn environment(p: &Process) -> Vec<String> {
@@ -156,13 +141,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn env_lookup_uses_last_value() {
-        let env = vec!["PATH=/a".to_string(), "X=1".into(), "PATH=/b".into()];
-        assert_eq!(env_get(&env, "PATH"), Some("/b"));
-        assert_eq!(env_get(&env, "PAT"), None);
-    }
-
-    #[test]
     fn executable_lookup() {
         let env = vec!["PATH=/nonexistent:/bin:/usr/bin".to_string()];
         assert!(find_executable("sh", &env).is_ok());
@@ -170,12 +148,5 @@ mod tests {
         assert!(e.to_string().contains("executable file not found"), "{e}");
         let e = find_executable("/etc/passwd", &env).unwrap_err();
         assert!(e.to_string().contains("not executable"), "{e}");
-    }
-
-    #[test]
-    fn env_set_replaces() {
-        let mut env = vec!["A=1".to_string(), "B=2".into()];
-        env_set(&mut env, "A=3");
-        assert_eq!(env, ["B=2", "A=3"]);
     }
 }

@@ -4,9 +4,11 @@
 //! - [`explain`]: how a privileged step is rendered as the shell command it stands for
 //!   (`minc --explain`), with correct quoting, from the same arguments that perform it.
 //! - [`lock`]: exclusive file locks (flock(2)) that guard state directories.
+//! - [`container`]: the rules every crate shares about ids, hostnames and environments.
 //!
 //! This crate depends on no other crate of the workspace; `minc` (runtime), `images` and
 //! `netsetup` depend on it. It never composes them.
 
+pub mod container;
 pub mod explain;
 pub mod lock;
