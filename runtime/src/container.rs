@@ -231,20 +231,29 @@ impl Runtime {
                     annotations: spec.annotations().clone().unwrap_or_default(),
                 },
                 init_start_time: state::proc_start_time(pid).unwrap_or(0),
-                created: state::now(),
+                created: crate::rfc3339::rfc3339_nanos(std::time::SystemTime::now()),
                 rootfs: rootfs.to_path_buf(),
                 started: false,
                 hooks: spec.hooks().clone().unwrap_or_default(),
                 namespaces: created,
             };
             state.save(dir)?;
-            let json = serde_json::to_vec(&state.oci).expect("state serializes");
-            let hooks = spec.hooks().clone().unwrap_or_default();
-            #[allow(deprecated)]
-            hooks::run_stage("prestart", hooks.prestart().as_deref(), &json)?;
-            hooks::run_stage("createRuntime", hooks.create_runtime().as_deref(), &json)?;
+            // Each stage's hooks get the status the spec gives that stage: creating for
+            // createRuntime, created for prestart (and, in the init, createContainer and
+            // startContainer).
             let mut created_state = state.oci.clone();
             created_state.status = Status::Created;
+            let creating = serde_json::to_vec(&state.oci).expect("state serializes");
+            let created = serde_json::to_vec(&created_state).expect("state serializes");
+            let hooks = spec.hooks().clone().unwrap_or_default();
+            #[allow(deprecated)]
+            hooks::run_stage("prestart", hooks.prestart().as_deref(), &created, None)?;
+            hooks::run_stage(
+                "createRuntime",
+                hooks.create_runtime().as_deref(),
+                &creating,
+                None,
+            )?;
             channel::send(
                 &ours,
                 &Msg::Go {
@@ -292,13 +301,12 @@ impl Runtime {
             }
         }
         let conn = connect(&dir)?;
-        let mut running = state.current();
-        running.status = Status::Running;
+        let created = state.current();
         explain::comment(&format!(
             "start: release the init of {id} (pid {}) through its start socket",
             state.oci.pid
         ));
-        channel::send(&conn, &Msg::Start { state: running })?;
+        channel::send(&conn, &Msg::Start { state: created })?;
         let reply = channel::recv(&conn)?;
         let _ = fs::remove_file(dir.join("start.sock"));
         channel::expect_exec(reply, "the container's program")?;
@@ -317,6 +325,11 @@ impl Runtime {
     /// The OCI state with the live status.
     pub fn state(&self, id: &str) -> Result<OciState> {
         Ok(self.load(id)?.current())
+    }
+
+    /// What `minc state` prints: the OCI state plus runc's rootfs, created and owner.
+    pub fn report(&self, id: &str) -> Result<state::Report> {
+        Ok(self.load(id)?.report(&self.dir(id), false))
     }
 
     /// Sends a signal to the init, or with `all` to every process of the container. As runc:

@@ -18,9 +18,17 @@ use sysops::explain::{self, Cmd};
 
 /// Runs the hooks of a stage that must succeed (prestart, createRuntime, createContainer,
 /// startContainer) in order; the first failure stops the stage and fails the operation.
-pub fn run_stage(stage: &str, hooks: Option<&[Hook]>, state: &[u8]) -> Result<()> {
+///
+/// A hook whose spec gives no `env` gets `default_env` (the container process's
+/// environment, for the stages the init runs), or else minc's own, as runc does.
+pub fn run_stage(
+    stage: &str,
+    hooks: Option<&[Hook]>,
+    state: &[u8],
+    default_env: Option<&[String]>,
+) -> Result<()> {
     for hook in hooks.unwrap_or(&[]) {
-        run_one(stage, hook, state)?;
+        run_one(stage, hook, state, default_env)?;
     }
     Ok(())
 }
@@ -29,19 +37,19 @@ pub fn run_stage(stage: &str, hooks: Option<&[Hook]>, state: &[u8]) -> Result<()
 /// spec says the remaining hooks still run).
 pub fn run_stage_warn(stage: &str, hooks: Option<&[Hook]>, state: &[u8]) {
     for hook in hooks.unwrap_or(&[]) {
-        if let Err(e) = run_one(stage, hook, state) {
+        if let Err(e) = run_one(stage, hook, state, None) {
             tracing::warn!("{e}");
         }
     }
 }
 
-fn run_one(stage: &str, hook: &Hook, state: &[u8]) -> Result<()> {
+fn run_one(stage: &str, hook: &Hook, state: &[u8], default_env: Option<&[String]>) -> Result<()> {
     let fail = |reason: String| Error::Hook {
         path: hook.path().clone(),
         reason: format!("{stage}: {reason}"),
     };
     let args = hook.args().as_deref().unwrap_or(&[]);
-    let env = hook.env().as_deref().unwrap_or(&[]);
+    let env = hook.env().as_deref().or(default_env);
     if explain::enabled() {
         Cmd::new(&hook.path().display().to_string())
             .args(args.iter().skip(1))
@@ -54,10 +62,11 @@ fn run_one(stage: &str, hook: &Hook, state: &[u8]) -> Result<()> {
         use std::os::unix::process::CommandExt;
         cmd.arg0(arg0);
     }
-    cmd.args(args.iter().skip(1))
-        .env_clear()
-        .envs(env.iter().filter_map(|kv| kv.split_once('=')))
-        .stdin(Stdio::piped());
+    cmd.args(args.iter().skip(1)).stdin(Stdio::piped());
+    if let Some(env) = env {
+        cmd.env_clear()
+            .envs(env.iter().filter_map(|kv| kv.split_once('=')));
+    }
     let mut child = cmd.spawn().map_err(|e| fail(e.to_string()))?;
     // A hook that exits without reading its stdin is fine: ignore EPIPE.
     if let Some(mut stdin) = child.stdin.take() {

@@ -12,6 +12,7 @@ pub mod exec;
 pub mod hooks;
 pub mod init;
 pub mod ops;
+pub mod rfc3339;
 pub mod spec;
 pub mod state;
 pub mod sys;

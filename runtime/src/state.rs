@@ -56,8 +56,8 @@ pub struct State {
     pub oci: OciState,
     /// The init's start time in clock ticks since boot (/proc/PID/stat field 22).
     pub init_start_time: u64,
-    /// Seconds since the epoch when the container was created.
-    pub created: u64,
+    /// When the container was created, RFC 3339 with nanoseconds (runc's `created`).
+    pub created: String,
     pub rootfs: PathBuf,
     /// Set once `start` has released the init.
     #[serde(default)]
@@ -131,6 +131,63 @@ pub fn proc_start_time(pid: i32) -> Option<u64> {
     }
     // rest starts at field 3; field 22 is the 20th from here.
     fields.nth(18)?.parse().ok()
+}
+
+/// The state `minc state` and `list --format json` print: the OCI state plus what runc adds
+/// (rootfs, created, owner).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: Status,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+    /// The user owning the state directory: `list` fills it in, `state` leaves it empty,
+    /// as runc does.
+    pub owner: String,
+}
+
+impl State {
+    pub fn report(&self, dir: &Path, with_owner: bool) -> Report {
+        use std::os::unix::fs::MetadataExt;
+        let cur = self.current();
+        let owner = if with_owner {
+            fs::metadata(dir)
+                .map(|m| user_name(m.uid()))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Report {
+            oci_version: cur.oci_version,
+            id: cur.id,
+            pid: cur.pid,
+            status: cur.status,
+            bundle: cur.bundle,
+            rootfs: self.rootfs.clone(),
+            created: self.created.clone(),
+            annotations: cur.annotations,
+            owner,
+        }
+    }
+}
+
+/// The name of a host user (from /etc/passwd), or `#UID` as runc prints an unknown one.
+fn user_name(uid: u32) -> String {
+    fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2].parse() == Ok(uid)).then(|| f[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("#{uid}"))
 }
 
 /// Seconds since the epoch.

@@ -328,9 +328,60 @@ fn hooks_run_in_order_with_state() {
         assert_eq!(state["id"], "h1", "{line}");
         assert_eq!(state["bundle"], b.bundle_arg());
     }
-    let poststop: Value =
-        serde_json::from_str(text.lines().last().unwrap().split_once(' ').unwrap().1).unwrap();
-    assert_eq!(poststop["status"], "stopped");
+    // Each stage sees the status the runtime spec gives it.
+    for line in text.lines().filter(|l| !l.starts_with("process")) {
+        let (stage, json) = line.split_once(' ').unwrap();
+        let state: Value = serde_json::from_str(json).unwrap();
+        let want = match stage {
+            "createRuntime" => "creating",
+            "prestart" | "createContainer" | "startContainer" => "created",
+            "poststart" => "running",
+            _ => "stopped",
+        };
+        assert_eq!(state["status"], want, "{line}");
+        if stage == "poststart" {
+            assert!(state["pid"].as_i64().unwrap() > 0, "{line}");
+        }
+    }
+}
+
+#[test]
+fn failing_poststart_and_poststop_hooks_warn_and_the_rest_run() {
+    if !minc_tests::sandbox("failing_poststart_and_poststop_hooks_warn_and_the_rest_run") {
+        return;
+    }
+    let b = bundle("true");
+    let log = b.rootfs().join("hooks.log");
+    let ok = |stage: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {stage} >> {}", log.display())]});
+    let fail = json!({"path": "/bin/sh", "args": ["sh", "-c", "exit 4"]});
+    b.edit(|c| {
+        c["hooks"] = json!({
+            "poststart": [fail, ok("poststart")],
+            "poststop": [fail, ok("poststop")],
+            // Without an env of its own, a startContainer hook gets the process's.
+            "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo \"env $GREETING\" >> /hooks.log"]}],
+        });
+        c["process"]["env"] = json!(["PATH=/bin", "GREETING=from-the-process"]);
+    });
+    b.create("w1");
+    let out = b.minc(&["start", "w1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("poststart: exit status 4"),
+        "{}",
+        stderr(&out)
+    );
+    b.wait_status("w1", "stopped");
+    let out = b.minc(&["delete", "w1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("poststop: exit status 4"),
+        "{}",
+        stderr(&out)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text, "env from-the-process\npoststart\npoststop\n");
+    b.assert_no_state();
 }
 
 #[test]
@@ -612,4 +663,56 @@ fn readonly_root_and_bind_mounts() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "1\nhello from host\nrw\n1\n");
     assert!(data.join("new").exists());
+}
+
+#[test]
+fn state_and_list_carry_what_runcs_carry() {
+    if !minc_tests::sandbox("state_and_list_carry_what_runcs_carry") {
+        return;
+    }
+    let b = bundle("sleep 100");
+    b.create("s1");
+    let state = b.state("s1");
+    let list: Value = serde_json::from_str(&b.ok(&["list", "--format", "json"])).unwrap();
+    let created = state["created"].as_str().unwrap();
+    // RFC 3339 with nanoseconds: 2026-11-29T01:03:16.747057917Z
+    assert_eq!(created.len(), 30, "{created}");
+    assert!(
+        created.ends_with('Z') && created.as_bytes()[19] == b'.',
+        "{created}"
+    );
+    assert_eq!(state["rootfs"], b.rootfs().display().to_string());
+    assert_eq!(state["owner"], "");
+    assert_eq!(list[0]["owner"], "root");
+    assert_eq!(state["ociVersion"], "1.2.0");
+
+    // The same keys as runc's, for the same bundle (runc's cgroup goes under a parent of
+    // this test's own, removed afterwards).
+    let parent = format!("minc-test-{}", std::process::id());
+    b.edit(|c| c["linux"]["cgroupsPath"] = json!(format!("/{parent}/r1")));
+    let runc_root = b.dir.join("runc-state");
+    let runc = |args: &[&str]| {
+        minc_tests::ok_via_files(
+            std::process::Command::new("runc")
+                .arg("--root")
+                .arg(&runc_root)
+                .args(args),
+        )
+    };
+    runc(&["create", "-b", &b.bundle_arg(), "r1"]);
+    let runc_state: Value = serde_json::from_str(&runc(&["state", "r1"])).unwrap();
+    let runc_list: Value = serde_json::from_str(&runc(&["list", "-f", "json"])).unwrap();
+    runc(&["delete", "-f", "r1"]);
+    for dir in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = std::fs::remove_dir(dir.path().join(&parent));
+    }
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&state), keys(&runc_state));
+    assert_eq!(keys(&list[0]), keys(&runc_list[0]));
+    assert_eq!(state["status"], runc_state["status"]);
+    b.ok(&["delete", "-f", "s1"]);
 }

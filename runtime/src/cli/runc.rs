@@ -163,7 +163,9 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
             rt.start(&a.id).with_context(|| format!("start {}", a.id))?;
         }
         Command::State(a) => {
-            let state = rt.state(&a.id).with_context(|| format!("state {}", a.id))?;
+            let state = rt
+                .report(&a.id)
+                .with_context(|| format!("state {}", a.id))?;
             println!("{}", serde_json::to_string_pretty(&state)?);
         }
         Command::Kill(a) => {
@@ -231,7 +233,10 @@ fn list(rt: &Runtime, a: &ListArgs) -> Result<()> {
             println!("{}", s.oci.id);
         }
     } else if a.format == "json" {
-        let all: Vec<_> = states.iter().map(|s| s.current()).collect();
+        let all: Vec<_> = states
+            .iter()
+            .map(|s| s.report(&rt.dir(&s.oci.id), true))
+            .collect();
         println!("{}", serde_json::to_string(&all)?);
     } else {
         let rows: Vec<Vec<String>> = states
@@ -243,7 +248,7 @@ fn list(rt: &Runtime, a: &ListArgs) -> Result<()> {
                     cur.pid.to_string(),
                     cur.status.as_str().to_string(),
                     cur.bundle.display().to_string(),
-                    format::rfc3339_secs(s.created),
+                    s.created.clone(),
                 ]
             })
             .collect();

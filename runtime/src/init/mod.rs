@@ -97,12 +97,15 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
     if let Some(adj) = process.oom_score_adj() {
         sys.write_file(Path::new("/proc/self/oom_score_adj"), &adj.to_string())?;
     }
+    // Hooks without an env of their own get the container process's, as with runc.
+    let hook_env = spec::env(process).to_vec();
     hooks::run_stage(
         "createContainer",
         spec.hooks()
             .as_ref()
             .and_then(|h| h.create_container().as_deref()),
         &state,
+        Some(&hook_env),
     )?;
     for r in rlimits(process)? {
         sys.setrlimit(&r)?;
@@ -145,7 +148,7 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
         rootfs::readonly_root(sys)?;
     }
     sys.chdir(cwd)?;
-    let env = environment(process);
+    let env = environment(process); // after pivot_root: HOME from the container's passwd
     let args = spec::args(process);
     let program = find_executable(&args[0], &env)?;
     let id = identity(process)?;
@@ -166,6 +169,7 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
             .as_ref()
             .and_then(|h| h.start_container().as_deref()),
         &state,
+        Some(&hook_env),
     )?;
 
     // 6. Become the container's process.
