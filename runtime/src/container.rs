@@ -167,24 +167,28 @@ impl Runtime {
         let mut flags = 0;
         let mut created = Vec::new();
         let mut unshare = Cmd::new("unshare");
+        // The PID and time namespaces of a process are fixed at its birth: minc switches the
+        // namespace its children are born in (setns, or unshare + offsets for a new time
+        // namespace), clones, and switches back so that later children (hooks) stay in ours.
+        let mut restore = Vec::new();
         for ns in spec::namespaces(spec) {
-            if ns.path().is_none() {
-                flags |= spec::ns_flag(ns.typ());
-                created.push(spec::ns_proc_name(ns.typ()).to_string());
-                unshare = unshare.arg(spec::ns_option(ns.typ()));
+            let kind = ns.typ();
+            match (kind, ns.path()) {
+                (LinuxNamespaceType::Pid | LinuxNamespaceType::Time, Some(path)) => {
+                    restore.push(for_children(kind, Some(path), spec, &mut unshare)?);
+                }
+                (LinuxNamespaceType::Time, None) => {
+                    restore.push(for_children(kind, None, spec, &mut unshare)?);
+                    created.push(spec::ns_proc_name(kind).to_string());
+                }
+                (_, Some(_)) => {} // joined by the init
+                (_, None) => {
+                    flags |= spec::ns_flag(kind);
+                    created.push(spec::ns_proc_name(kind).to_string());
+                    unshare = unshare.arg(spec::ns_option(kind));
+                }
             }
         }
-        // Joining an existing PID namespace must happen before the clone: the child's PID
-        // namespace is fixed at birth. Switch only for the clone, then switch back so later
-        // children (hooks) stay in ours.
-        let pid_ns = spec::namespaces(spec)
-            .iter()
-            .find(|n| n.typ() == LinuxNamespaceType::Pid)
-            .and_then(|n| n.path().clone());
-        let restore = match &pid_ns {
-            Some(path) => Some(enter_pid_ns(path)?),
-            None => None,
-        };
         if explain::enabled() {
             unshare
                 .args(["--propagation", "unchanged", "--fork", "--", "sh"])
@@ -196,9 +200,12 @@ impl Runtime {
         // SAFETY: checked single-threaded above (thread_count), and nothing below spawns a
         // thread before the fork.
         let pid = unsafe { sys::clone_fork(flags) };
-        if let Some(own) = restore {
-            // SAFETY: setns back to our own PID namespace fd.
-            unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) };
+        if !matches!(pid, Ok(0)) {
+            // Only the parent switches back: the init stays where it was born.
+            for (own, kind) in restore {
+                // SAFETY: setns back to our own namespace fd.
+                unsafe { libc::setns(own.as_raw_fd(), spec::ns_flag(kind)) };
+            }
         }
         let pid = pid?;
         if pid == 0 {
@@ -526,21 +533,66 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
-fn enter_pid_ns(path: &Path) -> Result<OwnedFd> {
-    let own: OwnedFd = fs::File::open("/proc/self/ns/pid")
-        .map_err(|e| Error::io(Path::new("/proc/self/ns/pid"), e))?
+/// Makes our next child be born in another PID or time namespace: the one at `path`, or
+/// (time only) a new one with the spec's clock offsets (time_namespaces(7): they can only be
+/// written before any process is in it). Returns our own namespace, to switch back to.
+fn for_children(
+    kind: LinuxNamespaceType,
+    path: Option<&Path>,
+    spec: &Spec,
+    unshare: &mut Cmd,
+) -> Result<(OwnedFd, LinuxNamespaceType)> {
+    let name = spec::ns_proc_name(kind);
+    let own_path = format!("/proc/self/ns/{name}");
+    let own: OwnedFd = fs::File::open(&own_path)
+        .map_err(|e| Error::io(Path::new(&own_path), e))?
         .into();
-    let target = fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    explain::comment(&format!(
-        "the init is born in the PID namespace {} (setns(2) before clone(2))",
-        path.display()
-    ));
-    // SAFETY: setns on a namespace fd.
-    check(
-        unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWPID) },
-        || format!("join pid namespace {}", path.display()),
-    )?;
-    Ok(own)
+    let flag = spec::ns_flag(kind);
+    match path {
+        Some(path) => {
+            let target = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            explain::comment(&format!(
+                "the init is born in the {name} namespace {} (setns(2) before clone(2))",
+                path.display()
+            ));
+            // SAFETY: setns on a namespace fd.
+            check(unsafe { libc::setns(target.as_raw_fd(), flag) }, || {
+                format!("join {name} namespace {}", path.display())
+            })?;
+        }
+        None => {
+            // SAFETY: unshare of the time namespace only changes our children's.
+            check(unsafe { libc::unshare(flag) }, || {
+                "create a time namespace".into()
+            })?;
+            let offsets = spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.time_offsets().clone())
+                .unwrap_or_default();
+            let mut text = String::new();
+            let mut keys: Vec<_> = offsets.keys().cloned().collect();
+            keys.sort();
+            let mut cmd = std::mem::replace(unshare, Cmd::new("unshare")).arg("--time");
+            for clock in keys {
+                if clock != "monotonic" && clock != "boottime" {
+                    return Err(Error::Init(format!(
+                        "linux.timeOffsets: unknown clock {clock:?} (monotonic or boottime)"
+                    )));
+                }
+                let o = &offsets[&clock];
+                let (secs, nanos) = (o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0));
+                text.push_str(&format!("{clock} {secs} {nanos}\n"));
+                cmd = cmd.arg(format!("--{clock}={secs}.{nanos:09}"));
+            }
+            *unshare = cmd;
+            if !text.is_empty() {
+                fs::write("/proc/self/timens_offsets", &text)
+                    .map_err(|e| Error::sys("linux.timeOffsets: write timens_offsets", e))?;
+            }
+        }
+    }
+    Ok((own, kind))
 }
 
 /// A unix socket address for `DIR/start.sock`, reached through /proc/self/fd so that long

@@ -716,3 +716,53 @@ fn state_and_list_carry_what_runcs_carry() {
     assert_eq!(state["status"], runc_state["status"]);
     b.ok(&["delete", "-f", "s1"]);
 }
+
+#[test]
+fn process_attributes_and_time_namespace_are_applied() {
+    if !minc_tests::sandbox("process_attributes_and_time_namespace_are_applied") {
+        return;
+    }
+    // personality, ioPriority, scheduler and a time namespace with a boottime offset, all
+    // seen from inside: /proc/self/personality, ionice, /proc/self/stat (nice, policy), and
+    // /proc/uptime (boottime) a day ahead of the host's.
+    let b = bundle(
+        "cat /proc/self/personality; ionice -p $$; \
+         awk '{print $19, $41}' /proc/self/stat; cut -d. -f1 /proc/uptime",
+    );
+    b.edit(|c| {
+        c["linux"]["personality"] = json!({"domain": "LINUX32"});
+        c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+        c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 7});
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "time"}));
+        c["linux"]["timeOffsets"] = json!({"boottime": {"secs": 86400, "nanosecs": 0}});
+    });
+    let host_uptime: u64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let out = b.run("attrs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "00000008", "personality PER_LINUX32: {text}");
+    assert!(lines[1].starts_with("idle"), "{text}");
+    assert_eq!(lines[2], "7 3", "nice 7, SCHED_BATCH (3): {text}");
+    let uptime: u64 = lines[3].parse().unwrap();
+    assert!(
+        (86_400..86_400 + 60).contains(&(uptime - host_uptime)),
+        "{uptime} vs {host_uptime}"
+    );
+
+    // What the kernel cannot do is an error naming the field, not silently dropped.
+    b.edit(|c| c["process"]["scheduler"] = json!({"policy": "SCHED_ISO"}));
+    let out = b.run("iso");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("SCHED_ISO"), "{}", stderr(&out));
+    b.assert_no_state();
+}

@@ -28,8 +28,8 @@ use crate::ops::{Linux, Sys};
 use crate::spec::{self, LinuxNamespaceType, Spec};
 
 pub use process::{
-    close_fds_on_exec, env_get, env_set, environment, find_executable, identity, reset_signals,
-    rlimits, DEFAULT_PATH,
+    attributes, close_fds_on_exec, env_get, env_set, environment, find_executable, identity,
+    reset_signals, rlimits, DEFAULT_PATH,
 };
 
 /// What the init needs; it lives in the memory the clone copied from `create`.
@@ -109,6 +109,9 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
     )?;
     for r in rlimits(process)? {
         sys.setrlimit(&r)?;
+    }
+    for attr in attributes(spec)? {
+        sys.set_attr(&attr)?;
     }
     if has_mount_ns {
         rootfs::pivot_root(sys, spec, a.rootfs)?;

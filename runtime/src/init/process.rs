@@ -6,8 +6,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::ops::attrs::{parse_list, Attr, SchedAttr};
 use crate::ops::process::{cap_mask, Identity, Rlimit};
-use crate::spec::{self, Process};
+use crate::spec::{self, Process, Spec};
 
 pub use sysops::container::{env_get, env_set, DEFAULT_PATH};
 
@@ -80,6 +81,109 @@ pub fn identity(p: &Process) -> Result<Identity> {
         id.ambient = mask(c.ambient())?;
     }
     Ok(id)
+}
+
+/// The scheduling and execution attributes the spec asks for (none of them is ignored: each
+/// is applied, or refused with an error naming it).
+pub fn attributes(spec: &Spec) -> Result<Vec<Attr>> {
+    use oci_spec::runtime::{
+        IOPriorityClass, LinuxPersonalityDomain, LinuxSchedulerFlag, LinuxSchedulerPolicy,
+        MemoryPolicyFlagType, MemoryPolicyModeType,
+    };
+    let bad = |what: &str| Error::Init(what.to_string());
+    let mut out = Vec::new();
+    let linux = spec.linux().as_ref();
+    if let Some(p) = linux.and_then(|l| l.personality().as_ref()) {
+        if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+            return Err(bad(
+                "linux.personality.flags are not supported (as in runc)",
+            ));
+        }
+        let (persona, name) = match p.domain() {
+            LinuxPersonalityDomain::PerLinux => (0, "LINUX"),
+            LinuxPersonalityDomain::PerLinux32 => (0x0008, "LINUX32"),
+        };
+        out.push(Attr::Personality {
+            persona,
+            name: name.into(),
+        });
+    }
+    let process = spec::process(spec);
+    if let Some(io) = process.io_priority() {
+        let class = match io.class() {
+            IOPriorityClass::IoprioClassRt => 1,
+            IOPriorityClass::IoprioClassBe => 2,
+            IOPriorityClass::IoprioClassIdle => 3,
+        };
+        let level = u32::try_from(io.priority())
+            .ok()
+            .filter(|l| *l <= 7)
+            .ok_or_else(|| bad("process.ioPriority.priority must be 0 to 7"))?;
+        out.push(Attr::IoPriority { class, level });
+    }
+    if let Some(s) = process.scheduler() {
+        let policy = match s.policy() {
+            LinuxSchedulerPolicy::SchedOther => 0,
+            LinuxSchedulerPolicy::SchedFifo => 1,
+            LinuxSchedulerPolicy::SchedRr => 2,
+            LinuxSchedulerPolicy::SchedBatch => 3,
+            LinuxSchedulerPolicy::SchedIso => {
+                return Err(bad(
+                    "process.scheduler.policy SCHED_ISO is not implemented by Linux",
+                ))
+            }
+            LinuxSchedulerPolicy::SchedIdle => 5,
+            LinuxSchedulerPolicy::SchedDeadline => 6,
+        };
+        let flags = s.flags().iter().flatten().fold(0u64, |f, flag| {
+            f | match flag {
+                LinuxSchedulerFlag::SchedResetOnFork => 0x01,
+                LinuxSchedulerFlag::SchedFlagReclaim => 0x02,
+                LinuxSchedulerFlag::SchedFlagDLOverrun => 0x04,
+                LinuxSchedulerFlag::SchedFlagKeepPolicy => 0x08,
+                LinuxSchedulerFlag::SchedFlagKeepParams => 0x10,
+                LinuxSchedulerFlag::SchedFlagUtilClampMin => 0x20,
+                LinuxSchedulerFlag::SchedFlagUtilClampMax => 0x40,
+            }
+        });
+        out.push(Attr::Scheduler(SchedAttr {
+            policy,
+            flags,
+            nice: s.nice().unwrap_or(0),
+            priority: s.priority().unwrap_or(0).max(0) as u32,
+            runtime: s.runtime().unwrap_or(0),
+            deadline: s.deadline().unwrap_or(0),
+            period: s.period().unwrap_or(0),
+            ..Default::default()
+        }));
+    }
+    if let Some(m) = linux.and_then(|l| l.memory_policy().as_ref()) {
+        let mode = match m.mode() {
+            MemoryPolicyModeType::MpolDefault => 0,
+            MemoryPolicyModeType::MpolPreferred => 1,
+            MemoryPolicyModeType::MpolBind => 2,
+            MemoryPolicyModeType::MpolInterleave => 3,
+            MemoryPolicyModeType::MpolLocal => 4,
+            MemoryPolicyModeType::MpolPreferredMany => 5,
+            MemoryPolicyModeType::MpolWeightedInterleave => 6,
+        };
+        let flags = m.flags().iter().flatten().fold(0i32, |f, flag| {
+            f | match flag {
+                MemoryPolicyFlagType::MpolFStaticNodes => 1 << 15,
+                MemoryPolicyFlagType::MpolFRelativeNodes => 1 << 14,
+                MemoryPolicyFlagType::MpolFNumaBalancing => 1 << 13,
+            }
+        });
+        let nodes = m.nodes().clone().unwrap_or_default();
+        out.push(Attr::MemPolicy {
+            mode,
+            flags,
+            mask: parse_list(&nodes, "linux.memoryPolicy.nodes")?,
+            nodes,
+            name: m.mode().to_string(),
+        });
+    }
+    Ok(out)
 }
 
 /// The spec's rlimits.

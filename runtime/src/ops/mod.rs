@@ -9,6 +9,7 @@
 //! The rendering rules live beside each domain: [`mount`] turns mount(2) flags into mount(8)
 //! options, [`process`] turns the process attributes into one `setpriv` line.
 
+pub mod attrs;
 pub mod mount;
 pub mod process;
 
@@ -67,6 +68,9 @@ pub trait Sys {
     fn setns(&self, fd: BorrowedFd<'_>, nstype: libc::c_int, path: &Path) -> Result<()>;
     /// setrlimit(2).
     fn setrlimit(&self, resource: &process::Rlimit) -> Result<()>;
+    /// Sets a scheduling or execution attribute of this process (scheduler, I/O priority,
+    /// affinity, personality, memory policy).
+    fn set_attr(&self, a: &attrs::Attr) -> Result<()>;
     /// Becomes the container's process identity: bounding set, user and groups, capability
     /// sets, no_new_privs (rendered together with the exec, as one `setpriv` line).
     fn set_identity(&self, id: &Identity) -> Result<()>;
@@ -314,6 +318,15 @@ impl Sys for Linux {
         r.perform()
     }
 
+    fn set_attr(&self, a: &attrs::Attr) -> Result<()> {
+        if explain::enabled() {
+            if let Some(c) = a.render() {
+                c.emit();
+            }
+        }
+        a.perform()
+    }
+
     fn set_identity(&self, id: &Identity) -> Result<()> {
         // Rendered by the exec step that follows (one `setpriv ... -- PROGRAM` line).
         id.perform()
@@ -398,6 +411,9 @@ impl Sys for Recorder {
     }
     fn setrlimit(&self, r: &process::Rlimit) -> Result<()> {
         self.push(r.render().render())
+    }
+    fn set_attr(&self, a: &attrs::Attr) -> Result<()> {
+        self.push(format!("attr {a:?}"))
     }
     fn set_identity(&self, id: &Identity) -> Result<()> {
         self.push(format!("identity {}", id.render_setpriv().render()))
