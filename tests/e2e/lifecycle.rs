@@ -766,3 +766,35 @@ fn process_attributes_and_time_namespace_are_applied() {
     assert!(stderr(&out).contains("SCHED_ISO"), "{}", stderr(&out));
     b.assert_no_state();
 }
+
+#[test]
+fn tmpcopyup_tmpfs_keeps_the_contents_it_covers() {
+    if !minc_tests::sandbox("tmpcopyup_tmpfs_keeps_the_contents_it_covers") {
+        return;
+    }
+    // A read-only root with a writable /etc that still holds the image's files.
+    let b = bundle("cat /etc/group | head -1; echo new > /etc/new && cat /etc/new; ls -l /etc/passwd | cut -c1-10; grep ' /etc ' /proc/self/mountinfo | cut -d' ' -f9");
+    std::os::unix::fs::symlink("passwd", b.rootfs().join("etc/passwd-link")).unwrap();
+    b.edit(|c| {
+        c["root"]["readonly"] = json!(true);
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+            "options": ["tmpcopyup", "nosuid", "mode=755"]
+        }));
+    });
+    let out = b.run("tc");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "root:x:0:\nnew\n-rw-r--r--\ntmpfs\n");
+    // The image's /etc is untouched, and no scratch directory is left on the host.
+    assert!(!b.rootfs().join("etc/new").exists());
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("minc-tmpcopyup")
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

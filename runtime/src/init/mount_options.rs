@@ -10,6 +10,8 @@ pub struct MountOptions {
     pub propagation: libc::c_ulong,
     /// `bind` or `rbind` was given.
     pub bind: bool,
+    /// `tmpcopyup` (runc's): a tmpfs that starts with a copy of what it covers.
+    pub tmpcopyup: bool,
     /// `rbind`: bind the whole subtree.
     pub recursive: bool,
     /// Everything else, comma-joined, passed to the filesystem (`mode=755,size=65536k`).
@@ -48,6 +50,10 @@ pub fn parse(options: &[String]) -> MountOptions {
             "nostrictatime" => (0, libc::MS_STRICTATIME),
             "remount" => (libc::MS_REMOUNT, 0),
             "defaults" => (0, 0),
+            "tmpcopyup" => {
+                o.tmpcopyup = true;
+                (0, 0)
+            }
             "bind" => {
                 o.bind = true;
                 (0, 0)

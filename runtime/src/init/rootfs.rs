@@ -138,6 +138,32 @@ fn mount_one(
                 ..Default::default()
             })?;
         }
+    } else if o.tmpcopyup {
+        if kind != "tmpfs" {
+            return Err(Error::Rootfs {
+                path: m.destination().clone(),
+                reason: format!("tmpcopyup is only for tmpfs, not {kind}"),
+            });
+        }
+        make_target(sys, &dest, true)?;
+        // runc's way: a tmpfs on a scratch directory, the covered contents copied into it,
+        // then the tmpfs moved over the target.
+        let scratch = std::env::temp_dir().join(format!("minc-tmpcopyup-{}", std::process::id()));
+        sys.mkdir_all(&scratch, 0o700)?;
+        mount_fs(sys, kind, source.as_deref(), &scratch, o)?;
+        let result = sys.copy_tree(&dest, &scratch).and_then(|_| {
+            sys.mount(&MountArgs {
+                source: Some(scratch.clone()),
+                target: dest.clone(),
+                flags: libc::MS_MOVE,
+                ..Default::default()
+            })
+        });
+        if result.is_err() {
+            let _ = sys.umount(&scratch, libc::MNT_DETACH);
+        }
+        let _ = sys.rmdir(&scratch);
+        result?;
     } else {
         make_target(sys, &dest, true)?;
         mount_fs(sys, kind, source.as_deref(), &dest, o)?;

@@ -12,6 +12,7 @@
 pub mod attrs;
 pub mod mount;
 pub mod process;
+mod tree;
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -58,6 +59,11 @@ pub trait Sys {
     ) -> Result<()>;
     /// symlink(2): `link` pointing at `target`.
     fn symlink(&self, target: &Path, link: &Path) -> Result<()>;
+    /// Copies a directory tree (files, directories, symlinks as links, devices, FIFOs) with
+    /// modes and owners: `cp -a FROM/. TO`.
+    fn copy_tree(&self, from: &Path, to: &Path) -> Result<()>;
+    /// rmdir(2).
+    fn rmdir(&self, dir: &Path) -> Result<()>;
     /// Writes a small file that already exists (/proc/sys/..., /proc/self/oom_score_adj).
     fn write_file(&self, path: &Path, content: &str) -> Result<()>;
     /// sethostname(2).
@@ -259,6 +265,24 @@ impl Sys for Linux {
         std::os::unix::fs::symlink(target, link).map_err(|e| Error::io(link, e))
     }
 
+    fn copy_tree(&self, from: &Path, to: &Path) -> Result<()> {
+        if explain::enabled() {
+            Cmd::new("cp")
+                .arg("-a")
+                .arg(format!("{}/.", shown(from).display()))
+                .arg(shown(to))
+                .emit();
+        }
+        tree::copy(from, to)
+    }
+
+    fn rmdir(&self, dir: &Path) -> Result<()> {
+        if explain::enabled() {
+            Cmd::new("rmdir").arg(shown(dir)).emit();
+        }
+        std::fs::remove_dir(dir).map_err(|e| Error::io(dir, e))
+    }
+
     fn write_file(&self, path: &Path, content: &str) -> Result<()> {
         if explain::enabled() {
             Cmd::new("echo").arg(content).stdout_to(shown(path)).emit();
@@ -396,6 +420,12 @@ impl Sys for Recorder {
     }
     fn symlink(&self, target: &Path, link: &Path) -> Result<()> {
         self.push(format!("ln -s {} {}", target.display(), link.display()))
+    }
+    fn copy_tree(&self, from: &Path, to: &Path) -> Result<()> {
+        self.push(format!("cp -a {}/. {}", from.display(), to.display()))
+    }
+    fn rmdir(&self, dir: &Path) -> Result<()> {
+        self.push(format!("rmdir {}", dir.display()))
     }
     fn write_file(&self, path: &Path, content: &str) -> Result<()> {
         self.push(format!("write {} {content}", path.display()))

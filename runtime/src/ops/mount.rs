@@ -104,6 +104,10 @@ impl MountArgs {
             o.extend(opts);
             return Cmd::new("mount").arg("-o").arg(o.join(",")).arg(target);
         }
+        if self.flags & libc::MS_MOVE != 0 {
+            let src = self.source.as_deref().map(shown).unwrap_or_default();
+            return Cmd::new("mount").arg("--move").arg(src).arg(target);
+        }
         if self.flags & libc::MS_BIND != 0 {
             let src = self.source.as_deref().map(shown).unwrap_or_default();
             return Cmd::new("mount")
