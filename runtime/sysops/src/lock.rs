@@ -13,15 +13,7 @@ pub struct Lock(File);
 impl Lock {
     /// Opens (creating it, mode 0600) and locks `path`, waiting for another holder.
     pub fn acquire(path: &Path) -> std::io::Result<Lock> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(path)?;
-        Self::on(file)
+        Self::on(open(path)?)
     }
 
     /// Locks an already open file (a directory opened read-only works too).
@@ -40,14 +32,7 @@ impl Lock {
 
     /// Tries to lock without waiting: `None` when someone else holds it.
     pub fn try_acquire(path: &Path) -> std::io::Result<Option<Lock>> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(path)?;
+        let file = open(path)?;
         // SAFETY: flock on a valid fd we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
             return Ok(Some(Lock(file)));
@@ -63,6 +48,18 @@ impl Lock {
     pub fn file(&self) -> &File {
         &self.0
     }
+}
+
+/// The lock file, created 0600 if missing, never truncated (its content does not matter).
+fn open(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
 }
 
 #[cfg(test)]
