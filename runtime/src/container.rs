@@ -189,7 +189,12 @@ impl Runtime {
                 }
             }
         }
+        let maps = crate::userns::new_userns(spec).then(|| crate::userns::Maps::of(spec));
         if explain::enabled() {
+            if let Some(m) = &maps {
+                // Map the ids, then become root of the namespace, as the init does.
+                unshare = m.unshare_args(unshare).args(["--setuid=0", "--setgid=0"]);
+            }
             unshare
                 .args(["--propagation", "unchanged", "--fork", "--", "sh"])
                 .note(
@@ -228,6 +233,10 @@ impl Runtime {
         drop(dmz);
 
         let result = (|| {
+            // The new user namespace's mappings, before the init does anything in it.
+            if let Some(m) = &maps {
+                m.write(pid)?;
+            }
             let mut state = State {
                 oci: OciState {
                     oci_version: spec::OCI_VERSION.into(),

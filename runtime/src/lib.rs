@@ -16,6 +16,7 @@ pub mod rfc3339;
 pub mod spec;
 pub mod state;
 pub mod sys;
+pub mod userns;
 
 pub use container::{CreateOptions, Runtime};
 pub use error::{Error, Result};

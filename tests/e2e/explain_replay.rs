@@ -14,6 +14,7 @@ const MINC: &str = env!("CARGO_BIN_EXE_minc");
 
 /// What the container's process reports about itself.
 const PROBE: &str = r#"
+echo "== pid"; echo $$; cat /proc/self/uid_map
 echo "== mountinfo"; cat /proc/self/mountinfo
 echo "== hostname"; hostname
 echo "== status"; grep -E '^(Cap|NoNewPrivs|Uid|Gid|Groups|Seccomp)' /proc/self/status
@@ -99,11 +100,16 @@ fn sections(report: &str) -> BTreeMap<String, Vec<String>> {
 }
 
 /// Runs the bundle with `--explain`, replays the transcript, compares the two reports.
-fn run_and_replay(edit: impl FnOnce(&mut serde_json::Value)) {
+fn run_and_replay(edit: impl FnOnce(&mut serde_json::Value), owner: Option<&str>) {
     let b = Bundle::new(MINC, PROBE);
     install_host_program(&b.rootfs(), "/usr/bin/setpriv");
-    let data = b.dir.join("data");
-    std::fs::create_dir(&data).unwrap();
+    std::fs::create_dir(b.dir.join("data")).unwrap();
+    if let Some(owner) = owner {
+        // The rootfs (and the bind-mounted data) belong to the container's mapped range.
+        for dir in [b.rootfs(), b.dir.join("data")] {
+            minc_tests::run("chown", &["-R", "-h", owner, dir.to_str().unwrap()]);
+        }
+    }
     b.edit(|c| {
         c["hostname"] = json!("replayed");
         c["root"]["readonly"] = json!(true);
@@ -124,16 +130,25 @@ fn run_and_replay(edit: impl FnOnce(&mut serde_json::Value)) {
     assert!(script.starts_with("unshare "), "{script}");
     b.assert_no_state();
 
-    // Replay: the transcript on stdin of sh (the `unshare ... sh` line goes on reading it).
-    let mut sh = Command::new("sh")
-        .stdin(Stdio::piped())
+    // Replay: the first line (`unshare ... -- sh`) is the container's init; the shell it
+    // starts reads the rest of the transcript on its stdin, inside the new namespaces.
+    let (init_line, rest) = script.split_once('\n').unwrap();
+    let rest_file = b.dir.join("transcript-rest.sh");
+    std::fs::write(&rest_file, rest).unwrap();
+    let hostname_before = minc_tests::run("hostname", &[]);
+    let replay = Command::new("sh")
+        .arg("-c")
+        .arg(init_line)
+        .stdin(std::fs::File::open(&rest_file).unwrap())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
+        .output()
         .unwrap();
-    std::io::Write::write_all(sh.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
-    drop(sh.stdin.take());
-    let replay = sh.wait_with_output().unwrap();
+    assert_eq!(
+        minc_tests::run("hostname", &[]),
+        hostname_before,
+        "the replay escaped its namespaces"
+    );
     let (want, got) = (sections(&stdout(&first)), sections(&stdout(&replay)));
     assert!(
         want.contains_key("mountinfo") && want["mountinfo"].len() > 10,
@@ -155,7 +170,7 @@ fn runtime_transcript_replays_to_the_same_container() {
     if !minc_tests::sandbox("runtime_transcript_replays_to_the_same_container") {
         return;
     }
-    run_and_replay(|_| {});
+    run_and_replay(|_| {}, None);
 }
 
 #[test]
@@ -163,16 +178,54 @@ fn runtime_transcript_replays_a_non_root_process_with_ambient_caps() {
     if !minc_tests::sandbox("runtime_transcript_replays_a_non_root_process_with_ambient_caps") {
         return;
     }
-    run_and_replay(|c| {
-        c["root"]["readonly"] = json!(false);
-        c["process"]["user"] = json!({"uid": 1000, "gid": 100, "additionalGids": [10, 20]});
-        c["process"]["noNewPrivileges"] = json!(false);
-        let caps = json!(["CAP_NET_BIND_SERVICE", "CAP_KILL"]);
-        c["process"]["capabilities"] = json!({
-            "bounding": caps, "permitted": caps, "effective": caps,
-            "inheritable": ["CAP_NET_BIND_SERVICE"], "ambient": ["CAP_NET_BIND_SERVICE", "CAP_KILL"]
-        });
-        c["linux"]["maskedPaths"] = json!(["/proc/kcore", "/proc/scsi"]);
-        c["linux"]["rootfsPropagation"] = json!("private");
-    });
+    run_and_replay(
+        |c| {
+            c["root"]["readonly"] = json!(false);
+            c["process"]["user"] = json!({"uid": 1000, "gid": 100, "additionalGids": [10, 20]});
+            c["process"]["noNewPrivileges"] = json!(false);
+            let caps = json!(["CAP_NET_BIND_SERVICE", "CAP_KILL"]);
+            c["process"]["capabilities"] = json!({
+                "bounding": caps, "permitted": caps, "effective": caps,
+                "inheritable": ["CAP_NET_BIND_SERVICE"], "ambient": ["CAP_NET_BIND_SERVICE", "CAP_KILL"]
+            });
+            c["linux"]["maskedPaths"] = json!(["/proc/kcore", "/proc/scsi"]);
+            c["linux"]["rootfsPropagation"] = json!("private");
+        },
+        None,
+    );
+}
+
+#[test]
+fn runtime_transcript_replays_a_user_namespaced_container() {
+    if !minc_tests::sandbox("runtime_transcript_replays_a_user_namespaced_container") {
+        return;
+    }
+    // unshare(1) maps ranges through newuidmap/newgidmap, which want /etc/subuid entries: give
+    // root one, on an overlay of /etc that only this sandbox's mount namespace sees.
+    let etc = minc_tests::tempdir();
+    let (upper, work) = (etc.path().join("upper"), etc.path().join("work"));
+    std::fs::create_dir(&upper).unwrap();
+    std::fs::create_dir(&work).unwrap();
+    let opts = format!(
+        "lowerdir=/etc,upperdir={},workdir={}",
+        upper.display(),
+        work.display()
+    );
+    minc_tests::run("mount", &["-t", "overlay", "-o", &opts, "overlay", "/etc"]);
+    std::fs::write("/etc/subuid", "root:100000:65536\n").unwrap();
+    std::fs::write("/etc/subgid", "root:100000:65536\n").unwrap();
+    run_and_replay(
+        |c| {
+            c["root"]["readonly"] = json!(false);
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user"}));
+            c["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        },
+        Some("100000:100000"),
+    );
 }

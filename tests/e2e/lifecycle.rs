@@ -798,3 +798,50 @@ fn tmpcopyup_tmpfs_keeps_the_contents_it_covers() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn user_namespace_maps_root_to_a_host_range() {
+    if !minc_tests::sandbox("user_namespace_maps_root_to_a_host_range") {
+        return;
+    }
+    let b = bundle("id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; touch /tmp/made-inside; ls -ln /dev/null | awk '{print $5 $6}'");
+    // The rootfs belongs to the mapped range, as an image unpacked for it would.
+    minc_tests::run(
+        "chown",
+        &["-R", "-h", "100000:100000", b.rootfs().to_str().unwrap()],
+    );
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    });
+    let out = b.run("u1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "0", "root inside: {text}");
+    assert_eq!(lines[1], "0", "{text}");
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>(),
+        ["0", "100000", "65536"]
+    );
+    assert_eq!(
+        lines[3].split_whitespace().collect::<Vec<_>>(),
+        ["0", "100000", "65536"]
+    );
+    // /dev/null is the host's node, bind-mounted (mknod is not allowed in a user namespace).
+    assert_eq!(lines[4], "1,3", "{text}");
+    use std::os::unix::fs::MetadataExt;
+    let made = std::fs::metadata(b.rootfs().join("tmp/made-inside")).unwrap();
+    assert_eq!((made.uid(), made.gid()), (100_000, 100_000));
+
+    // Mappings are required for a new user namespace.
+    b.edit(|c| c["linux"]["uidMappings"] = json!([]));
+    let out = b.run("u2");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("uidMappings"), "{}", stderr(&out));
+    b.assert_no_state();
+}

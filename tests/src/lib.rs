@@ -39,6 +39,8 @@ pub fn sandbox(name: &str) -> bool {
             "300",
             "unshare",
             "--net",
+            "--uts",
+            "--ipc",
             "--mount",
             "--propagation",
             "private",

@@ -80,6 +80,11 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
         }
     };
 
+    // The parent wrote our uid and gid maps before Go: become root of the user namespace.
+    if crate::userns::new_userns(spec) {
+        crate::userns::become_root()?;
+    }
+
     // 2. Namespaces given by path are joined (the new ones came with the clone; the PID
     //    namespace was joined around the clone itself).
     for ns in spec::namespaces(spec) {

@@ -66,7 +66,7 @@ pub fn prepare(sys: &dyn Sys, spec: &Spec, rootfs: &Path, bundle: &Path) -> Resu
     let mut dev_bound = false;
     for m in spec.mounts().iter().flatten() {
         let o = mount_options::parse(m.options().as_deref().unwrap_or(&[]));
-        mount_one(sys, rootfs, bundle, m, &o)?;
+        mount_one(sys, rootfs, bundle, m, &o, crate::userns::in_userns(spec))?;
         if m.destination() == Path::new("/dev") && o.bind {
             dev_bound = true;
         }
@@ -77,7 +77,7 @@ pub fn prepare(sys: &dyn Sys, spec: &Spec, rootfs: &Path, bundle: &Path) -> Resu
             .as_ref()
             .and_then(|l| l.devices().clone())
             .unwrap_or_default();
-        create_devices(sys, rootfs, &devices)?;
+        create_devices(sys, rootfs, &devices, crate::userns::in_userns(spec))?;
     }
     Ok(())
 }
@@ -89,6 +89,7 @@ fn mount_one(
     bundle: &Path,
     m: &Mount,
     o: &MountOptions,
+    in_userns: bool,
 ) -> Result<()> {
     let kind = m.typ().as_deref().unwrap_or("none");
     // proc and sysfs only on ordinary directories: a symlink there (planted by an image) could
@@ -132,9 +133,12 @@ fn mount_one(
         // recursive form is `rro`).
         let extra = o.flags & !libc::MS_REMOUNT;
         if extra != 0 {
+            // In a user namespace the flags a mount got from a more privileged one are
+            // locked: a remount must keep them or it fails with EPERM.
+            let locked = if in_userns { locked_flags(&dest) } else { 0 };
             sys.mount(&MountArgs {
                 target: dest.clone(),
-                flags: libc::MS_REMOUNT | libc::MS_BIND | extra,
+                flags: libc::MS_REMOUNT | libc::MS_BIND | extra | locked,
                 ..Default::default()
             })?;
         }
@@ -175,6 +179,28 @@ fn mount_one(
         sys.mount(&MountArgs::propagation(&dest, o.propagation))?;
     }
     Ok(())
+}
+
+/// The nosuid/nodev/noexec/ro and atime flags a mount has now (statvfs(3)).
+fn locked_flags(path: &Path) -> libc::c_ulong {
+    let c = crate::sys::cstr(path);
+    // SAFETY: zeroed statvfs is valid; valid path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return 0;
+    }
+    let f = st.f_flag;
+    [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ]
+    .iter()
+    .filter(|(st, _)| f & st != 0)
+    .fold(0, |acc, (_, ms)| acc | ms)
 }
 
 /// Mounts a filesystem (proc, sysfs, tmpfs, devpts, mqueue, cgroup, ...).
@@ -246,12 +272,28 @@ const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
     ("tty", 5, 0),
 ];
 
-/// Creates /dev nodes (defaults plus the spec's) and the usual /dev symlinks.
-fn create_devices(sys: &dyn Sys, rootfs: &Path, extra: &[LinuxDevice]) -> Result<()> {
+/// Creates /dev nodes (defaults plus the spec's) and the usual /dev symlinks. In a user
+/// namespace mknod(2) is not allowed: the host's nodes are bind-mounted instead, as runc does.
+fn create_devices(
+    sys: &dyn Sys,
+    rootfs: &Path,
+    extra: &[LinuxDevice],
+    in_userns: bool,
+) -> Result<()> {
     let dev = secure_join(rootfs, Path::new("/dev"))?;
     make_target(sys, &dev, true)?;
     for (name, major, minor) in DEFAULT_DEVICES {
-        sys.mknod(&dev.join(name), libc::S_IFCHR, 0o666, *major, *minor, 0, 0)?;
+        let path = dev.join(name);
+        if in_userns {
+            sys.touch(&path)?;
+            sys.mount(&MountArgs::bind(
+                &Path::new("/dev").join(name),
+                &path,
+                false,
+            ))?;
+        } else {
+            sys.mknod(&path, libc::S_IFCHR, 0o666, *major, *minor, 0, 0)?;
+        }
     }
     for d in extra {
         let kind = match d.typ() {
@@ -268,6 +310,11 @@ fn create_devices(sys: &dyn Sys, rootfs: &Path, extra: &[LinuxDevice]) -> Result
         let path = secure_join(rootfs, d.path())?;
         if let Some(parent) = path.parent() {
             make_target(sys, parent, true)?;
+        }
+        if in_userns {
+            sys.touch(&path)?;
+            sys.mount(&MountArgs::bind(d.path(), &path, false))?;
+            continue;
         }
         sys.mknod(
             &path,

@@ -1,0 +1,212 @@
+//! User namespaces: the container's uids and gids are a window onto a range of the host's.
+//!
+//! A process cloned with CLONE_NEWUSER starts in a user namespace with no mapping at all: it
+//! holds every capability there, but only over objects its namespace owns, and its uid is the
+//! overflow uid (65534) until a process outside writes `/proc/PID/uid_map` and `gid_map`
+//! ("inside outside count" lines). minc's parent writes them while the init waits for `Go`,
+//! as runc does; the init then becomes uid 0 of its namespace. An unprivileged user may map
+//! only its own uid (after writing `deny` to `/proc/PID/setgroups`); wider ranges from
+//! /etc/subuid go through the setuid helpers newuidmap(1) and newgidmap(1).
+//! Man pages: user_namespaces(7), subuid(5), newuidmap(1), unshare(1).
+
+use oci_spec::runtime::LinuxIdMapping;
+use sysops::explain::Cmd;
+
+use crate::error::{Error, Result};
+use crate::spec::{self, LinuxNamespaceType, Spec};
+
+/// The spec's id mappings.
+#[derive(Debug, Clone, Default)]
+pub struct Maps {
+    pub uid: Vec<LinuxIdMapping>,
+    pub gid: Vec<LinuxIdMapping>,
+}
+
+impl Maps {
+    pub fn of(spec: &Spec) -> Maps {
+        let l = spec.linux().as_ref();
+        Maps {
+            uid: l.and_then(|l| l.uid_mappings().clone()).unwrap_or_default(),
+            gid: l.and_then(|l| l.gid_mappings().clone()).unwrap_or_default(),
+        }
+    }
+
+    /// Checks the mappings the spec gives a new user namespace.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        for (what, m) in [("uidMappings", &self.uid), ("gidMappings", &self.gid)] {
+            if m.is_empty() {
+                return Err(format!(
+                    "a new user namespace needs linux.{what} (the container's ids on the host)"
+                ));
+            }
+            if m.len() > 340 {
+                return Err(format!(
+                    "linux.{what}: at most 340 ranges (the kernel's limit)"
+                ));
+            }
+            for r in m {
+                if r.size() == 0 {
+                    return Err(format!("linux.{what}: a range of size 0"));
+                }
+                if u64::from(r.container_id()) + u64::from(r.size()) > 1 << 32
+                    || u64::from(r.host_id()) + u64::from(r.size()) > 1 << 32
+                {
+                    return Err(format!("linux.{what}: a range past the last uid"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The host uid that uid `inside` of the container is.
+    pub fn host_uid(&self, inside: u32) -> Option<u32> {
+        to_host(&self.uid, inside)
+    }
+
+    pub fn host_gid(&self, inside: u32) -> Option<u32> {
+        to_host(&self.gid, inside)
+    }
+
+    /// The unshare(1) options that make the same mappings (util-linux takes one range per
+    /// option: `--map-users=OUTER,INNER,COUNT`).
+    pub fn unshare_args(&self, cmd: Cmd) -> Cmd {
+        let mut c = cmd;
+        for r in &self.uid {
+            c = c.arg(format!(
+                "--map-users={},{},{}",
+                r.host_id(),
+                r.container_id(),
+                r.size()
+            ));
+        }
+        for r in &self.gid {
+            c = c.arg(format!(
+                "--map-groups={},{},{}",
+                r.host_id(),
+                r.container_id(),
+                r.size()
+            ));
+        }
+        c
+    }
+
+    /// Writes the mappings of the new user namespace of process `pid` (its parent's job).
+    pub fn write(&self, pid: i32) -> Result<()> {
+        // SAFETY: geteuid cannot fail.
+        let privileged = unsafe { libc::geteuid() } == 0;
+        let text = |m: &[LinuxIdMapping]| {
+            m.iter()
+                .map(|r| format!("{} {} {}\n", r.container_id(), r.host_id(), r.size()))
+                .collect::<String>()
+        };
+        let own_only = |m: &[LinuxIdMapping], own: u32| {
+            m.len() == 1 && m[0].size() == 1 && m[0].host_id() == own
+        };
+        // SAFETY: getuid/getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        if privileged || (own_only(&self.uid, uid) && own_only(&self.gid, gid)) {
+            if !privileged {
+                // An unprivileged writer may map its own gid only once setgroups is denied.
+                write_proc(pid, "setgroups", "deny")?;
+            }
+            write_proc(pid, "uid_map", &text(&self.uid))?;
+            write_proc(pid, "gid_map", &text(&self.gid))?;
+            return Ok(());
+        }
+        // Ranges beyond one's own uid: the setuid helpers check them against /etc/subuid.
+        for (helper, m) in [("newuidmap", &self.uid), ("newgidmap", &self.gid)] {
+            let mut cmd = std::process::Command::new(helper);
+            cmd.arg(pid.to_string());
+            for r in m {
+                cmd.args([
+                    r.container_id().to_string(),
+                    r.host_id().to_string(),
+                    r.size().to_string(),
+                ]);
+            }
+            let out = cmd
+                .output()
+                .map_err(|e| Error::sys(format!("run {helper} (package uidmap)"), e))?;
+            if !out.status.success() {
+                return Err(Error::Init(format!(
+                    "{helper}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn to_host(m: &[LinuxIdMapping], inside: u32) -> Option<u32> {
+    m.iter().find_map(|r| {
+        let off = inside.checked_sub(r.container_id())?;
+        (off < r.size()).then(|| r.host_id() + off)
+    })
+}
+
+fn write_proc(pid: i32, file: &str, text: &str) -> Result<()> {
+    let path = format!("/proc/{pid}/{file}");
+    std::fs::write(&path, text).map_err(|e| Error::sys(format!("write {path}"), e))
+}
+
+/// Whether the spec asks for a new user namespace (not one given by path).
+pub fn new_userns(spec: &Spec) -> bool {
+    spec::namespaces(spec)
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none())
+}
+
+/// Whether the container runs in a user namespace at all.
+pub fn in_userns(spec: &Spec) -> bool {
+    spec::has_namespace(spec, LinuxNamespaceType::User)
+}
+
+/// In the init, once its mappings exist: become root of the new namespace (the uid the
+/// clone left is unmapped).
+pub fn become_root() -> Result<()> {
+    // SAFETY: plain syscalls.
+    unsafe {
+        crate::error::check(libc::setresgid(0, 0, 0), || {
+            "setgid 0 in the user namespace (is gid 0 mapped?)".into()
+        })?;
+        crate::error::check(libc::setresuid(0, 0, 0), || {
+            "setuid 0 in the user namespace (is uid 0 mapped?)".into()
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn maps(json: &str) -> Maps {
+        let m: Vec<LinuxIdMapping> = serde_json::from_str(json).unwrap();
+        Maps {
+            uid: m.clone(),
+            gid: m,
+        }
+    }
+
+    #[test]
+    fn translation_and_rules() {
+        let m = maps(
+            r#"[{"containerID":0,"hostID":100000,"size":1000},{"containerID":1000,"hostID":1000,"size":1}]"#,
+        );
+        assert_eq!(m.host_uid(0), Some(100_000));
+        assert_eq!(m.host_uid(999), Some(100_999));
+        assert_eq!(m.host_uid(1000), Some(1000));
+        assert_eq!(m.host_uid(1001), None);
+        m.validate().unwrap();
+        assert!(Maps::default().validate().is_err());
+        assert!(maps(r#"[{"containerID":0,"hostID":4294967295,"size":2}]"#)
+            .validate()
+            .is_err());
+        assert_eq!(
+            m.unshare_args(Cmd::new("unshare")).render(),
+            "unshare --map-users=100000,0,1000 --map-users=1000,1000,1 \
+             --map-groups=100000,0,1000 --map-groups=1000,1000,1"
+        );
+    }
+}
