@@ -424,7 +424,14 @@ fn bad_input_leaves_nothing_stored() {
             .unwrap()
             .count()
     };
-    let tmp_files = || fs::read_dir(t.store.root.join("tmp")).unwrap().count();
+    // The store's temporary files live in this process's work directory (tmp/w-*).
+    let tmp_files = || -> usize {
+        fs::read_dir(t.store.root.join("tmp"))
+            .unwrap()
+            .flatten()
+            .map(|w| fs::read_dir(w.path()).map(|d| d.count()).unwrap_or(1))
+            .sum()
+    };
 
     let not_archive = t.dir.join("junk.tar");
     fs::write(&not_archive, vec![7u8; 3000]).unwrap();
