@@ -231,11 +231,8 @@ impl Store {
     }
 
     fn import_rootfs(&self, path: &Path, opts: &ImportOptions) -> Result<ImageRef> {
-        let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut progress = Progress::new(opts.progress);
-        progress.stage("importing rootfs".into());
-        let (digest, size) = self.put_blob(progress.reader(f), None)?;
-        // The diff_id is the digest of the uncompressed tar (bounded: it is one layer).
+        // The diff_id is the digest of the uncompressed tar (bounded: it is one layer),
+        // computed first, so that a refused layer leaves no blob behind.
         let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let limit = self.options().max_layer_size;
         let (stream, meter) = layer_stream::tar_stream(f, limit).map_err(|e| Error::io(path, e))?;
@@ -250,6 +247,10 @@ impl Store {
                 Error::io(path, e)
             }
         })?;
+        let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut progress = Progress::new(opts.progress);
+        progress.stage("importing rootfs".into());
+        let (digest, size) = self.put_blob(progress.reader(f), None)?;
         let media_type = if diff_id == digest {
             LAYER_TAR.to_string()
         } else {
