@@ -236,7 +236,7 @@ impl Store {
         let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let limit = self.options().max_layer_size;
         let (stream, meter) = layer_stream::tar_stream(f, limit).map_err(|e| Error::io(path, e))?;
-        let diff_id = stream.inner.finish().map_err(|e| {
+        let diff_id = stream.inner.inner.finish().map_err(|e| {
             if meter.exceeded() {
                 Error::TooLarge {
                     what: format!("layer {}", path.display()),

@@ -128,7 +128,7 @@ pub fn apply_layer(
     drop(u);
     // Some tools omit the end-of-archive marker (EndPad stands in for it); the digest was
     // verified before. Read what is left to finish the diff_id check.
-    let got = ar.into_inner().inner.finish().map_err(|e| {
+    let got = ar.into_inner().inner.inner.finish().map_err(|e| {
         if meter.exceeded() {
             too_large()
         } else {

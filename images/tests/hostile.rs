@@ -287,6 +287,21 @@ fn entries_under_a_file_duplicates_and_absurd_names() {
     let wide = "w".repeat(300);
     let img = h.import(&[layer(&[E::File(&wide, 0o644, 0, b"x")])]);
     assert!(h.flat(&img).1.to_string().contains("more than 255"));
+    // A GNU long name of 3 MiB: refused before the parser reads it into memory.
+    let mut hd = tar::Header::new_gnu();
+    hd.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+    hd.set_entry_type(T::GNULongName);
+    hd.set_size(3 << 20);
+    hd.set_cksum();
+    let mut l = hd.as_bytes().to_vec();
+    l.extend(vec![b'n'; 3 << 20]);
+    l.extend(layer(&[E::File("after", 0o644, 0, b"x")]));
+    let img = h.import(&[l]);
+    let e = h.flat(&img).1.to_string();
+    assert!(
+        e.contains("extended header") && e.lines().count() == 1,
+        "{e}"
+    );
     h.untouched();
 }
 
