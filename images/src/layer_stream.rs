@@ -205,7 +205,7 @@ impl<R> HeaderGuard<R> {
             self.off = true;
             return Ok(());
         };
-        let ustar = &h[257..265] == b"ustar\000";
+        let ustar = &h[257..265] == b"ustar\x0000";
         let gnu = &h[257..265] == b"ustar  \0";
         let kind = h[156];
         let extension = matches!(kind, b'x' | b'g' | b'L' | b'K');
