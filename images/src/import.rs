@@ -87,17 +87,7 @@ impl Store {
         let limit = self.options().max_archive_size;
         let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let (stream, meter) = layer_stream::tar_stream(f, limit).map_err(|e| Error::io(path, e))?;
-        let bad = |e: std::io::Error| {
-            if meter.exceeded() {
-                Error::TooLarge {
-                    what: format!("archive {what}"),
-                    limit,
-                    setting: ENV_MAX_ARCHIVE_SIZE,
-                }
-            } else {
-                Error::invalid(&what, format!("not a valid archive: {e}"))
-            }
-        };
+        let bad = archive_error(&meter, &what, limit, "not a valid archive");
         let mut ar = tar::Archive::new(stream);
         for entry in ar.entries().map_err(bad)? {
             let mut e = entry.map_err(bad)?;
@@ -280,13 +270,15 @@ impl Store {
     }
 }
 
-/// Looks at an archive's member names (one streaming pass, at most `limit` bytes) to tell
-/// the formats apart.
-fn sniff(path: &Path, limit: u64) -> Result<Kind> {
-    let what = path.display().to_string();
-    let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let (stream, meter) = layer_stream::tar_stream(f, limit).map_err(|e| Error::io(path, e))?;
-    let bad = |e: std::io::Error| {
+/// What a failed read of an archive means: the size limit was hit, or it is not a valid
+/// archive (`bad`, then the cause).
+fn archive_error<'a>(
+    meter: &'a layer_stream::Meter,
+    what: &'a str,
+    limit: u64,
+    bad: &'a str,
+) -> impl Fn(std::io::Error) -> Error + Copy + 'a {
+    move |e| {
         if meter.exceeded() {
             Error::TooLarge {
                 what: format!("archive {what}"),
@@ -294,9 +286,18 @@ fn sniff(path: &Path, limit: u64) -> Result<Kind> {
                 setting: ENV_MAX_ARCHIVE_SIZE,
             }
         } else {
-            Error::invalid(&what, format!("not an archive: {e}"))
+            Error::invalid(what, format!("{bad}: {e}"))
         }
-    };
+    }
+}
+
+/// Looks at an archive's member names (one streaming pass, at most `limit` bytes) to tell
+/// the formats apart.
+fn sniff(path: &Path, limit: u64) -> Result<Kind> {
+    let what = path.display().to_string();
+    let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let (stream, meter) = layer_stream::tar_stream(f, limit).map_err(|e| Error::io(path, e))?;
+    let bad = archive_error(&meter, &what, limit, "not an archive");
     let mut ar = tar::Archive::new(stream);
     let entries = ar.entries().map_err(bad)?;
     let mut any = false;

@@ -72,7 +72,7 @@ pub fn lookup(layer: &Root, path: &[OsString]) -> io::Result<Found> {
     let st = d.stat_self()?;
     Ok(match st.st_mode & libc::S_IFMT {
         libc::S_IFLNK => Found::Symlink {
-            target: read_link_fd(&d)?,
+            target: d.readlink_self()?,
             st,
         },
         libc::S_IFCHR if st.st_rdev == 0 => Found::Whiteout,
@@ -93,27 +93,6 @@ pub fn lookup(layer: &Root, path: &[OsString]) -> io::Result<Found> {
             fd: d.into_fd(),
         },
     })
-}
-
-/// readlinkat(fd, "") of an O_PATH fd of a symlink.
-fn read_link_fd(d: &inroot::Dir) -> io::Result<PathBuf> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::ffi::OsStringExt;
-    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
-    // SAFETY: valid fd, empty C string and buffer of the given length.
-    let n = unsafe {
-        libc::readlinkat(
-            d.as_fd().as_raw_fd(),
-            c"".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
-    Ok(PathBuf::from(OsString::from_vec(buf)))
 }
 
 /// The stack of layers, top first (the layer being unpacked, then the ones below).

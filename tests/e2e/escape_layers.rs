@@ -54,6 +54,13 @@ impl Host {
         minc_tests::output_via_files(&mut c)
     }
 
+    /// `minc run --rm --network none IMAGE CMD...`
+    fn run(&self, env: &[(&str, &str)], image: &str, cmd: &[&str]) -> Output {
+        let mut args = vec!["run", "--rm", "--network", "none", image];
+        args.extend(cmd);
+        self.minc(env, &args)
+    }
+
     /// Imports an OCI layout of a busybox layer plus `layers` as `name`.
     fn import(&self, name: &str, layers: Vec<Vec<u8>>) {
         let bb = self.dir.join("bb");
@@ -124,35 +131,13 @@ fn hard_link_to_a_lower_symlink_never_copies_the_host_file() {
             layer(&[E::Link("stolen", "secretlink")]),
         ],
     );
-    let out = h.minc(
-        &[],
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "stealer",
-            "cat",
-            "/stolen",
-        ],
-    );
+    let out = h.run(&[], "stealer", &["cat", "/stolen"]);
     assert!(
         !text(&out.stdout).contains(SECRET),
         "the container read the host file"
     );
     // /stolen is the symlink itself, naming a path that does not exist in the container.
-    let out = h.minc(
-        &[],
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "stealer",
-            "readlink",
-            "/stolen",
-        ],
-    );
+    let out = h.run(&[], "stealer", &["readlink", "/stolen"]);
     assert_eq!(text(&out.stdout).trim(), abs, "{}", text(&out.stderr));
     h.untouched();
 }
@@ -176,7 +161,7 @@ fn whiteouts_of_dotdot_are_refused_and_touch_nothing() {
             b"",
         )])],
     );
-    let out = h.minc(&[], &["run", "--rm", "--network", "none", "wh", "true"]);
+    let out = h.run(&[], "wh", &["true"]);
     one_clear_line(&out, &["entry .wh...", "names no file", "layer sha256:"]);
     assert!(keep.exists(), "a store directory was wiped");
     // Flattened into a directory beside the sentinel: `..` of the target is the host dir.
@@ -231,10 +216,7 @@ fn a_decompression_bomb_stops_at_the_limit() {
         ],
     );
     assert!(ok.status.success(), "{}", text(&ok.stderr));
-    let out = h.minc(
-        &limit,
-        &["run", "--rm", "--network", "none", "bomb", "true"],
-    );
+    let out = h.run(&limit, "bomb", &["true"]);
     one_clear_line(&out, &["larger than the limit of 16 MiB"]);
     // Nothing half-written is left: no layer, no temporary file.
     assert_eq!(fs::read_dir(h.data.join("layers")).unwrap().count(), 0);
@@ -262,7 +244,7 @@ fn host_users_cannot_reach_unpacked_layers() {
             E::File("usr/local/suid-id", 0o4755, 0, &id),
         ])],
     );
-    let out = h.minc(&[], &["run", "--rm", "--network", "none", "suid", "true"]);
+    let out = h.run(&[], "suid", &["true"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let layers: Vec<PathBuf> = fs::read_dir(h.data.join("layers"))
         .unwrap()

@@ -353,6 +353,12 @@ impl Dir {
         readlinkat(self.fd.as_fd(), &c)
     }
 
+    /// readlinkat(2) of the directory fd itself, for an O_PATH fd of a symlink (as
+    /// `openat(.., O_PATH | O_NOFOLLOW)` gives): what that symlink points at.
+    pub fn readlink_self(&self) -> io::Result<PathBuf> {
+        readlinkat(self.fd.as_fd(), c"")
+    }
+
     /// mknodat(2): a device node or FIFO (`kind` is S_IFCHR, S_IFBLK or S_IFIFO), with
     /// exactly `mode`.
     pub fn mknod(&self, name: &OsStr, kind: u32, mode: u32, dev: libc::dev_t) -> io::Result<()> {
