@@ -522,7 +522,11 @@ impl Store {
                 )?;
                 // Another run may have unpacked it meanwhile: theirs is as good as ours
                 // (and ours goes when `tmp` is dropped).
-                let _ = fs::rename(tmp.path(), &dir);
+                if let Err(e) = fs::rename(tmp.path(), &dir) {
+                    if !dir.is_dir() {
+                        return Err(Error::io(&dir, e));
+                    }
+                }
             }
             dirs.push(dir);
         }
