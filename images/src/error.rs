@@ -22,6 +22,12 @@ pub enum Error {
         entry: String,
         reason: String,
     },
+    #[error("{what}: larger than the limit of {} uncompressed (set {setting} to change it)", crate::options::show_size(*limit))]
+    TooLarge {
+        what: String,
+        limit: u64,
+        setting: &'static str,
+    },
     #[error("user {0:?} not found in the image's /etc/passwd")]
     UnknownUser(String),
     #[error("group {0:?} not found in the image's /etc/group")]

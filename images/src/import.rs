@@ -7,14 +7,18 @@ use std::io::Read;
 use std::path::Path;
 
 use serde::Deserialize;
+use sysops::inroot::Root;
 
 use crate::digest;
 use crate::error::{Error, Result};
+use crate::layer_stream;
+use crate::options::{ENV_MAX_ARCHIVE_SIZE, ENV_MAX_LAYER_SIZE};
 use crate::progress::Progress;
 use crate::store::{
     default_config, ref_name, Descriptor, ImageRef, Index, Manifest, Store, LAYER_TAR,
     MANIFEST_TYPE,
 };
+use crate::workdir::TempTree;
 
 #[derive(Debug, Default, Clone)]
 pub struct ImportOptions {
@@ -56,7 +60,11 @@ impl Store {
             return self.import_layout(path, opts, &what);
         }
         explain!("# import {what}");
-        match sniff(path)? {
+        let limit = self
+            .options()
+            .max_archive_size
+            .max(self.options().max_layer_size);
+        match sniff(path, limit)? {
             Kind::OciArchive => {
                 let tmp = self.extract(path)?;
                 self.import_layout(tmp.path(), opts, &what)
@@ -69,23 +77,34 @@ impl Store {
         }
     }
 
-    /// Extracts an archive into a temporary directory of the store (the tar crate's own
-    /// unpack refuses entries that would land outside it).
-    fn extract(&self, path: &Path) -> Result<tempfile::TempDir> {
+    /// Extracts an archive (at most `max_archive_size` bytes uncompressed) into a
+    /// temporary directory of the store. Only directories, files and links are extracted
+    /// (the tar crate's `unpack_in` refuses entries that would land outside it); what is
+    /// read from there later is opened inside it.
+    fn extract(&self, path: &Path) -> Result<TempTree> {
         let tmp = self.temp_dir()?;
+        let what = path.display().to_string();
+        let limit = self.options().max_archive_size;
         let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let r = digest::decompress(f).map_err(|e| Error::io(path, e))?;
-        tar::Archive::new(r).unpack(tmp.path()).map_err(|e| {
-            Error::invalid(
-                path.display().to_string(),
-                format!("not a valid archive: {e}"),
-            )
-        })?;
+        let (stream, meter) = layer_stream::tar_stream(f, limit).map_err(|e| Error::io(path, e))?;
+        let bad = archive_error(&meter, &what, limit, "not a valid archive");
+        let mut ar = tar::Archive::new(stream);
+        for entry in ar.entries().map_err(bad)? {
+            let mut e = entry.map_err(bad)?;
+            use tar::EntryType as T;
+            if matches!(
+                e.header().entry_type(),
+                T::Directory | T::Regular | T::Continuous | T::Symlink | T::Link
+            ) {
+                e.unpack_in(tmp.path()).map_err(bad)?;
+            }
+        }
         Ok(tmp)
     }
 
     fn import_layout(&self, dir: &Path, opts: &ImportOptions, what: &str) -> Result<ImageRef> {
-        let index: Index = read_json(&dir.join("index.json"))?;
+        let root = Root::open(dir).map_err(|e| Error::io(dir, e))?;
+        let index: Index = read_json(&root, "index.json", what)?;
         let desc = index
             .manifests
             .first()
@@ -96,17 +115,16 @@ impl Store {
                 format!("unsupported media type {}", desc.media_type),
             ));
         }
-        let blob = |d: &str| -> Result<std::path::PathBuf> {
+        let blob_path = |d: &str| -> Result<String> {
             let hex =
                 digest::hex(d).ok_or_else(|| Error::invalid(what, format!("bad digest {d}")))?;
-            let p = dir.join("blobs/sha256").join(hex);
-            if p.exists() {
-                Ok(p)
-            } else {
-                Err(Error::invalid(what, format!("blob {d} is missing")))
-            }
+            Ok(format!("blobs/sha256/{hex}"))
         };
-        let manifest: Manifest = read_json(&blob(&desc.digest)?)?;
+        let blob = |d: &str| -> Result<fs::File> {
+            open_regular(&root, &blob_path(d)?)
+                .map_err(|_| Error::invalid(what, format!("blob {d} is missing")))
+        };
+        let manifest: Manifest = read_json(&root, &blob_path(&desc.digest)?, what)?;
         for layer in &manifest.layers {
             if !layer
                 .media_type
@@ -131,16 +149,11 @@ impl Store {
             .chain(&manifest.layers)
             .enumerate()
         {
-            let p = blob(&d.digest)?;
-            let f = fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
+            let f = blob(&d.digest)?;
             progress.stage(format!("importing blob {}/{total}", i + 1));
             self.put_blob(progress.reader(f), Some(&d.digest))?;
         }
-        let p = blob(&desc.digest)?;
-        let (digest, size) = self.put_blob(
-            fs::File::open(&p).map_err(|e| Error::io(&p, e))?,
-            Some(&desc.digest),
-        )?;
+        let (digest, size) = self.put_blob(blob(&desc.digest)?, Some(&desc.digest))?;
         let stem = Path::new(what)
             .file_stem()
             .and_then(|s| s.to_str())
@@ -155,15 +168,15 @@ impl Store {
     }
 
     fn import_docker(&self, dir: &Path, opts: &ImportOptions, what: &str) -> Result<ImageRef> {
-        let entries: Vec<DockerManifest> = read_json(&dir.join("manifest.json"))?;
+        let root = Root::open(dir).map_err(|e| Error::io(dir, e))?;
+        let entries: Vec<DockerManifest> = read_json(&root, "manifest.json", what)?;
         let m = entries
             .first()
             .ok_or_else(|| Error::invalid(what, "manifest.json lists no image"))?;
+        // Members are opened inside the extracted archive: `docker save` links duplicate
+        // layers with relative symlinks, which resolve there and never on the host.
         let member = |rel: &str| -> Result<fs::File> {
-            let clean = crate::safepath::clean(Path::new(rel))
-                .map_err(|why| Error::invalid(what, format!("{rel}: {why}")))?;
-            let p = dir.join(clean);
-            fs::File::open(&p).map_err(|_| {
+            open_regular(&root, rel).map_err(|_| {
                 Error::invalid(what, format!("{rel} named in manifest.json is missing"))
             })
         };
@@ -208,15 +221,26 @@ impl Store {
     }
 
     fn import_rootfs(&self, path: &Path, opts: &ImportOptions) -> Result<ImageRef> {
+        // The diff_id is the digest of the uncompressed tar (bounded: it is one layer),
+        // computed first, so that a refused layer leaves no blob behind.
+        let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let limit = self.options().max_layer_size;
+        let (stream, meter) = layer_stream::tar_stream(f, limit).map_err(|e| Error::io(path, e))?;
+        let diff_id = stream.inner.inner.finish().map_err(|e| {
+            if meter.exceeded() {
+                Error::TooLarge {
+                    what: format!("layer {}", path.display()),
+                    limit,
+                    setting: ENV_MAX_LAYER_SIZE,
+                }
+            } else {
+                Error::io(path, e)
+            }
+        })?;
         let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let mut progress = Progress::new(opts.progress);
         progress.stage("importing rootfs".into());
         let (digest, size) = self.put_blob(progress.reader(f), None)?;
-        // The diff_id is the digest of the uncompressed tar.
-        let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut r = digest::decompress(f).map_err(|e| Error::io(path, e))?;
-        let (diff_id, _) =
-            digest::copy_hashing(&mut r, &mut std::io::sink()).map_err(|e| Error::io(path, e))?;
         let media_type = if diff_id == digest {
             LAYER_TAR.to_string()
         } else {
@@ -246,18 +270,39 @@ impl Store {
     }
 }
 
-/// Looks at an archive's member names (one streaming pass) to tell the formats apart.
-fn sniff(path: &Path) -> Result<Kind> {
+/// What a failed read of an archive means: the size limit was hit, or it is not a valid
+/// archive (`bad`, then the cause).
+fn archive_error<'a>(
+    meter: &'a layer_stream::Meter,
+    what: &'a str,
+    limit: u64,
+    bad: &'a str,
+) -> impl Fn(std::io::Error) -> Error + Copy + 'a {
+    move |e| {
+        if meter.exceeded() {
+            Error::TooLarge {
+                what: format!("archive {what}"),
+                limit,
+                setting: ENV_MAX_ARCHIVE_SIZE,
+            }
+        } else {
+            Error::invalid(what, format!("{bad}: {e}"))
+        }
+    }
+}
+
+/// Looks at an archive's member names (one streaming pass, at most `limit` bytes) to tell
+/// the formats apart.
+fn sniff(path: &Path, limit: u64) -> Result<Kind> {
     let what = path.display().to_string();
     let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let r = digest::decompress(f).map_err(|e| Error::io(path, e))?;
-    let mut ar = tar::Archive::new(r);
-    let entries = ar
-        .entries()
-        .map_err(|e| Error::invalid(&what, format!("not an archive: {e}")))?;
+    let (stream, meter) = layer_stream::tar_stream(f, limit).map_err(|e| Error::io(path, e))?;
+    let bad = archive_error(&meter, &what, limit, "not an archive");
+    let mut ar = tar::Archive::new(stream);
+    let entries = ar.entries().map_err(bad)?;
     let mut any = false;
     for e in entries {
-        let e = e.map_err(|e| Error::invalid(&what, format!("not an archive: {e}")))?;
+        let e = e.map_err(bad)?;
         any = true;
         let p = e.path().map_err(|e| Error::invalid(&what, e.to_string()))?;
         let p = p.to_string_lossy();
@@ -279,8 +324,25 @@ fn short_name(tag: &str) -> String {
     t.strip_prefix("library/").unwrap_or(t).to_string()
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T> {
-    let data = fs::read(p).map_err(|e| Error::io(p, e))?;
-    serde_json::from_slice(&data)
-        .map_err(|e| Error::invalid(p.display().to_string(), e.to_string()))
+/// Opens a regular file inside `root` (an image layout or an extracted archive), following
+/// symlinks only inside it; a FIFO or device node there is never opened for reading.
+fn open_regular(root: &Root, rel: &str) -> std::io::Result<fs::File> {
+    let fd = root.open_at(Path::new(rel), libc::O_PATH, 0)?;
+    let f = fs::File::from(fd);
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    // Reopened through the fd itself: the same inode, now for reading.
+    fs::File::open(sysops::inroot::proc_fd_path(std::os::fd::AsFd::as_fd(&f)))
+}
+
+/// A JSON document of an image layout or archive (at most 4 MiB).
+fn read_json<T: serde::de::DeserializeOwned>(root: &Root, rel: &str, what: &str) -> Result<T> {
+    let shown = root.display(Path::new(rel)).display().to_string();
+    let f = open_regular(root, rel).map_err(|e| Error::invalid(what, format!("{rel}: {e}")))?;
+    let mut data = Vec::new();
+    f.take(4 << 20)
+        .read_to_end(&mut data)
+        .map_err(|e| Error::invalid(&shown, e.to_string()))?;
+    serde_json::from_slice(&data).map_err(|e| Error::invalid(shown, e.to_string()))
 }

@@ -3,9 +3,11 @@
 //! - [`Store`]: an OCI image layout under `DATA_ROOT/images` (content-addressed blobs, every
 //!   digest verified on the way in, names as `org.opencontainers.image.ref.name`), imports
 //!   of OCI layouts, oci-archives, docker-archives and plain rootfs tarballs, and container
-//!   root filesystems as overlayfs mounts of layers unpacked once per diff_id.
-//! - [`unpack`]: applying tar layers safely: whiteouts, hard links, modes, owners, xattrs, and
-//!   no path, link or whiteout ever resolving outside the rootfs.
+//!   root filesystems as overlayfs mounts of layers unpacked once per chain id. The
+//!   directories that hold image contents are private to root (0700), whatever the umask.
+//! - [`unpack`]: applying tar layers safely (on `sysops::inroot`): whiteouts, hard links,
+//!   modes, owners, xattrs, and no path, link or whiteout ever resolving outside the rootfs;
+//!   bounded in size and entries ([`StoreOptions`]).
 //! - [`runtime_spec`]: an image config plus the user's flags as an OCI runtime spec.
 //! - The built-in `echo-server` image, built from this workspace alone.
 
@@ -15,14 +17,21 @@ mod builtin;
 mod digest;
 mod error;
 mod import;
+mod layer_stream;
+mod layered;
+mod options;
 mod progress;
-mod safepath;
 mod spec;
 mod store;
 pub mod unpack;
+mod workdir;
 
 pub use error::Error;
 pub use import::ImportOptions;
+pub use options::{
+    parse_devices, parse_size, DeviceNodes, StoreOptions, ENV_LAYER_DEVICES, ENV_MAX_ARCHIVE_SIZE,
+    ENV_MAX_LAYER_ENTRIES, ENV_MAX_LAYER_SIZE,
+};
 pub use spec::{default_spec, runtime_spec, RunOptions};
 pub use store::{Image, ImageRef, ImageSummary, Rootfs, Store};
 

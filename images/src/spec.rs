@@ -139,13 +139,20 @@ pub fn runtime_spec(
 }
 
 /// Resolves `user[:group]` against the image's /etc/passwd and /etc/group (read inside the
-/// rootfs, never following a link out of it). Returns (uid, gid, supplementary gids).
+/// rootfs, never following a link out of it; a FIFO or device there is not opened for
+/// reading, and at most 16 MiB is read). Returns (uid, gid, supplementary gids).
 fn lookup_user(rootfs: &Path, spec: &str) -> Result<(u32, u32, Vec<u32>)> {
+    let root = sysops::inroot::Root::open(rootfs).map_err(|e| Error::io(rootfs, e))?;
     let read = |p: &str| {
-        crate::safepath::resolve(rootfs, Path::new(p), true)
+        use std::io::Read;
+        let mut text = String::new();
+        let _ = root
+            .open_at(Path::new(p), libc::O_RDONLY | libc::O_NONBLOCK, 0)
+            .map(std::fs::File::from)
             .ok()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .unwrap_or_default()
+            .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))
+            .map(|f| f.take(16 << 20).read_to_string(&mut text));
+        text
     };
     let passwd = read("etc/passwd");
     let group = read("etc/group");

@@ -1,10 +1,15 @@
 //! The image store: an OCI image layout under `DATA_ROOT/images`, unpacked layers under
-//! `DATA_ROOT/layers/<diff_id>`, container root filesystems as overlayfs mounts of them.
+//! `DATA_ROOT/layers/<chain id>`, container root filesystems as overlayfs mounts of them.
+//!
+//! `DATA_ROOT`, `images/` and `layers/` are mode 0700 (tightened if found more open, set
+//! whatever the umask): an unpacked layer holds the image's setuid-root binaries, and a
+//! host user who could traverse to them would run them as root (CVE-2021-41091).
 
 use std::fs;
 use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use oci_spec::image::ImageConfiguration;
 use serde::{Deserialize, Serialize};
@@ -12,7 +17,10 @@ use serde_json::{json, Value};
 
 use crate::digest;
 use crate::error::{Error, Result};
+use crate::options::StoreOptions;
 use crate::unpack::{self, Whiteouts};
+pub use crate::workdir::TempTree;
+use crate::workdir::{self, WorkDir};
 
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -65,6 +73,14 @@ impl Image {
         self.config.rootfs().diff_ids()
     }
 
+    /// The chain id of each layer, bottom first: what the layer unpacks to depends on the
+    /// layers below it (its entries resolve through them), so an unpacked layer is named by
+    /// its diff_id *and* everything below, as containerd does:
+    /// `chain(0) = diff_id(0)`, `chain(n) = sha256(chain(n-1) + " " + diff_id(n))`.
+    pub fn chain_ids(&self) -> Vec<String> {
+        chain_ids(self.diff_ids())
+    }
+
     /// `ExposedPorts` as (port, "tcp"|"udp").
     pub fn exposed_ports(&self) -> Vec<(u16, String)> {
         let ports = self
@@ -112,6 +128,29 @@ pub struct Rootfs {
 pub struct Store {
     pub root: PathBuf,
     layers: PathBuf,
+    opts: StoreOptions,
+    /// This process's temporary directory, made (and the leftovers of dead processes
+    /// reclaimed) on first use.
+    work: OnceLock<WorkDir>,
+}
+
+/// See [`Image::chain_ids`].
+pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+    use sha2::{Digest, Sha256};
+    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let id = match out.last() {
+            None => d.clone(),
+            Some(parent) => format!("sha256:{:x}", Sha256::digest(format!("{parent} {d}"))),
+        };
+        out.push(id);
+    }
+    out
+}
+
+/// Makes a directory of the store: mode 0700 exactly, tightened if it exists more open.
+fn private(dir: &Path) -> Result<()> {
+    sysops::private_dir::ensure_private(dir, 0o700).map_err(|e| Error::io(dir, e))
 }
 
 /// `name` -> `name:latest`; digests and `name:tag` stay.
@@ -125,12 +164,25 @@ pub fn normalize(name: &str) -> String {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store under `data_root`.
+    /// Opens (creating if needed) the store under `data_root`, with the options the
+    /// environment gives ([`StoreOptions::from_env`]).
     pub fn open(data_root: &Path) -> Result<Store> {
+        Store::open_with(data_root, StoreOptions::from_env()?)
+    }
+
+    /// Opens (creating if needed) the store under `data_root` with `opts`.
+    pub fn open_with(data_root: &Path, opts: StoreOptions) -> Result<Store> {
         let root = data_root.join("images");
         let layers = data_root.join("layers");
-        for d in [root.join("blobs/sha256"), root.join("tmp"), layers.clone()] {
-            fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+        for d in [
+            data_root,
+            &root,
+            &root.join("blobs"),
+            &root.join("blobs/sha256"),
+            &root.join("tmp"),
+            &layers,
+        ] {
+            private(d)?;
         }
         let layout = root.join("oci-layout");
         if !layout.exists() {
@@ -142,7 +194,35 @@ impl Store {
                 br#"{"schemaVersion":2,"manifests":[]}"#,
             )?;
         }
-        Ok(Store { root, layers })
+        Ok(Store {
+            root,
+            layers,
+            opts,
+            work: OnceLock::new(),
+        })
+    }
+
+    pub fn options(&self) -> &StoreOptions {
+        &self.opts
+    }
+
+    /// This process's work directory in `tmp/` (see `workdir`).
+    fn work(&self) -> Result<&Path> {
+        if let Some(w) = self.work.get() {
+            return Ok(w.path());
+        }
+        let lock = self.lock()?;
+        let w = WorkDir::create(&self.root.join("tmp"), &lock)?;
+        drop(lock);
+        let _ = self.work.set(w);
+        Ok(self.work.get().expect("just set").path())
+    }
+
+    /// Reclaims the temporary files of dead processes now (they are also reclaimed when
+    /// a process first needs a temporary file).
+    pub fn reclaim(&self) -> Result<()> {
+        let _lock = self.lock()?;
+        workdir::reclaim(&self.root.join("tmp"))
     }
 
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
@@ -151,13 +231,23 @@ impl Store {
         Ok(self.root.join("blobs/sha256").join(hex))
     }
 
-    /// A temporary file in the store (same filesystem as the blobs, so rename works).
+    /// A temporary file in the store (same filesystem as the blobs, so rename works);
+    /// removed when dropped, or reclaimed after a crash.
     pub fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
-        tempfile::NamedTempFile::new_in(self.root.join("tmp")).map_err(|e| Error::io(&self.root, e))
+        let w = self.work()?;
+        tempfile::NamedTempFile::new_in(w).map_err(|e| Error::io(w, e))
     }
 
-    pub fn temp_dir(&self) -> Result<tempfile::TempDir> {
-        tempfile::tempdir_in(self.root.join("tmp")).map_err(|e| Error::io(&self.root, e))
+    /// A temporary directory in the store (mode 0700), removed with everything in it when
+    /// dropped, or reclaimed after a crash.
+    pub fn temp_dir(&self) -> Result<TempTree> {
+        let w = self.work()?;
+        let path = tempfile::Builder::new()
+            .prefix("t-")
+            .tempdir_in(w)
+            .map_err(|e| Error::io(w, e))?
+            .keep();
+        Ok(TempTree { path: Some(path) })
     }
 
     /// Streams a blob in, hashing as it goes; with `expected`, a mismatch stores nothing.
@@ -193,17 +283,9 @@ impl Store {
         fs::read(&p).map_err(|e| Error::io(&p, e))
     }
 
-    fn lock(&self) -> Result<fs::File> {
+    fn lock(&self) -> Result<sysops::lock::Lock> {
         let p = self.root.join(".lock");
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(|e| Error::io(&p, e))?;
-        // SAFETY: flock on an fd we own; released when the file is dropped.
-        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
-        Ok(f)
+        sysops::lock::Lock::acquire(&p).map_err(|e| Error::io(&p, e))
     }
 
     pub fn index(&self) -> Result<Index> {
@@ -352,7 +434,7 @@ impl Store {
                 keep_blobs.insert(other.digest.clone());
                 keep_blobs.insert(other.manifest.config.digest.clone());
                 keep_blobs.extend(other.manifest.layers.iter().map(|l| l.digest.clone()));
-                keep_layers.extend(other.diff_ids().iter().cloned());
+                keep_layers.extend(other.chain_ids());
             }
         }
         let mut drop_blobs = vec![img.digest.clone(), img.manifest.config.digest.clone()];
@@ -360,11 +442,21 @@ impl Store {
         for b in drop_blobs.iter().filter(|b| !keep_blobs.contains(*b)) {
             let _ = fs::remove_file(self.blob_path(b)?);
         }
+        // Unpacked layers no image names any more (this one's, and those of older minc
+        // versions, which named them by diff_id); those still mounted by a container stay.
         let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        for id in img.diff_ids().iter().filter(|d| !keep_layers.contains(*d)) {
-            let dir = self.layer_dir(id)?;
-            if !mounts.contains(dir.to_str().unwrap_or("")) {
-                let _ = fs::remove_dir_all(&dir);
+        let keep: std::collections::HashSet<String> = keep_layers
+            .iter()
+            .filter_map(|c| digest::hex(c).map(str::to_string))
+            .collect();
+        for e in fs::read_dir(&self.layers)
+            .map_err(|e| Error::io(&self.layers, e))?
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let dir = e.path();
+            if !keep.contains(&name) && !mounts.contains(dir.to_str().unwrap_or("")) {
+                let _ = workdir::remove_tree(&dir);
             }
         }
         Ok(())
@@ -374,9 +466,9 @@ impl Store {
         self.find(name)?.ok_or_else(|| Error::NotFound(name.into()))
     }
 
-    fn layer_dir(&self, diff_id: &str) -> Result<PathBuf> {
+    fn layer_dir(&self, chain_id: &str) -> Result<PathBuf> {
         let hex =
-            digest::hex(diff_id).ok_or_else(|| Error::invalid(diff_id, "not a sha256 diff_id"))?;
+            digest::hex(chain_id).ok_or_else(|| Error::invalid(chain_id, "not a sha256 digest"))?;
         Ok(self.layers.join(hex))
     }
 
@@ -387,7 +479,15 @@ impl Store {
             let blob = self.blob_path(&layer.digest)?;
             explain!("tar -xf {} -C {}", blob.display(), dest.display());
             let f = fs::File::open(&blob).map_err(|e| Error::io(&blob, e))?;
-            unpack::apply_layer(f, dest, Whiteouts::Apply, &layer.digest, Some(diff_id), &[])?;
+            unpack::apply_layer(
+                f,
+                dest,
+                Whiteouts::Apply,
+                &layer.digest,
+                Some(diff_id),
+                &[],
+                &self.opts,
+            )?;
         }
         Ok(())
     }
@@ -396,10 +496,18 @@ impl Store {
     /// first.
     pub fn ensure_layers(&self, image: &Image) -> Result<Vec<PathBuf>> {
         let mut dirs: Vec<PathBuf> = Vec::new();
-        for (layer, diff_id) in image.manifest.layers.iter().zip(image.diff_ids()) {
-            let dir = self.layer_dir(diff_id)?;
+        let chains = image.chain_ids();
+        for ((layer, diff_id), chain) in image
+            .manifest
+            .layers
+            .iter()
+            .zip(image.diff_ids())
+            .zip(&chains)
+        {
+            let dir = self.layer_dir(chain)?;
             if !dir.exists() {
                 let tmp = self.temp_dir()?;
+                set_mode(tmp.path(), 0o755)?;
                 let blob = self.blob_path(&layer.digest)?;
                 explain!("tar -xf {} -C {}", blob.display(), dir.display());
                 let f = fs::File::open(&blob).map_err(|e| Error::io(&blob, e))?;
@@ -410,11 +518,14 @@ impl Store {
                     &layer.digest,
                     Some(diff_id),
                     &dirs,
+                    &self.opts,
                 )?;
-                // Another run may have unpacked it meanwhile: theirs is as good as ours.
-                let tmp = tmp.keep();
-                if fs::rename(&tmp, &dir).is_err() {
-                    let _ = fs::remove_dir_all(&tmp);
+                // Another run may have unpacked it meanwhile: theirs is as good as ours
+                // (and ours goes when `tmp` is dropped).
+                if let Err(e) = fs::rename(tmp.path(), &dir) {
+                    if !dir.is_dir() {
+                        return Err(Error::io(&dir, e));
+                    }
                 }
             }
             dirs.push(dir);
@@ -429,8 +540,14 @@ impl Store {
         let rootfs = container_dir.join("rootfs");
         let upper = container_dir.join("upper");
         let work = container_dir.join("work");
-        for d in [&rootfs, &upper, &work] {
-            fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+        // upper's root is what the container sees as "/": 0755 whatever the umask.
+        for (d, mode) in [(&rootfs, 0o755), (&upper, 0o755), (&work, 0o700)] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(mode)
+                .create(d)
+                .map_err(|e| Error::io(d, e))?;
+            set_mode(d, mode)?;
         }
         let layers = self.ensure_layers(image)?;
         let lower = layers
@@ -506,6 +623,11 @@ fn mount_overlay(target: &Path, data: &str) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| Error::io(path, e))
 }
 
 pub fn ref_name(d: &Descriptor) -> Option<&str> {

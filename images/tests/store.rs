@@ -9,116 +9,9 @@ use std::process::Command;
 
 use images::{ImportOptions, Store};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
-/// One tar entry of a fixture layer.
-enum E<'a> {
-    Dir(&'a str, u32),
-    File(&'a str, u32, u64, &'a [u8]),
-    Link(&'a str, &'a str),
-    Sym(&'a str, &'a str),
-}
-
-fn layer(entries: &[E]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for e in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_mtime(1_700_000_000);
-        h.set_uid(0);
-        h.set_gid(0);
-        match e {
-            E::Dir(p, mode) => {
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(*mode);
-                h.set_size(0);
-                b.append_data(&mut h, p, &[][..]).unwrap();
-            }
-            E::File(p, mode, owner, data) => {
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_mode(*mode);
-                h.set_uid(*owner);
-                h.set_gid(*owner);
-                h.set_size(data.len() as u64);
-                b.append_data(&mut h, p, *data).unwrap();
-            }
-            E::Link(p, target) => {
-                h.set_entry_type(tar::EntryType::Link);
-                h.set_mode(0o644);
-                h.set_size(0);
-                b.append_link(&mut h, p, target).unwrap();
-            }
-            E::Sym(p, target) => {
-                h.set_entry_type(tar::EntryType::Symlink);
-                h.set_mode(0o777);
-                h.set_size(0);
-                b.append_link(&mut h, p, target).unwrap();
-            }
-        }
-    }
-    b.into_inner().unwrap()
-}
-
-/// A one-file layer whose name is written as is (the tar crate refuses to write `..` and
-/// absolute names, which is exactly what a hostile layer has).
-fn raw_entry(name: &str) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_old();
-    h.set_size(4);
-    h.set_mode(0o644);
-    h.set_entry_type(tar::EntryType::Regular);
-    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-    h.set_cksum();
-    b.append(&h, &b"evil"[..]).unwrap();
-    b.into_inner().unwrap()
-}
-
-fn sha(data: &[u8]) -> String {
-    format!("sha256:{:x}", Sha256::digest(data))
-}
-
-/// Writes an OCI image layout with these (uncompressed) layers, tagged `tag`.
-fn oci_layout(dir: &Path, layers: &[Vec<u8>], tag: &str) {
-    let blobs = dir.join("blobs/sha256");
-    fs::create_dir_all(&blobs).unwrap();
-    let put = |data: &[u8]| {
-        let d = sha(data);
-        fs::write(blobs.join(&d[7..]), data).unwrap();
-        (d, data.len())
-    };
-    let mut descs = Vec::new();
-    let mut diff_ids = Vec::new();
-    for l in layers {
-        let (d, n) = put(l);
-        diff_ids.push(d.clone());
-        descs.push(
-            json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": n}),
-        );
-    }
-    let config = serde_json::to_vec(&json!({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Cmd": ["sh"], "Env": ["PATH=/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids}
-    }))
-    .unwrap();
-    let (cd, cn) = put(&config);
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn},
-        "layers": descs
-    }))
-    .unwrap();
-    let (md, mn) = put(&manifest);
-    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    fs::write(
-        dir.join("index.json"),
-        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": mn,
-            "annotations": {"org.opencontainers.image.ref.name": tag}
-        }]}))
-        .unwrap(),
-    )
-    .unwrap();
-}
+mod common;
+use common::{layer, oci_layout, raw_entry, sha, tree, E};
 
 /// The fixture: whiteouts, an opaque dir, hard links, setuid, non-root owners, var/run.
 fn fixture_layers() -> Vec<Vec<u8>> {
@@ -204,37 +97,6 @@ fn layers_unpack_with_whiteouts_links_modes_and_owners() {
         Path::new("/run")
     );
     assert_eq!(fs::read_to_string(out.join("run/app.pid")).unwrap(), "42\n");
-}
-
-/// Every entry of a tree: (path, kind, mode, uid, gid, link target or content hash).
-fn tree(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in fs::read_dir(&dir).unwrap().flatten() {
-            let p = e.path();
-            let m = fs::symlink_metadata(&p).unwrap();
-            let rel = p.strip_prefix(root).unwrap().display().to_string();
-            let what = if m.file_type().is_symlink() {
-                format!("-> {}", fs::read_link(&p).unwrap().display())
-            } else if m.is_dir() {
-                stack.push(p.clone());
-                "dir".into()
-            } else if m.is_file() {
-                sha(&fs::read(&p).unwrap())
-            } else {
-                format!("dev {}", m.rdev())
-            };
-            out.push(format!(
-                "{rel} {:o} {}:{} {what}",
-                m.mode() & 0o7777,
-                m.uid(),
-                m.gid()
-            ));
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]
@@ -424,7 +286,14 @@ fn bad_input_leaves_nothing_stored() {
             .unwrap()
             .count()
     };
-    let tmp_files = || fs::read_dir(t.store.root.join("tmp")).unwrap().count();
+    // The store's temporary files live in this process's work directory (tmp/w-*).
+    let tmp_files = || -> usize {
+        fs::read_dir(t.store.root.join("tmp"))
+            .unwrap()
+            .flatten()
+            .map(|w| fs::read_dir(w.path()).map(|d| d.count()).unwrap_or(1))
+            .sum()
+    };
 
     let not_archive = t.dir.join("junk.tar");
     fs::write(&not_archive, vec![7u8; 3000]).unwrap();
@@ -646,4 +515,58 @@ fn overlay_rootfs_is_created_and_removed() {
     Store::remove_rootfs(&c).unwrap(); // idempotent
     assert!(!c.join("rootfs").exists() && !c.join("upper").exists());
     Store::remove_rootfs(&c2).unwrap();
+}
+
+/// umoci `insert` writes a layer that ends right after the last file's data: no padding,
+/// no end-of-archive blocks. It imports, unpacks flattened, and unpacks for `run`.
+#[test]
+fn umoci_insert_layer_without_end_marker_runs() {
+    let t = setup();
+    let layout = t.dir.join("umoci");
+    let image = format!("{}:t", layout.display());
+    let src = t.dir.join("hello");
+    fs::write(&src, "hello\n").unwrap();
+    for args in [
+        vec!["init", "--layout", layout.to_str().unwrap()],
+        vec!["new", "--image", &image],
+        vec!["insert", "--image", &image, src.to_str().unwrap(), "/hello"],
+    ] {
+        let st = Command::new("umoci")
+            .args(&args)
+            .status()
+            .expect("umoci is installed");
+        assert!(st.success(), "umoci {args:?}");
+    }
+    t.store
+        .import(
+            &layout,
+            &ImportOptions {
+                name: Some("inserted".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let img = t.store.resolve("inserted").unwrap();
+    let dirs = t.store.ensure_layers(&img).unwrap();
+    assert_eq!(
+        fs::read_to_string(dirs[0].join("hello")).unwrap(),
+        "hello\n"
+    );
+    let out = t.dir.join("flat");
+    t.store.unpack(&img, &out).unwrap();
+    assert_eq!(fs::read_to_string(out.join("hello")).unwrap(), "hello\n");
+
+    // A layer cut inside a file's data is still refused, not zero-filled.
+    let l = layer(&[E::File("f", 0o644, 0, &[7u8; 1000])]);
+    let cut = l[..512 + 700].to_vec();
+    let layout = t.dir.join("cut");
+    oci_layout(&layout, &[cut], "t");
+    t.store.import(&layout, &ImportOptions::default()).unwrap();
+    let img = t.store.resolve("cut:t").unwrap();
+    let e = t
+        .store
+        .unpack(&img, &t.dir.join("cut-out"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("entry f") && e.contains("truncated"), "{e}");
 }

@@ -123,30 +123,10 @@ pub fn thread_count() -> usize {
         .unwrap_or(usize::MAX)
 }
 
-/// Creates a directory (and its parents) that only root may enter (0700), and tightens it if
-/// it exists with looser permissions: state directories hold sockets and container data that
-/// other host users must not reach, whatever the umask.
+/// Creates (or tightens) a directory only its owner may enter: see
+/// `sysops::private_dir`.
 pub fn create_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    match std::fs::metadata(dir) {
-        Ok(m) if m.is_dir() => {
-            if m.permissions().mode() & 0o077 != 0 {
-                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                    .map_err(|e| Error::io(dir, e))?;
-            }
-            Ok(())
-        }
-        _ => {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| Error::io(dir, e))?;
-            // DirBuilder's mode is filtered by the umask: set it exactly.
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| Error::io(dir, e))
-        }
-    }
+    sysops::private_dir::ensure_private(dir, 0o700).map_err(|e| Error::io(dir, e))
 }
 
 /// Blocks or unblocks a set of signals for this thread; returns the previous mask.

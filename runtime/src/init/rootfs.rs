@@ -6,12 +6,16 @@
 //! onto itself (pivot_root(2) needs a mount point), mounts what the spec lists under it, then
 //! swaps roots and detaches the old one, so the host's tree is gone from the container.
 //!
-//! Every mount target is resolved inside the rootfs (`secure_join`), so a symlink planted in
-//! an image (`proc -> /`) cannot redirect a mount onto the host.
+//! Every mount target is resolved inside the rootfs and held as an fd (`sysops::inroot`:
+//! openat2(2) with RESOLVE_IN_ROOT), and the mount goes onto /proc/self/fd/N of that fd, so
+//! a symlink planted in an image (`proc -> /`), or swapped in while minc works, cannot
+//! redirect a mount onto the host.
 
-use std::ffi::OsString;
 use std::fs;
-use std::path::{Component, Path, PathBuf};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use sysops::inroot::{proc_fd_path, Dir, Root, Target};
 
 use super::mount_options::{self, MountOptions};
 use crate::error::{Error, Result};
@@ -63,10 +67,12 @@ pub fn prepare(sys: &dyn Sys, spec: &Spec, rootfs: &Path, bundle: &Path) -> Resu
     // pivot_root needs the new root to be a mount point.
     sys.mount(&MountArgs::bind(rootfs, rootfs, true))?;
 
+    // From here on every path under the rootfs is resolved inside it, from an fd.
+    let root = Root::open(rootfs).map_err(|e| Error::io(rootfs, e))?;
     let mut dev_bound = false;
     for m in spec.mounts().iter().flatten() {
         let o = mount_options::parse(m.options().as_deref().unwrap_or(&[]));
-        mount_one(sys, rootfs, bundle, m, &o, crate::userns::in_userns(spec))?;
+        mount_one(sys, &root, bundle, m, &o, crate::userns::in_userns(spec))?;
         if m.destination() == Path::new("/dev") && o.bind {
             dev_bound = true;
         }
@@ -77,35 +83,47 @@ pub fn prepare(sys: &dyn Sys, spec: &Spec, rootfs: &Path, bundle: &Path) -> Resu
             .as_ref()
             .and_then(|l| l.devices().clone())
             .unwrap_or_default();
-        create_devices(sys, rootfs, &devices, crate::userns::in_userns(spec))?;
+        create_devices(sys, &root, &devices, crate::userns::in_userns(spec))?;
     }
     Ok(())
+}
+
+/// What is mounted at `rel` now, as an fd and its /proc/self/fd path: after a mount, the
+/// target fd taken before it still names the directory underneath, so the steps that act
+/// on the new mount (remount, attributes, propagation) open it again.
+fn reopen(root: &Root, rel: &Path) -> Result<(OwnedFd, PathBuf)> {
+    let fd = root
+        .open_at(rel, libc::O_PATH, 0)
+        .map_err(|e| Error::io(&root.display(rel), e))?;
+    let path = proc_fd_path(fd.as_fd());
+    Ok((fd, path))
 }
 
 /// Performs one entry of the spec's `mounts`.
 fn mount_one(
     sys: &dyn Sys,
-    rootfs: &Path,
+    root: &Root,
     bundle: &Path,
     m: &Mount,
     o: &MountOptions,
     in_userns: bool,
 ) -> Result<()> {
     let kind = m.typ().as_deref().unwrap_or("none");
+    let rel = m.destination();
     // proc and sysfs only on ordinary directories: a symlink there (planted by an image) could
     // make the kernel's files appear elsewhere (runc's CVE-2019-19921 fix).
     if matches!(kind, "proc" | "sysfs") {
-        let direct = rootfs.join(m.destination().strip_prefix("/").unwrap_or(m.destination()));
-        if let Ok(meta) = fs::symlink_metadata(&direct) {
-            if !meta.is_dir() {
-                return Err(Error::Rootfs {
-                    path: m.destination().clone(),
-                    reason: format!("{kind} must be mounted on an ordinary directory"),
-                });
+        if let Ok((dir, name)) = root.parent(rel, None) {
+            if let Ok(Some(st)) = dir.stat(&name) {
+                if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                    return Err(Error::Rootfs {
+                        path: rel.clone(),
+                        reason: format!("{kind} must be mounted on an ordinary directory"),
+                    });
+                }
             }
         }
     }
-    let dest = secure_join(rootfs, m.destination())?;
     let bind = o.bind || kind == "bind";
     let source = m.source().as_ref().map(|s| {
         if bind && s.is_relative() {
@@ -116,28 +134,38 @@ fn mount_one(
     });
     if bind {
         let src = source.ok_or_else(|| Error::Rootfs {
-            path: m.destination().clone(),
+            path: rel.clone(),
             reason: "bind mount without a source".into(),
         })?;
         if !o.data.is_empty() {
             return Err(Error::Rootfs {
-                path: m.destination().clone(),
+                path: rel.clone(),
                 reason: format!("unknown mount option(s) {:?} for a bind mount", o.data),
             });
         }
         let meta = fs::metadata(&src).map_err(|e| Error::io(&src, e))?;
-        make_target(sys, &dest, meta.is_dir())?;
-        sys.mount(&MountArgs::bind(&src, &dest, o.recursive))?;
+        let kind = if meta.is_dir() {
+            Target::Dir
+        } else {
+            Target::File
+        };
+        let target = sys.mount_target(root, rel, kind)?;
+        sys.mount(&MountArgs::bind(
+            &src,
+            &proc_fd_path(target.as_fd()),
+            o.recursive,
+        ))?;
         // A bind mount ignores flags on its first call: apply them with a remount, which
         // changes the top mount only (`ro` on an rbind is runc's behaviour too: the
         // recursive form is `rro`).
         let extra = o.flags & !libc::MS_REMOUNT;
         if extra != 0 {
+            let (_fd, now) = reopen(root, rel)?;
             // In a user namespace the flags a mount got from a more privileged one are
             // locked: a remount must keep them or it fails with EPERM.
-            let locked = if in_userns { locked_flags(&dest) } else { 0 };
+            let locked = if in_userns { locked_flags(&now) } else { 0 };
             sys.mount(&MountArgs {
-                target: dest.clone(),
+                target: now,
                 flags: libc::MS_REMOUNT | libc::MS_BIND | extra | locked,
                 ..Default::default()
             })?;
@@ -145,16 +173,19 @@ fn mount_one(
     } else if o.tmpcopyup {
         if kind != "tmpfs" {
             return Err(Error::Rootfs {
-                path: m.destination().clone(),
+                path: rel.clone(),
                 reason: format!("tmpcopyup is only for tmpfs, not {kind}"),
             });
         }
-        make_target(sys, &dest, true)?;
+        let target = sys.mount_target(root, rel, Target::Dir)?;
+        let dest = proc_fd_path(target.as_fd());
         // runc's way: a tmpfs on a scratch directory, the covered contents copied into it,
         // then the tmpfs moved over the target.
         let scratch = std::env::temp_dir().join(format!("minc-tmpcopyup-{}", std::process::id()));
         sys.mkdir_all(&scratch, 0o700)?;
-        mount_fs(sys, kind, source.as_deref(), &scratch, o)?;
+        mount_fs(sys, kind, source.as_deref(), &scratch, o, &|| {
+            Ok((None, scratch.clone()))
+        })?;
         let result = sys.copy_tree(&dest, &scratch).and_then(|_| {
             sys.mount(&MountArgs {
                 source: Some(scratch.clone()),
@@ -169,14 +200,23 @@ fn mount_one(
         let _ = sys.rmdir(&scratch);
         result?;
     } else {
-        make_target(sys, &dest, true)?;
-        mount_fs(sys, kind, source.as_deref(), &dest, o)?;
+        let target = sys.mount_target(root, rel, Target::Dir)?;
+        mount_fs(
+            sys,
+            kind,
+            source.as_deref(),
+            &proc_fd_path(target.as_fd()),
+            o,
+            &|| reopen(root, rel).map(|(fd, p)| (Some(fd), p)),
+        )?;
     }
     if o.attr_set != 0 || o.attr_clear != 0 {
-        sys.mount_setattr(&dest, o.attr_set, o.attr_clear, true)?;
+        let (_fd, now) = reopen(root, rel)?;
+        sys.mount_setattr(&now, o.attr_set, o.attr_clear, true)?;
     }
     if o.propagation != 0 {
-        sys.mount(&MountArgs::propagation(&dest, o.propagation))?;
+        let (_fd, now) = reopen(root, rel)?;
+        sys.mount(&MountArgs::propagation(&now, o.propagation))?;
     }
     Ok(())
 }
@@ -203,6 +243,9 @@ fn locked_flags(path: &Path) -> libc::c_ulong {
     .fold(0, |acc, (_, ms)| acc | ms)
 }
 
+/// What a mount target is after it was mounted on (see [`reopen`]).
+type Reopen<'a> = &'a dyn Fn() -> Result<(Option<OwnedFd>, PathBuf)>;
+
 /// Mounts a filesystem (proc, sysfs, tmpfs, devpts, mqueue, cgroup, ...).
 fn mount_fs(
     sys: &dyn Sys,
@@ -210,6 +253,7 @@ fn mount_fs(
     source: Option<&Path>,
     dest: &Path,
     o: &MountOptions,
+    after: Reopen,
 ) -> Result<()> {
     let src = source.unwrap_or(Path::new(kind));
     let result = match kind {
@@ -227,7 +271,8 @@ fn mount_fs(
         "sysfs" => match sys.mount(&MountArgs::fs(kind, src, dest, o.flags, &o.data)) {
             Err(Error::Sys { err, .. }) if err.raw_os_error() == Some(libc::EPERM) => {
                 sys.mount(&MountArgs::bind(Path::new("/sys"), dest, true))?;
-                sys.mount_setattr(dest, MOUNT_ATTR_RDONLY, 0, true)
+                let (_fd, now) = after()?;
+                sys.mount_setattr(&now, MOUNT_ATTR_RDONLY, 0, true)
             }
             other => other,
         },
@@ -247,21 +292,6 @@ fn mount_fs(
     }
 }
 
-/// Creates a mount target: a directory, or an empty file for a file bind mount.
-fn make_target(sys: &dyn Sys, dest: &Path, dir: bool) -> Result<()> {
-    if dir {
-        sys.mkdir_all(dest, 0o755)
-    } else {
-        if let Some(parent) = dest.parent() {
-            sys.mkdir_all(parent, 0o755)?;
-        }
-        if dest.exists() {
-            return Ok(());
-        }
-        sys.touch(dest)
-    }
-}
-
 /// The default devices every container gets (runc's list), as (name, major, minor).
 const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
     ("null", 1, 3),
@@ -272,28 +302,40 @@ const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
     ("tty", 5, 0),
 ];
 
-/// Creates /dev nodes (defaults plus the spec's) and the usual /dev symlinks. In a user
-/// namespace mknod(2) is not allowed: the host's nodes are bind-mounted instead, as runc does.
+/// Creates /dev nodes (defaults plus the spec's) and the usual /dev symlinks, each in a
+/// directory held as an fd inside the rootfs. In a user namespace mknod(2) is not allowed:
+/// the host's nodes are bind-mounted instead, as runc does.
 fn create_devices(
     sys: &dyn Sys,
-    rootfs: &Path,
+    root: &Root,
     extra: &[LinuxDevice],
     in_userns: bool,
 ) -> Result<()> {
-    let dev = secure_join(rootfs, Path::new("/dev"))?;
-    make_target(sys, &dev, true)?;
-    for (name, major, minor) in DEFAULT_DEVICES {
-        let path = dev.join(name);
+    let in_dir = |rel: &Path| -> Result<(Dir, PathBuf)> {
+        let (dir, name) = root
+            .parent(rel, Some(0o755))
+            .map_err(|e| Error::io(&root.display(rel), e))?;
+        let path = proc_fd_path(dir.as_fd()).join(name);
+        Ok((dir, path))
+    };
+    let node = |rel: &Path,
+                host: &Path,
+                kind: libc::mode_t,
+                mode: u32,
+                (major, minor): (u64, u64),
+                (uid, gid): (u32, u32)|
+     -> Result<()> {
         if in_userns {
-            sys.touch(&path)?;
-            sys.mount(&MountArgs::bind(
-                &Path::new("/dev").join(name),
-                &path,
-                false,
-            ))?;
-        } else {
-            sys.mknod(&path, libc::S_IFCHR, 0o666, *major, *minor, 0, 0)?;
+            let target = sys.mount_target(root, rel, Target::File)?;
+            return sys.mount(&MountArgs::bind(host, &proc_fd_path(target.as_fd()), false));
         }
+        let (_dir, path) = in_dir(rel)?;
+        sys.mknod(&path, kind, mode, major, minor, uid, gid)
+    };
+    sys.mount_target(root, Path::new("/dev"), Target::Dir)?;
+    for (name, major, minor) in DEFAULT_DEVICES {
+        let rel = Path::new("/dev").join(name);
+        node(&rel, &rel, libc::S_IFCHR, 0o666, (*major, *minor), (0, 0))?;
     }
     for d in extra {
         let kind = match d.typ() {
@@ -307,38 +349,36 @@ fn create_devices(
                 })
             }
         };
-        let path = secure_join(rootfs, d.path())?;
-        if let Some(parent) = path.parent() {
-            make_target(sys, parent, true)?;
-        }
-        if in_userns {
-            sys.touch(&path)?;
-            sys.mount(&MountArgs::bind(d.path(), &path, false))?;
-            continue;
-        }
-        sys.mknod(
-            &path,
+        node(
+            d.path(),
+            d.path(),
             kind,
             d.file_mode().unwrap_or(0o666) & 0o7777,
-            d.major() as u64,
-            d.minor() as u64,
-            d.uid().unwrap_or(0),
-            d.gid().unwrap_or(0),
+            (d.major() as u64, d.minor() as u64),
+            (d.uid().unwrap_or(0), d.gid().unwrap_or(0)),
         )?;
     }
 
+    let pts_dir = root
+        .open_at(Path::new("/dev/pts"), libc::O_PATH | libc::O_DIRECTORY, 0)
+        .is_ok();
     let mut links = vec![
         ("/proc/self/fd", "fd"),
         ("/proc/self/fd/0", "stdin"),
         ("/proc/self/fd/1", "stdout"),
         ("/proc/self/fd/2", "stderr"),
     ];
-    if dev.join("pts").is_dir() {
+    if pts_dir {
         links.push(("pts/ptmx", "ptmx"));
     }
     for (target, name) in links {
-        let path = dev.join(name);
-        if path.symlink_metadata().is_ok() {
+        let (dir, path) = in_dir(&Path::new("/dev").join(name))?;
+        if dir
+            .stat(std::ffi::OsStr::new(name))
+            .ok()
+            .flatten()
+            .is_some()
+        {
             continue;
         }
         sys.symlink(Path::new(target), &path)?;
@@ -409,54 +449,6 @@ pub fn readonly_root(sys: &dyn Sys) -> Result<()> {
     sys.mount_setattr(Path::new("/"), MOUNT_ATTR_RDONLY, 0, false)
 }
 
-/// Joins `path` onto `root` resolving every symlink *inside* `root`, as if `root` were `/`:
-/// `..` cannot climb above it and absolute link targets restart at it.
-pub fn secure_join(root: &Path, path: &Path) -> Result<PathBuf> {
-    let mut resolved = root.to_path_buf();
-    let mut pending: Vec<OsString> = path
-        .components()
-        .rev()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_os_string()),
-            Component::ParentDir => Some("..".into()),
-            _ => None,
-        })
-        .collect();
-    let mut links = 0;
-    while let Some(part) = pending.pop() {
-        if part == ".." {
-            if resolved != root {
-                resolved.pop();
-            }
-            continue;
-        }
-        let next = resolved.join(&part);
-        match fs::read_link(&next) {
-            Ok(target) => {
-                links += 1;
-                if links > 40 {
-                    return Err(Error::Rootfs {
-                        path: path.to_path_buf(),
-                        reason: "too many levels of symbolic links".into(),
-                    });
-                }
-                if target.is_absolute() {
-                    resolved = root.to_path_buf();
-                }
-                for c in target.components().rev() {
-                    match c {
-                        Component::Normal(n) => pending.push(n.to_os_string()),
-                        Component::ParentDir => pending.push("..".into()),
-                        _ => {}
-                    }
-                }
-            }
-            Err(_) => resolved = next,
-        }
-    }
-    Ok(resolved)
-}
-
 /// Writes a file under /proc/sys for a namespaced sysctl (`net.ipv4.ip_forward`).
 pub fn sysctl(sys: &dyn Sys, key: &str, value: &str) -> Result<()> {
     if key.is_empty() || key.contains("..") || key.contains('/') {
@@ -490,29 +482,6 @@ pub fn mounts_at(spec: &Spec, dest: &Path) -> bool {
 mod tests {
     use super::*;
     use crate::ops::Recorder;
-
-    #[test]
-    fn secure_join_stays_inside() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        fs::create_dir(root.join("etc")).unwrap();
-        std::os::unix::fs::symlink("/", root.join("escape")).unwrap();
-        std::os::unix::fs::symlink("../../..", root.join("etc/up")).unwrap();
-        std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
-        assert_eq!(
-            secure_join(root, Path::new("/escape/etc")).unwrap(),
-            root.join("etc")
-        );
-        assert_eq!(
-            secure_join(root, Path::new("/etc/up/x")).unwrap(),
-            root.join("x")
-        );
-        assert_eq!(
-            secure_join(root, Path::new("/../../proc")).unwrap(),
-            root.join("proc")
-        );
-        assert!(secure_join(root, Path::new("/loop")).is_err());
-    }
 
     use crate::spec;
 

@@ -15,10 +15,11 @@ pub mod process;
 mod tree;
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use sysops::explain::{self, Cmd};
+use sysops::inroot::{Root, Target};
 
 use crate::error::{check, Error, Result};
 use crate::sys::{cstr, cstring};
@@ -41,6 +42,9 @@ pub trait Sys {
     fn chroot(&self, root: &Path) -> Result<()>;
     /// chdir(2).
     fn chdir(&self, dir: &Path) -> Result<()>;
+    /// A mount target inside the root (`mkdir -p` or `touch`, resolved inside the root as
+    /// openat2(2) `RESOLVE_IN_ROOT` does): an O_PATH fd to mount onto through /proc/self/fd.
+    fn mount_target(&self, root: &Root, rel: &Path, kind: Target) -> Result<OwnedFd>;
     /// mkdir -p with a mode.
     fn mkdir_all(&self, dir: &Path, mode: u32) -> Result<()>;
     /// Creates an empty file if missing (a mount target for a file bind mount).
@@ -85,12 +89,19 @@ pub trait Sys {
 /// The real implementation: explain, then perform.
 pub struct Linux;
 
-/// What `minc` shows for an fd path: `/proc/self/fd/N` is minc's own fd, meaningless in a
-/// transcript, so the file it refers to is shown instead.
+/// What `minc` shows for an fd path: `/proc/self/fd/N[/rest]` is minc's own fd, meaningless
+/// in a transcript, so the file it refers to is shown instead.
 pub fn shown(p: &Path) -> PathBuf {
-    if p.starts_with("/proc/self/fd") {
-        if let Ok(real) = std::fs::read_link(p) {
-            return real;
+    let mut parts = p.components();
+    let prefix: PathBuf = parts.by_ref().take(5).collect(); // / proc self fd N
+    if prefix.parent() == Some(Path::new("/proc/self/fd")) {
+        if let Ok(real) = std::fs::read_link(&prefix) {
+            let rest = parts.as_path();
+            return if rest.as_os_str().is_empty() {
+                real
+            } else {
+                real.join(rest)
+            };
         }
     }
     p.to_path_buf()
@@ -172,6 +183,18 @@ impl Sys for Linux {
             Cmd::new("cd").arg(shown(dir)).emit();
         }
         std::env::set_current_dir(dir).map_err(|e| Error::io(dir, e))
+    }
+
+    fn mount_target(&self, root: &Root, rel: &Path, kind: Target) -> Result<OwnedFd> {
+        if explain::enabled() && root.open_at(rel, libc::O_PATH, 0).is_err() {
+            let cmd = match kind {
+                Target::Dir => Cmd::new("mkdir").arg("-p"),
+                Target::File => Cmd::new("touch"),
+            };
+            cmd.arg(root.display(rel)).emit();
+        }
+        root.mount_target(rel, kind)
+            .map_err(|e| Error::io(&root.display(rel), e))
     }
 
     fn mkdir_all(&self, dir: &Path, mode: u32) -> Result<()> {
@@ -380,28 +403,35 @@ impl Sys for Recorder {
     fn mount_setattr(&self, target: &Path, set: u64, clear: u64, recursive: bool) -> Result<()> {
         self.push(format!(
             "mount_setattr {} +{set:#x} -{clear:#x} recursive={recursive}",
-            target.display()
+            shown(target).display()
         ))
     }
     fn umount(&self, target: &Path, flags: libc::c_int) -> Result<()> {
-        self.push(format!("umount {} {flags}", target.display()))
+        self.push(format!("umount {} {flags}", shown(target).display()))
     }
     fn pivot_root_here(&self, new_root: &Path) -> Result<()> {
-        self.push(format!("pivot_root {}", new_root.display()))
+        self.push(format!("pivot_root {}", shown(new_root).display()))
     }
     fn chroot(&self, root: &Path) -> Result<()> {
-        self.push(format!("chroot {}", root.display()))
+        self.push(format!("chroot {}", shown(root).display()))
     }
     fn chdir(&self, dir: &Path) -> Result<()> {
-        self.push(format!("cd {}", dir.display()))
+        self.push(format!("cd {}", shown(dir).display()))
+    }
+    fn mount_target(&self, root: &Root, rel: &Path, kind: Target) -> Result<OwnedFd> {
+        let fd = root
+            .mount_target(rel, kind)
+            .map_err(|e| Error::io(&root.display(rel), e))?;
+        self.push(format!("target {} {kind:?}", root.display(rel).display()))?;
+        Ok(fd)
     }
     fn mkdir_all(&self, dir: &Path, mode: u32) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        self.push(format!("mkdir {} {mode:o}", dir.display()))
+        self.push(format!("mkdir {} {mode:o}", shown(dir).display()))
     }
     fn touch(&self, path: &Path) -> Result<()> {
         std::fs::write(path, "").map_err(|e| Error::io(path, e))?;
-        self.push(format!("touch {}", path.display()))
+        self.push(format!("touch {}", shown(path).display()))
     }
     fn mknod(
         &self,
@@ -415,20 +445,24 @@ impl Sys for Recorder {
     ) -> Result<()> {
         self.push(format!(
             "mknod {} {kind:o} {mode:o} {major}:{minor}",
-            path.display()
+            shown(path).display()
         ))
     }
     fn symlink(&self, target: &Path, link: &Path) -> Result<()> {
-        self.push(format!("ln -s {} {}", target.display(), link.display()))
+        self.push(format!(
+            "ln -s {} {}",
+            shown(target).display(),
+            shown(link).display()
+        ))
     }
     fn copy_tree(&self, from: &Path, to: &Path) -> Result<()> {
         self.push(format!("cp -a {}/. {}", from.display(), to.display()))
     }
     fn rmdir(&self, dir: &Path) -> Result<()> {
-        self.push(format!("rmdir {}", dir.display()))
+        self.push(format!("rmdir {}", shown(dir).display()))
     }
     fn write_file(&self, path: &Path, content: &str) -> Result<()> {
-        self.push(format!("write {} {content}", path.display()))
+        self.push(format!("write {} {content}", shown(path).display()))
     }
     fn sethostname(&self, name: &str) -> Result<()> {
         self.push(format!("hostname {name}"))
@@ -437,7 +471,7 @@ impl Sys for Recorder {
         self.push(format!("domainname {name}"))
     }
     fn setns(&self, _fd: BorrowedFd<'_>, nstype: libc::c_int, path: &Path) -> Result<()> {
-        self.push(format!("setns {} {nstype:#x}", path.display()))
+        self.push(format!("setns {} {nstype:#x}", shown(path).display()))
     }
     fn setrlimit(&self, r: &process::Rlimit) -> Result<()> {
         self.push(r.render().render())

@@ -47,7 +47,8 @@ pub fn copy(from: &Path, to: &Path) -> Result<()> {
         }
         keep_attributes(&dst, &meta, ft.is_symlink())?;
     }
-    let meta = fs::symlink_metadata(from).map_err(|e| Error::io(from, e))?;
+    // `from` itself is a directory minc chose (often a /proc/self/fd link to one): follow it.
+    let meta = fs::metadata(from).map_err(|e| Error::io(from, e))?;
     keep_attributes(to, &meta, false)
 }
 

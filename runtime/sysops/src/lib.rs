@@ -5,10 +5,15 @@
 //!   (`minc --explain`), with correct quoting, from the same arguments that perform it.
 //! - [`lock`]: exclusive file locks (flock(2)) that guard state directories.
 //! - [`container`]: the rules every crate shares about ids, hostnames and environments.
+//! - [`inroot`]: paths resolved inside a root directory held as an fd (openat2(2)
+//!   `RESOLVE_IN_ROOT`), for unpacking layers and for the runtime's mount targets.
+//! - [`private_dir`]: directories only their owner may enter, whatever the umask.
 //!
 //! This crate depends on no other crate of the workspace; `minc` (runtime), `images` and
 //! `netsetup` depend on it. It never composes them.
 
 pub mod container;
 pub mod explain;
+pub mod inroot;
 pub mod lock;
+pub mod private_dir;
