@@ -12,6 +12,7 @@
 #[macro_use]
 mod explain;
 mod builtin;
+pub mod capabilities;
 mod digest;
 mod error;
 mod import;
@@ -23,7 +24,7 @@ pub mod unpack;
 
 pub use error::Error;
 pub use import::ImportOptions;
-pub use spec::{default_spec, runtime_spec, RunOptions};
+pub use spec::{default_spec, runtime_spec, RunOptions, PRIVILEGED};
 pub use store::{Image, ImageRef, ImageSummary, Rootfs, Store};
 
 /// The echo-server program of the built-in image: a static binary built by build.rs.

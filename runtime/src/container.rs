@@ -12,6 +12,7 @@ use crate::error::{check, Error, Result};
 use crate::explain;
 use crate::hooks;
 use crate::init::{self, InitArgs};
+use crate::seccomp;
 use crate::spec::{NamespaceKind, Spec};
 use crate::state::{self, Lock, OciState, State, Status, OCI_VERSION};
 use crate::sys;
@@ -85,6 +86,10 @@ impl Runtime {
             reason: format!("bundle: {e}"),
         })?;
         let spec = Spec::load(&bundle)?;
+        let seccomp = seccomp::for_config(
+            spec.linux.as_ref().and_then(|l| l.seccomp.as_ref()),
+            &bundle.join("config.json"),
+        )?;
         let rootfs = spec.rootfs(&bundle);
         match fs::metadata(&rootfs) {
             Ok(m) if m.is_dir() => {}
@@ -108,7 +113,7 @@ impl Runtime {
             Err(e) => return Err(Error::io(&dir, e)),
         }
         let mut guard = DirGuard(Some(&dir));
-        let state = self.spawn_init(id, &dir, &bundle, &rootfs, &spec, opts)?;
+        let state = self.spawn_init(id, &dir, &bundle, &rootfs, &spec, seccomp.as_ref(), opts)?;
         guard.0 = None;
         Ok(state)
     }
@@ -120,6 +125,7 @@ impl Runtime {
         bundle: &Path,
         rootfs: &Path,
         spec: &Spec,
+        seccomp: Option<&seccomp::Filter>,
         opts: &CreateOptions,
     ) -> Result<State> {
         let config_copy = dir.join("config.json");
@@ -171,6 +177,7 @@ impl Runtime {
                 listener,
                 preserve_fds: opts.preserve_fds,
                 stdio: opts.stdio,
+                seccomp,
             });
         }
         drop(theirs);

@@ -40,6 +40,8 @@ pub enum Error {
     Init(String),
     #[error("hook {}: {reason}", path.display())]
     Hook { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Seccomp(#[from] crate::seccomp::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -45,6 +45,10 @@ impl Runtime {
             });
         }
         let spec = Spec::load(&self.dir(id))?;
+        let seccomp = crate::seccomp::for_config(
+            spec.linux.as_ref().and_then(|l| l.seccomp.as_ref()),
+            &self.dir(id).join("config.json"),
+        )?;
         let mut process = spec.process().clone();
         if opts.args.is_empty() {
             return Err(Error::Init("exec: no command given".into()));
@@ -109,7 +113,7 @@ impl Runtime {
         }
         if child == 0 {
             drop(ours);
-            let err = exec_child(&joins, &process);
+            let err = exec_child(&joins, &process, seccomp.as_ref());
             let _ = sys::send(
                 &theirs,
                 &[init::MSG_ERROR, err.to_string().as_bytes()].concat(),
@@ -165,7 +169,11 @@ fn block_signals() -> libc::sigset_t {
 }
 
 /// In the forked child: join the namespaces, become the container's user, exec.
-fn exec_child(joins: &[(NamespaceKind, OwnedFd)], process: &crate::spec::Process) -> Error {
+fn exec_child(
+    joins: &[(NamespaceKind, OwnedFd)],
+    process: &crate::spec::Process,
+    seccomp: Option<&crate::seccomp::Filter>,
+) -> Error {
     let run = || -> Result<std::convert::Infallible> {
         for (kind, fd) in joins {
             // SAFETY: setns on a namespace fd.
@@ -178,14 +186,18 @@ fn exec_child(joins: &[(NamespaceKind, OwnedFd)], process: &crate::spec::Process
         let env = init::environment(process);
         let program = init::find_executable(&process.args[0], &env)?;
         let caps = process.capabilities.clone().unwrap_or_default();
+        // The container's filter, at the moment the init loads it (see init step 6).
+        let nnp = process.no_new_privileges;
+        init::seccomp_load(seccomp.filter(|_| !nnp).inspect(|f| f.explain()))?;
         init::drop_bounding(&caps)?;
         init::set_user(process)?;
         init::set_capabilities(&caps)?;
-        if process.no_new_privileges {
+        if nnp {
             init::set_no_new_privileges()?;
         }
         init::close_fds_on_exec(0);
         init::reset_signals();
+        init::seccomp_load(seccomp.filter(|_| nnp).inspect(|f| f.explain()))?;
         Err(init::exec(&program, &process.args, &env))
     };
     match run() {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod exec;
 pub mod hooks;
 pub mod init;
+pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod sys;

@@ -14,6 +14,7 @@ mod image;
 mod log;
 pub mod monitor;
 mod runc;
+mod security;
 
 use std::path::{Path, PathBuf};
 

@@ -23,6 +23,7 @@ use crate::hooks;
 use crate::spec::{NamespaceKind, Spec};
 use crate::sys;
 
+pub(crate) use crate::seccomp::load as seccomp_load;
 pub(crate) use process::{
     close_fds_on_exec, drop_bounding, exec, reset_signals, set_capabilities, set_no_new_privileges,
     set_user,
@@ -45,6 +46,8 @@ pub struct InitArgs<'a> {
     pub preserve_fds: u32,
     /// Replacement stdin, stdout, stderr.
     pub stdio: Option<[RawFd; 3]>,
+    /// The compiled `linux.seccomp` filter (compiled by `create` before the clone).
+    pub seccomp: Option<&'a crate::seccomp::Filter>,
 }
 
 /// Runs the init; never returns. Any error goes back to whoever is waiting (create, or start
@@ -127,13 +130,18 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
     *report_to = Some(conn);
     hooks::run("startContainer", &spec.hooks().start_container, &state)?;
 
-    // 6. Become the container's process.
+    // 6. Become the container's process. Without no_new_privs, loading the seccomp filter
+    // needs CAP_SYS_ADMIN, so it comes before the capabilities go (runc's order).
+    let seccomp = a.seccomp.filter(|_| !process.no_new_privileges);
+    seccomp_load(seccomp.inspect(|f| f.explain()))?;
     drop_bounding(&process.capabilities.clone().unwrap_or_default())?;
     set_user(process)?;
     set_capabilities(&process.capabilities.clone().unwrap_or_default())?;
     if process.no_new_privileges {
         set_no_new_privileges()?;
     }
+    let seccomp = a.seccomp.filter(|_| process.no_new_privileges);
+    seccomp.inspect(|f| f.explain());
     explain!("exec {}", process.args.join(" "));
     // The container's own stdio last, so the init's --explain lines and errors go to the
     // runtime's stderr, not into the container's log.
@@ -146,6 +154,7 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
         }
     }
     reset_signals();
+    seccomp_load(seccomp)?; // with no_new_privs: the last step before execve
     Err(exec(&program, &process.args, &env))
 }
 
