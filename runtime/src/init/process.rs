@@ -181,6 +181,21 @@ struct CapData {
 /// Sets effective, permitted and inheritable in one capset(2) (setting them one at a time can
 /// fail in between, when effective would exceed permitted), then raises the ambient ones.
 pub fn set_capabilities(c: &Capabilities) -> Result<()> {
+    // An inheritable or ambient capability outside the bounding set could come back at the
+    // next execve: the kernel refuses it with EPERM unless this process already had it
+    // inheritable, so refuse it always, the same way.
+    let bounding = cap_mask(&c.bounding);
+    for (set, names) in [("inheritable", &c.inheritable), ("ambient", &c.ambient)] {
+        if let Some(n) = names
+            .iter()
+            .find(|n| cap_mask(std::slice::from_ref(n)) & !bounding != 0)
+        {
+            return Err(Error::sys(
+                format!("capability {n} is {set} but not in the bounding set"),
+                std::io::Error::from_raw_os_error(libc::EPERM),
+            ));
+        }
+    }
     let (e, p, i) = (
         cap_mask(&c.effective),
         cap_mask(&c.permitted),
