@@ -84,6 +84,24 @@ impl SecurityOpts {
     }
 }
 
+/// `minc seccomp-default [CAP...]`: the resolved default profile as JSON (for the
+/// benchmark's bundle, and to read).
+pub fn print_default(caps: &[String]) -> Result<()> {
+    let caps = images::capabilities::tweak(caps, &["ALL".into()], false)?;
+    let caps = if caps.is_empty() {
+        images::capabilities::tweak(&[], &[], false)?
+    } else {
+        caps
+    };
+    let section = SecurityOpts {
+        seccomp: Seccomp::Default,
+        no_new_privileges: false,
+    }
+    .seccomp_section(false, &caps)?;
+    println!("{}", serde_json::to_string_pretty(&section)?);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

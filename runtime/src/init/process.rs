@@ -181,20 +181,25 @@ struct CapData {
 /// Sets effective, permitted and inheritable in one capset(2) (setting them one at a time can
 /// fail in between, when effective would exceed permitted), then raises the ambient ones.
 pub fn set_capabilities(c: &Capabilities) -> Result<()> {
-    // An inheritable or ambient capability outside the bounding set could come back at the
-    // next execve: the kernel refuses it with EPERM unless this process already had it
-    // inheritable, so refuse it always, the same way.
+    // An inheritable capability outside the bounding set could come back at the next
+    // execve (through ambient or file capabilities): the kernel refuses it with EPERM unless
+    // this process already had it inheritable, so refuse it always, the same way. (An ambient
+    // one needs to be inheritable too; if it is not, it cannot be raised: see below.)
     let bounding = cap_mask(&c.bounding);
-    for (set, names) in [("inheritable", &c.inheritable), ("ambient", &c.ambient)] {
-        if let Some(n) = names
-            .iter()
-            .find(|n| cap_mask(std::slice::from_ref(n)) & !bounding != 0)
-        {
-            return Err(Error::sys(
-                format!("capability {n} is {set} but not in the bounding set"),
-                std::io::Error::from_raw_os_error(libc::EPERM),
-            ));
-        }
+    let outside = |n: &&String| cap_mask(std::slice::from_ref(*n)) & !bounding != 0;
+    if let Some(n) = c.inheritable.iter().find(outside) {
+        let set = if c.ambient.contains(n) {
+            "ambient and inheritable"
+        } else {
+            "inheritable"
+        };
+        return Err(Error::sys(
+            format!("capability {n} is {set} but not in the bounding set"),
+            std::io::Error::from_raw_os_error(libc::EPERM),
+        ));
+    }
+    for n in c.ambient.iter().filter(outside) {
+        tracing::warn!("ambient capability {n} is not in the bounding set: not raised");
     }
     let (e, p, i) = (
         cap_mask(&c.effective),
