@@ -251,7 +251,12 @@ impl Runtime {
         let json = serde_json::to_vec(&state.current()).expect("state serializes");
         explain!("# start: release the init of {id} (pid {})", state.oci.pid);
         sys::send(&conn, &json).map_err(|e| Error::sys("release container init", e))?;
-        let reply = sys::recv(&conn).map_err(|e| Error::sys("read from container init", e))?;
+        let reply = seccomp::notify::relay(&conn, || {
+            let spec = Spec::load(&dir)?;
+            let section = spec.linux.as_ref().and_then(|l| l.seccomp.as_ref());
+            let current = serde_json::to_value(state.current()).expect("state serializes");
+            seccomp::notify::Agent::of(section, current, state.oci.pid)
+        })?;
         let _ = fs::remove_file(dir.join("start.sock"));
         if let Some(msg) = reply.strip_prefix(init::MSG_ERROR) {
             return Err(Error::Init(String::from_utf8_lossy(msg).into_owned()));

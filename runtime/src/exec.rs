@@ -113,7 +113,7 @@ impl Runtime {
         }
         if child == 0 {
             drop(ours);
-            let err = exec_child(&joins, &process, seccomp.as_ref());
+            let err = exec_child(&joins, &process, seccomp.as_ref(), &theirs);
             let _ = sys::send(
                 &theirs,
                 &[init::MSG_ERROR, err.to_string().as_bytes()].concat(),
@@ -125,7 +125,13 @@ impl Runtime {
         if let Some(pf) = &opts.pid_file {
             fs::write(pf, child.to_string()).map_err(|e| Error::io(pf, e))?;
         }
-        let reply = sys::recv(&ours).unwrap_or_default();
+        let section = spec.linux.as_ref().and_then(|l| l.seccomp.as_ref());
+        let reply = crate::seccomp::notify::relay(&ours, || {
+            let state = serde_json::to_value(state.current()).expect("state serializes");
+            crate::seccomp::notify::Agent::of(section, state, child)
+        })
+        .unwrap_or_else(|e| [init::MSG_ERROR, e.to_string().as_bytes()].concat());
+        drop(ours); // a child still waiting for the agent's ok sees EOF and gives up
         if let Some(msg) = reply.strip_prefix(init::MSG_ERROR) {
             // SAFETY: reaping our child.
             unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
@@ -173,6 +179,7 @@ fn exec_child(
     joins: &[(NamespaceKind, OwnedFd)],
     process: &crate::spec::Process,
     seccomp: Option<&crate::seccomp::Filter>,
+    runtime: &OwnedFd,
 ) -> Error {
     let run = || -> Result<std::convert::Infallible> {
         for (kind, fd) in joins {
@@ -188,7 +195,7 @@ fn exec_child(
         let caps = process.capabilities.clone().unwrap_or_default();
         // The container's filter, at the moment the init loads it (see init step 6).
         let nnp = process.no_new_privileges;
-        init::seccomp_load(seccomp.filter(|_| !nnp).inspect(|f| f.explain()))?;
+        init::seccomp_load(seccomp.filter(|_| !nnp).inspect(|f| f.explain()), runtime)?;
         init::drop_bounding(&caps)?;
         init::set_user(process)?;
         init::set_capabilities(&caps)?;
@@ -197,7 +204,7 @@ fn exec_child(
         }
         init::close_fds_on_exec(0);
         init::reset_signals();
-        init::seccomp_load(seccomp.filter(|_| nnp).inspect(|f| f.explain()))?;
+        init::seccomp_load(seccomp.filter(|_| nnp).inspect(|f| f.explain()), runtime)?;
         Err(init::exec(&program, &process.args, &env))
     };
     match run() {

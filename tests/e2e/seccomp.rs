@@ -400,10 +400,23 @@ fn bad_profiles_are_one_clear_line_and_leave_nothing() {
         r#"unknown operator "SCMP_CMP_SOMETIMES""#,
     );
     let b = env.bundle("notify", "true", |c| {
-        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock",
+        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
             "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]});
     });
-    one_line(&env.minc(&["run", "-b", &b, "bad3"]), "SCMP_ACT_NOTIFY");
+    one_line(
+        &env.minc(&["run", "-b", &b, "bad3"]),
+        "SCMP_ACT_NOTIFY needs a listenerPath",
+    );
+    // An agent that is not there fails the start, and nothing is left.
+    let b = env.bundle("no-agent", "true", |c| {
+        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": env.path("nobody-listens.sock"),
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]});
+    });
+    one_line(
+        &env.minc(&["run", "-b", &b, "bad4"]),
+        "nobody-listens.sock: No such file",
+    );
     env.assert_nothing_left();
 
     // The Docker face checks the file before it makes anything.
@@ -505,5 +518,100 @@ fn capabilities_outside_the_bounding_set_fail() {
         "{}",
         text(&out.stderr)
     );
+    env.assert_nothing_left();
+}
+
+/// A seccomp agent at `path`: takes the listener fd each runtime connection brings,
+/// answers every notified call with `-errno`, and reports (the runtime's message, the
+/// call's number) for each.
+fn agent(path: PathBuf, errno: i32) -> std::sync::mpsc::Receiver<(Value, i32)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let (conn, tx) = (conn.unwrap(), tx.clone());
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65536];
+                let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+                let (len, fd) = {
+                    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+                    let m = recvmsg::<()>(
+                        conn.as_raw_fd(),
+                        &mut iov,
+                        Some(&mut space),
+                        MsgFlags::empty(),
+                    )
+                    .unwrap();
+                    let fd = m.cmsgs().unwrap().find_map(|c| match c {
+                        ControlMessageOwned::ScmRights(v) => v.first().copied(),
+                        _ => None,
+                    });
+                    (m.bytes, fd.expect("the listener fd"))
+                };
+                let msg: Value = serde_json::from_slice(&buf[..len]).unwrap();
+                loop {
+                    // SAFETY: seccomp_unotify(2) ioctls on the listener with zeroed structs.
+                    unsafe {
+                        let mut req: libc::seccomp_notif = std::mem::zeroed();
+                        if libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_RECV as _, &mut req) < 0 {
+                            break; // every process of the filter is gone
+                        }
+                        let resp = libc::seccomp_notif_resp {
+                            id: req.id,
+                            val: 0,
+                            error: -errno,
+                            flags: 0,
+                        };
+                        libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SEND as _, &resp);
+                        let _ = tx.send((msg.clone(), req.data.nr));
+                    }
+                }
+            });
+        }
+    });
+    rx
+}
+
+#[test]
+fn notify_hands_calls_to_the_agent() {
+    if !minc_tests::sandbox("notify_hands_calls_to_the_agent") {
+        return;
+    }
+    let env = Env::new();
+    let calls = agent(env.path("agent.sock"), libc::EXDEV);
+    let section = json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": env.path("agent.sock"),
+        "listenerMetadata": "from-the-test",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]});
+    let b = env.bundle("b", "mkdir /tmp/n; echo mkdir=$?; sleep 1000", |c| {
+        c["linux"]["seccomp"] = section
+    });
+    let out = env.minc(&["run", "-d", "-b", &b, "n1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let wait = || {
+        calls
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("a notified call")
+    };
+    let (msg, nr) = wait();
+    assert_eq!(nr, libc::SYS_mkdir as i32);
+    assert_eq!(msg["fds"], json!(["seccompFd"]), "{msg}");
+    assert_eq!(msg["metadata"], "from-the-test", "{msg}");
+    assert_eq!(msg["state"]["id"], "n1", "{msg}");
+    let init = msg["pid"].as_i64().unwrap();
+    assert!(init > 0, "{msg}");
+    // exec'd processes get the filter and their own listener.
+    let out = env.minc(&["exec", "n1", "--", "sh", "-c", "mkdir /tmp/m; echo rc=$?"]);
+    let all = text(&out.stdout) + &text(&out.stderr);
+    assert!(
+        all.contains("Invalid cross-device link") && all.contains("rc=1"),
+        "{all}"
+    );
+    let (msg, nr) = wait();
+    assert_eq!(nr, libc::SYS_mkdir as i32);
+    assert!(msg["pid"].as_i64().unwrap() != init, "{msg}");
+    assert!(!env.path("rootfs/tmp/n").exists() && !env.path("rootfs/tmp/m").exists());
+    assert!(env.minc(&["delete", "-f", "n1"]).status.success());
     env.assert_nothing_left();
 }

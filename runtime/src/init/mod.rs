@@ -23,7 +23,7 @@ use crate::hooks;
 use crate::spec::{NamespaceKind, Spec};
 use crate::sys;
 
-pub(crate) use crate::seccomp::load as seccomp_load;
+pub(crate) use crate::seccomp::notify::load as seccomp_load;
 pub(crate) use process::{
     close_fds_on_exec, drop_bounding, exec, reset_signals, set_capabilities, set_no_new_privileges,
     set_user,
@@ -132,8 +132,9 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
 
     // 6. Become the container's process. Without no_new_privs, loading the seccomp filter
     // needs CAP_SYS_ADMIN, so it comes before the capabilities go (runc's order).
+    let runtime = report_to.as_ref().unwrap_or(&a.sock);
     let seccomp = a.seccomp.filter(|_| !process.no_new_privileges);
-    seccomp_load(seccomp.inspect(|f| f.explain()))?;
+    seccomp_load(seccomp.inspect(|f| f.explain()), runtime)?;
     drop_bounding(&process.capabilities.clone().unwrap_or_default())?;
     set_user(process)?;
     set_capabilities(&process.capabilities.clone().unwrap_or_default())?;
@@ -154,7 +155,7 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
         }
     }
     reset_signals();
-    seccomp_load(seccomp)?; // with no_new_privs: the last step before execve
+    seccomp_load(seccomp, runtime)?; // with no_new_privs: the last step before execve
     Err(exec(&program, &process.args, &env))
 }
 

@@ -282,11 +282,16 @@ fn bad_profiles_are_named() {
     assert!(e.contains("index 6 is not an argument"), "{e}");
     let e = err(json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 70000}));
     assert!(e.contains("errnoRet 70000 is out of range"), "{e}");
+    let e = err(json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}));
+    assert_eq!(e, "syscalls[0]: SCMP_ACT_NOTIFY needs a listenerPath");
     let e = err(
         json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock",
-        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
+        "syscalls": [{"names": ["sendmsg"], "action": "SCMP_ACT_NOTIFY"}]}),
     );
-    assert!(e.contains("SCMP_ACT_NOTIFY"), "{e}");
+    assert!(e.contains("cannot be used for sendmsg"), "{e}");
+    let e = err(json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/run/agent.sock"}));
+    assert!(e.contains("cannot be the default action"), "{e}");
     let e = err(json!({"syscalls": []}));
     assert!(e.contains("defaultAction"), "{e}");
 }
@@ -520,6 +525,16 @@ fn kernel_runs_the_filter() {
                       "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_NE"}]}]
     }));
     assert_eq!(in_child(&f), (-38, -1));
+}
+
+#[test]
+fn notify_rules_ask_for_a_listener() {
+    let f = filter(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock",
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
+    );
+    assert_eq!(x86_64(&f, "mkdir", [0; 6]), libc::SECCOMP_RET_USER_NOTIF);
+    assert_eq!(f.flags, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER);
 }
 
 #[test]
