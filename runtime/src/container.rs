@@ -86,10 +86,6 @@ impl Runtime {
             reason: format!("bundle: {e}"),
         })?;
         let spec = Spec::load(&bundle)?;
-        let seccomp = seccomp::for_config(
-            spec.linux.as_ref().and_then(|l| l.seccomp.as_ref()),
-            &bundle.join("config.json"),
-        )?;
         let rootfs = spec.rootfs(&bundle);
         match fs::metadata(&rootfs) {
             Ok(m) if m.is_dir() => {}
@@ -113,7 +109,7 @@ impl Runtime {
             Err(e) => return Err(Error::io(&dir, e)),
         }
         let mut guard = DirGuard(Some(&dir));
-        let state = self.spawn_init(id, &dir, &bundle, &rootfs, &spec, seccomp.as_ref(), opts)?;
+        let state = self.spawn_init(id, &dir, &bundle, &rootfs, &spec, opts)?;
         guard.0 = None;
         Ok(state)
     }
@@ -125,9 +121,13 @@ impl Runtime {
         bundle: &Path,
         rootfs: &Path,
         spec: &Spec,
-        seccomp: Option<&seccomp::Filter>,
         opts: &CreateOptions,
     ) -> Result<State> {
+        // Compiled here, before the clone: the init only loads it.
+        let seccomp = seccomp::for_config(
+            spec.linux.as_ref().and_then(|l| l.seccomp.as_ref()),
+            &bundle.join("config.json"),
+        )?;
         let config_copy = dir.join("config.json");
         fs::copy(bundle.join("config.json"), &config_copy)
             .map_err(|e| Error::io(&config_copy, e))?;
@@ -177,7 +177,7 @@ impl Runtime {
                 listener,
                 preserve_fds: opts.preserve_fds,
                 stdio: opts.stdio,
-                seccomp,
+                seccomp: seccomp.as_ref(),
             });
         }
         drop(theirs);

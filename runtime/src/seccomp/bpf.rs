@@ -163,8 +163,8 @@ pub(super) struct AbiRules {
     pub end: u64,
     /// Whether arguments are 64-bit (false on i386: only the low words are compared).
     pub wide: bool,
-    /// Rules by full `nr` (base included).
-    pub calls: BTreeMap<u32, Call>,
+    /// Rules by `nr - base`: a flat table, as syscall numbers are small and dense.
+    pub calls: Vec<Call>,
     /// Action for calls the profile does not name.
     pub default: u32,
     /// runc's -ENOSYS stub: numbers above this one (newer than any call the profile
@@ -208,8 +208,9 @@ fn emit_section(p: &mut Asm, s: &Section, bad_arch: u32) -> Label {
     let ranges = section_ranges(s, bad_arch);
     let mut bodies = BTreeMap::new();
     for abi in s.abis.iter().rev() {
-        for (&nr, call) in abi.calls.iter().rev() {
-            if outcome(call, nr, abi.default) == Outcome::Body(nr) {
+        for (i, call) in abi.calls.iter().enumerate().rev() {
+            let nr = abi.base + i as u32;
+            if outcome(call, nr, abi.default) == Some(Outcome::Body(nr)) {
                 bodies.insert(nr, emit_body(p, call, abi.default, abi.wide));
             }
         }
@@ -233,23 +234,28 @@ fn section_ranges(s: &Section, bad_arch: u32) -> Vec<(u64, Outcome)> {
         if pos < abi.base as u64 {
             add(pos, Outcome::Ret(bad_arch));
         }
-        // Between two of these points the outcome does not change.
-        let mut points = std::collections::BTreeSet::from([abi.base as u64]);
-        for &nr in abi.calls.keys() {
-            points.extend([nr as u64, nr as u64 + 1]);
+        let fallback = |nr: u64| match abi.enosys_above {
+            Some(max) if nr > max as u64 => {
+                Outcome::Ret(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32)
+            }
+            _ => Outcome::Ret(abi.default),
+        };
+        for (i, call) in abi.calls.iter().enumerate() {
+            let nr = abi.base as u64 + i as u64;
+            add(
+                nr,
+                outcome(call, nr as u32, abi.default).unwrap_or(fallback(nr)),
+            );
         }
-        if let Some(max) = abi.enosys_above {
-            points.insert(max as u64 + 1);
-        }
-        for &at in points.range(abi.base as u64..abi.end) {
-            let o = match abi.calls.get(&(at as u32)) {
-                Some(call) => outcome(call, at as u32, abi.default),
-                None if abi.enosys_above.is_some_and(|max| at > max as u64) => {
-                    Outcome::Ret(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32)
-                }
-                None => Outcome::Ret(abi.default),
-            };
-            add(at, o);
+        // Past the table only the ENOSYS boundary can change the outcome.
+        let past = abi.base as u64 + abi.calls.len() as u64;
+        for at in [Some(past), abi.enosys_above.map(|m| m as u64 + 1)]
+            .into_iter()
+            .flatten()
+        {
+            if at >= past && at < abi.end {
+                add(at, fallback(at));
+            }
         }
         pos = abi.end;
     }
@@ -259,11 +265,13 @@ fn section_ranges(s: &Section, bad_arch: u32) -> Vec<(u64, Outcome)> {
     ranges
 }
 
-fn outcome(call: &Call, nr: u32, default: u32) -> Outcome {
+/// What a call's rules decide; None when it has none.
+fn outcome(call: &Call, nr: u32, default: u32) -> Option<Outcome> {
     match call.unconditional {
-        Some(action) => Outcome::Ret(action),
-        None if call.conditional.iter().all(|(_, a)| *a == default) => Outcome::Ret(default),
-        None => Outcome::Body(nr),
+        Some(action) => Some(Outcome::Ret(action)),
+        None if call.conditional.is_empty() => None,
+        None if call.conditional.iter().all(|(_, a)| *a == default) => Some(Outcome::Ret(default)),
+        None => Some(Outcome::Body(nr)),
     }
 }
 

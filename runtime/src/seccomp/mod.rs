@@ -90,8 +90,13 @@ impl Abi {
     }
 
     /// The `nr` the kernel reports for a call of this ABI.
+    #[cfg(test)]
     fn nr(self, name: &str) -> Option<u32> {
-        let row = lookup(name)?;
+        self.nr_in(lookup(name)?)
+    }
+
+    /// The `nr` of this ABI in a row of the syscall table.
+    fn nr_in(self, row: (i16, i16, i16)) -> Option<u32> {
         let n = match self {
             Abi::X86_64 => row.0,
             Abi::I386 => row.1,
@@ -245,7 +250,8 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, Error> {
         };
     }
 
-    let mut calls: BTreeMap<(Abi, u32), Call> = BTreeMap::new();
+    // Per ABI, rules by syscall number (without the x32 bit).
+    let mut calls: BTreeMap<Abi, Vec<Call>> = BTreeMap::new();
     let mut highest: BTreeMap<Abi, u32> = BTreeMap::new();
     let mut rules = 0;
     for (i, sc) in s.syscalls().iter().flatten().enumerate() {
@@ -288,16 +294,23 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, Error> {
             vec![conds]
         };
         for name in sc.names() {
-            let mut known = false;
+            let Some(row) = lookup(name) else {
+                tracing::debug!("seccomp: unknown syscall {name:?} skipped");
+                continue;
+            };
             for &abi in &abis {
-                let Some(nr) = abi.nr(name) else { continue };
-                known = true;
+                let Some(nr) = abi.nr_in(row) else { continue };
                 let top = highest.entry(abi).or_insert(nr);
                 *top = (*top).max(nr);
                 if action == default {
                     continue; // runc drops rules that only restate the default
                 }
-                let call = calls.entry((abi, nr)).or_default();
+                let table = calls.entry(abi).or_default();
+                let index = (nr & !X32_SYSCALL_BIT) as usize;
+                if table.len() <= index {
+                    table.resize(index + 1, Call::default());
+                }
+                let call = &mut table[index];
                 for g in &groups {
                     if g.is_empty() {
                         call.unconditional.get_or_insert(action);
@@ -306,9 +319,6 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, Error> {
                     }
                 }
                 rules += 1;
-            }
-            if !known {
-                tracing::debug!("seccomp: unknown syscall {name:?} skipped");
             }
         }
     }
@@ -326,11 +336,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, Error> {
             base,
             end,
             wide: abi != Abi::I386,
-            calls: calls
-                .iter()
-                .filter(|((a, _), _)| *a == abi)
-                .map(|((_, nr), c)| (*nr, c.clone()))
-                .collect(),
+            calls: calls.remove(&abi).unwrap_or_default(),
             default,
             enosys_above: highest.get(&abi).copied().filter(|_| stub),
         };
@@ -383,13 +389,6 @@ pub fn for_config(
         filter.len(),
         started.elapsed()
     );
-    if std::env::var_os("MINC_SECCOMP_TIMING").is_some() {
-        let t = std::time::Instant::now();
-        let section = parse(v).map_err(bad)?;
-        let p2 = t.elapsed();
-        let _ = compile(&section).map_err(bad)?;
-        eprintln!("TIMING warm parse {p2:?} total {:?}", t.elapsed());
-    }
     Ok(Some(filter))
 }
 

@@ -113,7 +113,8 @@ fn operators_compare_64_bit_values() {
         u64::MAX,
         0x8000_0000_0000_0000,
     ];
-    let ops: [(&str, fn(u64, u64, u64) -> bool); 7] = [
+    type Holds = fn(u64, u64, u64) -> bool;
+    let ops: [(&str, Holds); 7] = [
         ("SCMP_CMP_EQ", |a, v, _| a == v),
         ("SCMP_CMP_NE", |a, v, _| a != v),
         ("SCMP_CMP_LT", |a, v, _| a < v),
