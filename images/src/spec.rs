@@ -210,6 +210,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn privileged_spec() {
+        let mut spec = defaults();
+        privileged(&mut spec);
+        assert_eq!(spec["annotations"]["org.minc.privileged"], "true");
+        assert_eq!(spec["linux"]["maskedPaths"], json!([]));
+        let sys = spec["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["type"] == "sysfs")
+            .unwrap();
+        assert!(!sys["options"].as_array().unwrap().contains(&json!("ro")));
+    }
+
+    #[test]
     fn users_from_the_image() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("etc")).unwrap();
