@@ -7,7 +7,7 @@
 # exec RUNTIME ...'`, because crun needs that on hosts with a hybrid cgroup layout; the
 # wrapper costs the same for all, so the ratios are fair.
 #
-# Usage: sudo bench/runtime.sh [RUNS]   (builds minc in release mode first)
+# Usage: sudo [SECCOMP=docker] bench/runtime.sh [RUNS]   (builds minc in release mode first)
 set -euo pipefail
 runs=${1:-200}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +26,21 @@ for a in sh true; do ln -s busybox "$bundle/rootfs/bin/$a"; done
 (cd "$bundle" && "$minc" spec)
 sed -i 's/"sh"$/"true"/; s/"terminal": true/"terminal": false/' "$bundle/config.json"
 grep -q '"true"' "$bundle/config.json"
+# SECCOMP=docker puts Docker's default seccomp profile (resolved for the bundle's
+# capabilities, as `minc run IMAGE` would) into the bundle, so every runtime compiles and
+# loads the same filter.
+if [ "${SECCOMP:-}" = docker ]; then
+	caps=$(python3 -c 'import json, sys; print(" ".join(json.load(open(sys.argv[1]))["process"]["capabilities"]["bounding"]))' "$bundle/config.json")
+	# shellcheck disable=SC2086
+	"$minc" seccomp-default $caps >"$work/seccomp.json"
+	python3 - "$bundle/config.json" "$work/seccomp.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["linux"]["seccomp"] = json.load(open(sys.argv[2]))
+json.dump(c, open(sys.argv[1], "w"), indent=1)
+PY
+	echo "bundle with Docker's default seccomp profile ($(grep -c '"SCMP_ACT' "$work/seccomp.json") rules)"
+fi
 
 wrap() { # runtime-name command...
 	echo "unshare -m sh -c 'umount /sys/fs/cgroup/unified 2>/dev/null; exec $*'"

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
+use crate::capabilities::{self, DEFAULT};
 use crate::error::{Error, Result};
 use crate::store::Image;
 
@@ -20,25 +21,18 @@ pub struct RunOptions {
     /// `name`, `uid`, `uid:gid` or `name:group`, looked up in the image.
     pub user: Option<String>,
     pub hostname: Option<String>,
+    /// `--cap-add` / `--cap-drop`: names with or without `CAP_`, or `ALL`.
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `--privileged`: every capability, writable /sys, no masked or read-only paths, and
+    /// the [`PRIVILEGED`] annotation (for device access, which the runtime grants).
+    pub privileged: bool,
+    /// `--security-opt no-new-privileges`
+    pub no_new_privileges: bool,
 }
 
-/// Docker's default capability set.
-const CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+/// The annotation that marks a `--privileged` container's spec.
+pub const PRIVILEGED: &str = "org.minc.privileged";
 
 /// A runc-like default spec (process `sh`, rootfs `rootfs`) as JSON.
 fn defaults() -> Value {
@@ -50,7 +44,7 @@ fn defaults() -> Value {
             "args": ["sh"],
             "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
             "cwd": "/",
-            "capabilities": {"bounding": CAPS, "effective": CAPS, "permitted": CAPS},
+            "capabilities": {"bounding": DEFAULT, "effective": DEFAULT, "permitted": DEFAULT},
             "noNewPrivileges": false
         },
         "root": {"path": "rootfs", "readonly": false},
@@ -135,7 +129,28 @@ pub fn runtime_spec(
     if let Some(h) = &opts.hostname {
         spec["hostname"] = json!(h);
     }
+    let caps = capabilities::tweak(&opts.cap_add, &opts.cap_drop, opts.privileged)?;
+    spec["process"]["capabilities"] =
+        json!({"bounding": caps, "effective": caps, "permitted": caps});
+    spec["process"]["noNewPrivileges"] = json!(opts.no_new_privileges);
+    if opts.privileged {
+        privileged(&mut spec);
+    }
     serde_json::from_value(spec).map_err(|e| Error::invalid("runtime spec", e.to_string()))
+}
+
+/// Docker's `--privileged` beyond capabilities: /sys writable, nothing masked or read-only.
+fn privileged(spec: &mut Value) {
+    for m in spec["mounts"].as_array_mut().into_iter().flatten() {
+        if m["type"] == "sysfs" {
+            if let Some(opts) = m["options"].as_array_mut() {
+                opts.retain(|o| o != "ro");
+            }
+        }
+    }
+    spec["linux"]["maskedPaths"] = json!([]);
+    spec["linux"]["readonlyPaths"] = json!([]);
+    spec["annotations"] = json!({ PRIVILEGED: "true" });
 }
 
 /// Resolves `user[:group]` against the image's /etc/passwd and /etc/group (read inside the
@@ -200,6 +215,21 @@ fn lookup_user(rootfs: &Path, spec: &str) -> Result<(u32, u32, Vec<u32>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn privileged_spec() {
+        let mut spec = defaults();
+        privileged(&mut spec);
+        assert_eq!(spec["annotations"]["org.minc.privileged"], "true");
+        assert_eq!(spec["linux"]["maskedPaths"], json!([]));
+        let sys = spec["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["type"] == "sysfs")
+            .unwrap();
+        assert!(!sys["options"].as_array().unwrap().contains(&json!("ro")));
+    }
 
     #[test]
     fn users_from_the_image() {

@@ -6,7 +6,10 @@
 //! never as a silent hang. Successful execve of the container's program closes the last
 //! close-on-exec end, which is how `start` and `exec` learn that the program really runs.
 
-use std::os::fd::OwnedFd;
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 
 use serde::{Deserialize, Serialize};
 
@@ -32,12 +35,77 @@ pub enum Msg {
     },
     /// dmz → runtime: execve of the container's program failed with this errno.
     ExecFailed { errno: i32 },
+    /// container process → runtime, with the listener fd of a NOTIFY seccomp filter: for the
+    /// seccomp agent (see seccomp/notify.rs).
+    SeccompListener,
+    /// runtime → container process: the agent has the listener; go on.
+    SeccompOk,
 }
 
 /// Sends one message.
 pub fn send(fd: &OwnedFd, msg: &Msg) -> Result<()> {
     let data = serde_json::to_vec(msg).expect("messages serialize");
     sys::send(fd, &data).map_err(|e| Error::sys("send to a minc process", e))
+}
+
+/// Sends one message with a file descriptor attached (SCM_RIGHTS, see unix(7)).
+pub fn send_with_fd(fd: &OwnedFd, msg: &Msg, passed: BorrowedFd<'_>) -> Result<()> {
+    let data = serde_json::to_vec(msg).expect("messages serialize");
+    send_bytes_with_fd(fd, &data, passed).map_err(|e| Error::sys("send to a minc process", e))
+}
+
+/// Sends raw bytes with a file descriptor attached (for peers that are not minc's).
+pub fn send_bytes_with_fd(
+    fd: &OwnedFd,
+    data: &[u8],
+    passed: BorrowedFd<'_>,
+) -> std::io::Result<()> {
+    let fds = [passed.as_raw_fd()];
+    sendmsg::<()>(
+        fd.as_raw_fd(),
+        &[IoSlice::new(data)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .map(|_| ())
+    .map_err(std::io::Error::from)
+}
+
+/// Receives one message and the first descriptor that came with it (close-on-exec).
+pub fn recv_with_fd(fd: &OwnedFd) -> Result<(Option<Msg>, Option<OwnedFd>)> {
+    let mut buf = vec![0u8; 8192];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let (len, fds) = loop {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        match recvmsg::<()>(
+            fd.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(m) => {
+                let mut fds = Vec::new();
+                for c in m.cmsgs().into_iter().flatten() {
+                    if let ControlMessageOwned::ScmRights(v) = c {
+                        fds.extend(v);
+                    }
+                }
+                break (m.bytes, fds);
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys("receive from a minc process", e)),
+        }
+    };
+    // SAFETY: the kernel just gave us these descriptors; we own them.
+    let mut fds = fds.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) });
+    let passed = fds.next();
+    if len == 0 {
+        return Ok((None, passed));
+    }
+    let msg = serde_json::from_slice(&buf[..len])
+        .map_err(|e| Error::Init(format!("garbled message from a minc process: {e}")))?;
+    Ok((Some(msg), passed))
 }
 
 /// Receives one message; `None` when the peer closed its end (or exec'd the program).

@@ -16,6 +16,7 @@ use crate::dmz::Dmz;
 use crate::error::{check, Error, Result};
 use crate::hooks;
 use crate::init::{self, InitArgs};
+use crate::seccomp;
 use crate::spec::{self, LinuxNamespaceType, Spec};
 use crate::state::{self, OciState, State, Status};
 use crate::sys;
@@ -157,6 +158,8 @@ impl Runtime {
         opts: &CreateOptions,
         lock: Lock,
     ) -> Result<State> {
+        // Compiled here, before the clone: the init only loads it.
+        let seccomp = seccomp::for_spec(spec, &bundle.join("config.json"))?;
         let config_copy = dir.join("config.json");
         fs::copy(bundle.join("config.json"), &config_copy)
             .map_err(|e| Error::io(&config_copy, e))?;
@@ -226,6 +229,7 @@ impl Runtime {
                 dmz: &dmz,
                 preserve_fds: opts.preserve_fds,
                 stdio: opts.stdio,
+                seccomp: seccomp.as_ref(),
             });
         }
         drop(theirs);
@@ -323,7 +327,12 @@ impl Runtime {
             state.oci.pid
         ));
         channel::send(&conn, &Msg::Start { state: created })?;
-        let reply = channel::recv(&conn)?;
+        // A NOTIFY seccomp filter's listener comes first, for the agent (seccomp/notify.rs).
+        let reply = seccomp::notify::relay(&conn, || {
+            let spec = spec::load(&dir, false)?;
+            let current = serde_json::to_value(state.current()).expect("state serializes");
+            seccomp::notify::Agent::of(&spec, current, state.oci.pid)
+        })?;
         let _ = fs::remove_file(dir.join("start.sock"));
         channel::expect_exec(reply, "the container's program")?;
         state.started = true;

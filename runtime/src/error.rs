@@ -49,6 +49,8 @@ pub enum Error {
     Child { message: String, code: i32 },
     #[error("hook {}: {reason}", path.display())]
     Hook { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Seccomp(#[from] crate::seccomp::Error),
 }
 
 impl Error {

@@ -16,6 +16,7 @@ use crate::dmz::{self, Dmz};
 use crate::error::{check, Error, Result};
 use crate::init;
 use crate::ops::{Linux, Sys};
+use crate::seccomp;
 use crate::spec::{self, LinuxNamespaceType, Process};
 use crate::state::Status;
 use crate::sys;
@@ -50,6 +51,7 @@ impl Runtime {
             return Err(Error::NotRunning(id.into()));
         }
         let spec = spec::load(&self.dir(id), false)?;
+        let seccomp = seccomp::for_spec(&spec, &self.dir(id).join("config.json"))?;
         let mut process = spec::process(&spec).clone();
         if opts.args.is_empty() {
             return Err(Error::Init("exec: no command given".into()));
@@ -124,7 +126,7 @@ impl Runtime {
         }
         if child == 0 {
             drop(ours);
-            let err = exec_child(&joins, &process, &dmz, &theirs);
+            let err = exec_child(&joins, &process, &dmz, seccomp.as_ref(), &theirs);
             let _ = channel::send(&theirs, &channel::error(&err));
             // SAFETY: leave the forked copy without unwinding.
             unsafe { libc::_exit(err.exit_code().max(1)) };
@@ -134,8 +136,13 @@ impl Runtime {
         if let Some(pf) = &opts.pid_file {
             fs::write(pf, child.to_string()).map_err(|e| Error::io(pf, e))?;
         }
-        let reply = channel::recv(&ours).unwrap_or(None);
-        if let Err(e) = channel::expect_exec(reply, &opts.args[0]) {
+        // A NOTIFY seccomp filter's listener comes first, for the agent (seccomp/notify.rs).
+        let reply = seccomp::notify::relay(&ours, || {
+            let state = serde_json::to_value(state.current()).expect("state serializes");
+            seccomp::notify::Agent::of(&spec, state, child)
+        });
+        drop(ours); // a child still waiting for the agent's ok sees EOF and gives up
+        if let Err(e) = reply.and_then(|r| channel::expect_exec(r, &opts.args[0])) {
             // SAFETY: reaping our child.
             unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
             sys::set_sigmask(&old_mask);
@@ -182,6 +189,7 @@ fn exec_child(
     joins: &[(LinuxNamespaceType, OwnedFd, String)],
     process: &Process,
     dmz: &Dmz,
+    seccomp: Option<&seccomp::Filter>,
     report: &OwnedFd,
 ) -> Error {
     let run = || -> Result<std::convert::Infallible> {
@@ -195,12 +203,15 @@ fn exec_child(
         let args = spec::args(process);
         let program = init::find_executable(&args[0], &env)?;
         let id = init::identity(process)?;
+        // The container's filter, at the moment the init loads it (see init step 6).
+        init::load_seccomp(seccomp, !id.no_new_privs, report)?;
         sys.set_identity(&id)?;
         init::close_fds_on_exec(0);
         init::reset_signals();
         if explain::enabled() {
             init::render_exec(&id, &program, args, &env).emit();
         }
+        init::load_seccomp(seccomp, id.no_new_privs, report)?;
         Err(dmz.exec(report.as_raw_fd(), &program, args, &env))
     };
     match run() {

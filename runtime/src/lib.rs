@@ -13,6 +13,7 @@ pub mod hooks;
 pub mod init;
 pub mod ops;
 pub mod rfc3339;
+pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod sys;

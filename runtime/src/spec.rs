@@ -52,7 +52,12 @@ pub fn load(bundle: &Path, strict: bool) -> Result<Spec> {
     let mut de = serde_json::Deserializer::from_slice(&data);
     let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let at = e.path().to_string();
-        let inner = e.into_inner();
+        // The field path says where; serde's " at line L column C" would say it twice.
+        let inner = e.into_inner().to_string();
+        let inner = match inner.rfind(" at line ") {
+            Some(i) if at != "." => inner[..i].to_string(),
+            _ => inner,
+        };
         if at == "." {
             bad(inner.to_string())
         } else {

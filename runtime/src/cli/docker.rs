@@ -16,7 +16,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 
 use super::containers::{ago, new_id, Containers, Record};
-use super::{format, monitor};
+use super::{format, monitor, security};
 use crate::container::{CreateOptions, Runtime};
 use crate::state::Status;
 use crate::sys;
@@ -54,6 +54,18 @@ pub struct ImageRunArgs {
     /// User (name or uid[:gid]) to run as
     #[arg(short = 'u', long = "user")]
     pub user: Option<String>,
+    /// seccomp=unconfined|FILE (default: Docker's profile), no-new-privileges[=true|false]
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Add a capability (name with or without CAP_, or ALL)
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (name with or without CAP_, or ALL)
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// All capabilities, no seccomp, writable /sys
+    #[arg(long)]
+    pub privileged: bool,
 }
 
 impl ImageRunArgs {
@@ -69,6 +81,10 @@ impl ImageRunArgs {
             || self.entrypoint.is_some()
             || self.workdir.is_some()
             || self.user.is_some()
+            || !self.security_opt.is_empty()
+            || !self.cap_add.is_empty()
+            || !self.cap_drop.is_empty()
+            || self.privileged
     }
 }
 
@@ -134,6 +150,8 @@ pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String
             bail!("--hostname {h:?}: not a valid hostname (letters, digits, '-' and '.', at most 64 characters)");
         }
     }
+    let security = security::parse(&a.security_opt)?;
+    images::capabilities::tweak(&a.cap_add, &a.cap_drop, a.privileged)?;
     let store = ctx.store()?;
     let img = store.resolve(image).map_err(|e| {
         anyhow!("{e} (see `minc images`; to run an OCI bundle instead: minc run -b BUNDLE {image})")
@@ -149,7 +167,7 @@ pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String
     let dir = containers.reserve(&id, &name)?;
     // From here on, any failure removes everything made so far.
     let result = setup_and_start(
-        ctx, a, detach, &img, cmd, &id, &short, &name, &dir, ports, dns, &store,
+        ctx, a, detach, &img, cmd, &id, &short, &name, &dir, ports, dns, &store, &security,
     );
     match result {
         Ok(code) => Ok(code),
@@ -174,6 +192,7 @@ fn setup_and_start(
     ports: Vec<netsetup::PortMapping>,
     dns: Vec<std::net::IpAddr>,
     store: &images::Store,
+    security: &security::SecurityOpts,
 ) -> Result<i32> {
     let rootfs = store.create_rootfs(img, dir)?;
     let hostname = a.hostname.clone().unwrap_or_else(|| short.to_string());
@@ -202,9 +221,18 @@ fn setup_and_start(
         workdir: a.workdir.clone(),
         user: a.user.clone(),
         hostname: Some(hostname),
+        cap_add: a.cap_add.clone(),
+        cap_drop: a.cap_drop.clone(),
+        privileged: a.privileged,
+        no_new_privileges: security.no_new_privileges,
     };
     let spec = images::runtime_spec(img, &rootfs.path, &opts)?;
     let mut config = serde_json::to_value(&spec)?;
+    let bounding: Vec<String> =
+        serde_json::from_value(config["process"]["capabilities"]["bounding"].clone())?;
+    if let Some(section) = security.seccomp_section(a.privileged, &bounding)? {
+        config["linux"]["seccomp"] = section;
+    }
     if let Some(al) = &alloc {
         let mounts = config["mounts"]
             .as_array_mut()

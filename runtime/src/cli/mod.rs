@@ -14,6 +14,7 @@ mod image;
 mod log;
 pub mod monitor;
 mod runc;
+mod security;
 
 use std::path::{Path, PathBuf};
 
@@ -99,6 +100,10 @@ pub enum Command {
     /// Manage images: ls, inspect, rm, unpack, import
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// Print the `linux.seccomp` section Docker's default profile gives a container with
+    /// these capabilities (default: Docker's set)
+    #[command(name = "seccomp-default", hide = true)]
+    SeccompDefault { caps: Vec<String> },
 }
 
 #[derive(Args, Debug)]
@@ -308,6 +313,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Inspect(a) => docker::inspect(&ctx, &a.name).map(|_| 0),
         Command::Images => image::ls(&ctx).map(|_| 0),
         Command::Image(c) => image::dispatch(&ctx, c).map(|_| 0),
+        Command::SeccompDefault { caps } => security::print_default(caps).map(|_| 0),
         _ => runc::dispatch(cli),
     }
 }
@@ -316,8 +322,8 @@ fn run(ctx: &docker::Ctx, rt: &crate::Runtime, a: &RunArgs, strict: bool) -> Res
     if a.bundle_mode() {
         if a.image.any() {
             bail!(
-                "run: --rm, --name, -p, -e, --hostname, --dns, --network, --entrypoint, -w and -u \
-                 apply to images; a bundle's config.json decides those (drop -b to run an image)"
+                "run: --rm, --name, -p, -e, --hostname, --dns, --network, --entrypoint, -w, -u, \
+                 --security-opt, --cap-add, --cap-drop and --privileged apply to images; a bundle's config.json decides those (drop -b to run an image)"
             );
         }
         let [id] = a.args.as_slice() else {

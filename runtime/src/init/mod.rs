@@ -47,6 +47,8 @@ pub struct InitArgs<'a> {
     pub preserve_fds: u32,
     /// Replacement stdin, stdout, stderr.
     pub stdio: Option<[RawFd; 3]>,
+    /// The compiled `linux.seccomp` filter (compiled by `create` before the clone).
+    pub seccomp: Option<&'a crate::seccomp::Filter>,
 }
 
 /// Runs the init; never returns. Any error goes back to whoever is waiting (create, or start
@@ -180,7 +182,10 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
         Some(&hook_env),
     )?;
 
-    // 6. Become the container's process.
+    // 6. Become the container's process. Without no_new_privs, loading the seccomp filter
+    // needs CAP_SYS_ADMIN, so it comes before the capabilities go (runc's order); with it,
+    // the filter is the last step before the exec.
+    load_seccomp(a.seccomp, !id.no_new_privs, conn)?;
     sys.set_identity(&id)?;
     // The container's own stdio last, so the init's --explain lines and errors go to the
     // runtime's stderr, not into the container's log (which is why the exec line is
@@ -200,7 +205,24 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
         }
     }
     reset_signals();
+    load_seccomp(a.seccomp, id.no_new_privs, conn)?;
     Err(a.dmz.exec(conn.as_raw_fd(), &program, args, &env))
+}
+
+/// Loads the container's seccomp filter when `now` (explained as a comment: no shell
+/// command loads one). A NOTIFY filter's listener goes to the runtime over `runtime`.
+pub fn load_seccomp(
+    filter: Option<&crate::seccomp::Filter>,
+    now: bool,
+    runtime: &OwnedFd,
+) -> Result<()> {
+    match filter {
+        Some(f) if now => {
+            f.explain();
+            crate::seccomp::notify::load(Some(f), runtime)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The last line of a transcript: `exec setpriv ... -- env -i K=V ... PROGRAM ARGS`.

@@ -79,6 +79,29 @@ pub fn identity(p: &Process) -> Result<Identity> {
         id.permitted = mask(c.permitted())?;
         id.inheritable = mask(c.inheritable())?;
         id.ambient = mask(c.ambient())?;
+        // An inheritable capability outside the bounding set could come back at the next
+        // execve (through ambient or file capabilities): the kernel refuses it with EPERM
+        // unless this process already had it inheritable, so refuse it always, the same way.
+        // An ambient one must be inheritable too; if it is not, it cannot be raised (runc
+        // warns and goes on, so does minc).
+        let outside = id.inheritable & !id.bounding;
+        if outside != 0 {
+            let set = if id.ambient & outside != 0 {
+                "ambient and inheritable"
+            } else {
+                "inheritable"
+            };
+            return Err(Error::sys(
+                format!("{} {set} but not in the bounding set", caps_are(outside)),
+                std::io::Error::from_raw_os_error(libc::EPERM),
+            ));
+        }
+        if id.ambient & !id.bounding != 0 {
+            tracing::warn!(
+                "ambient {} not in the bounding set: not raised",
+                caps_are(id.ambient & !id.bounding)
+            );
+        }
     }
     Ok(id)
 }
@@ -184,6 +207,16 @@ pub fn attributes(spec: &Spec) -> Result<Vec<Attr>> {
         });
     }
     Ok(out)
+}
+
+/// "capability CAP_X is" / "capabilities CAP_X, CAP_Y are", for messages.
+fn caps_are(mask: u64) -> String {
+    let list = crate::ops::process::cap_list(mask);
+    if mask.count_ones() == 1 {
+        format!("capability {list} is")
+    } else {
+        format!("capabilities {list} are")
+    }
 }
 
 /// The spec's rlimits.

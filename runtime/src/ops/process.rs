@@ -115,6 +115,15 @@ pub fn cap_mask<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<CapMask>
     Ok(mask)
 }
 
+/// Names of the capabilities in a mask as the spec spells them (`CAP_CHOWN, CAP_KILL`).
+pub fn cap_list(mask: CapMask) -> String {
+    cap_names(mask)
+        .iter()
+        .map(|n| format!("CAP_{}", n.to_ascii_uppercase()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Names of the capabilities in a mask, as setpriv(1) spells them (`chown`, `kill`).
 fn cap_names(mask: CapMask) -> Vec<String> {
     let mut v: Vec<String> = caps::all()
