@@ -227,6 +227,38 @@ pub fn ns_option(kind: LinuxNamespaceType) -> &'static str {
 /// The default config.json written by `minc spec`, the same as `runc spec` writes.
 pub const DEFAULT_SPEC: &str = include_str!("default-spec.json");
 
+/// `minc spec --rootless`: the default spec turned into one an unprivileged user can run,
+/// the way runc's `ToRootless` does it.
+pub fn rootless_spec() -> String {
+    let mut v: serde_json::Value = serde_json::from_str(DEFAULT_SPEC).expect("valid default");
+    // SAFETY: geteuid/getegid cannot fail.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let linux = &mut v["linux"];
+    if let Some(ns) = linux["namespaces"].as_array_mut() {
+        ns.retain(|n| n["type"] != "network" && n["type"] != "user");
+        ns.push(serde_json::json!({"type": "user"}));
+    }
+    linux["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": uid, "size": 1}]);
+    linux["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+    if let Some(obj) = linux.as_object_mut() {
+        obj.remove("resources");
+    }
+    if let Some(mounts) = v["mounts"].as_array_mut() {
+        for m in mounts.iter_mut() {
+            if m["destination"] == "/sys" {
+                *m = serde_json::json!({"destination": "/sys", "type": "none", "source": "/sys",
+                    "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+            } else if let Some(opts) = m["options"].as_array_mut() {
+                opts.retain(|o| {
+                    let o = o.as_str().unwrap_or("");
+                    !o.starts_with("uid=") && !o.starts_with("gid=")
+                });
+            }
+        }
+    }
+    serde_json::to_string_pretty(&v).expect("serializes") + "\n"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

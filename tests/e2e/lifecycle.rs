@@ -3,7 +3,7 @@
 //! namespaces; see `minc_tests::sandbox`) with its own `--root`.
 
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 
 use minc_tests::{mounts_under, stderr, stdout, stray_processes, Bundle};
 use serde_json::{json, Value};
@@ -844,4 +844,65 @@ fn user_namespace_maps_root_to_a_host_range() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("uidMappings"), "{}", stderr(&out));
     b.assert_no_state();
+}
+
+#[test]
+fn rootless_run_as_an_unprivileged_user() {
+    if !minc_tests::sandbox("rootless_run_as_an_unprivileged_user") {
+        return;
+    }
+    // Everything belongs to `nobody`, who runs minc: `spec --rootless`, then `run`, with the
+    // state under its own XDG_RUNTIME_DIR.
+    let tmp = minc_tests::tempdir();
+    let top = tmp.path();
+    let bundle = top.join("bundle");
+    minc_tests::busybox_rootfs(&bundle.join("rootfs"));
+    std::fs::create_dir(top.join("run")).unwrap();
+    minc_tests::run("chown", &["-R", "65534:65534", top.to_str().unwrap()]);
+    minc_tests::run("chmod", &["755", top.to_str().unwrap()]);
+    let as_nobody = |args: &[&str]| {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(MINC)
+            .args(args)
+            .current_dir(&bundle)
+            .env("XDG_RUNTIME_DIR", top.join("run"));
+        minc_tests::output_via_files(&mut c)
+    };
+    let out = as_nobody(&["spec", "--rootless"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cfg = bundle.join("config.json");
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+    assert_eq!(c["linux"]["uidMappings"][0]["hostID"], 65534);
+    c["process"]["args"] = json!([
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; id -u; touch /made-inside"
+    ]);
+    c["process"]["terminal"] = json!(false);
+    c["root"]["readonly"] = json!(false);
+    std::fs::write(&cfg, serde_json::to_vec(&c).unwrap()).unwrap();
+
+    let out = as_nobody(&["run", "r1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["0", "65534", "1"]
+    );
+    assert_eq!(lines[1], "0", "root in the container: {text}");
+    use std::os::unix::fs::MetadataExt;
+    let made = std::fs::metadata(bundle.join("rootfs/made-inside")).unwrap();
+    assert_eq!(
+        made.uid(),
+        65534,
+        "files it makes belong to the user on the host"
+    );
+    // Its state lived under XDG_RUNTIME_DIR, and is gone.
+    let left: Vec<_> = std::fs::read_dir(top.join("run/minc"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

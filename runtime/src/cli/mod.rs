@@ -29,14 +29,16 @@ use clap::{Args, Parser, Subcommand};
     after_help = "Every privileged step can be shown as the shell command it stands for: minc --explain run ..."
 )]
 pub struct Cli {
-    /// Directory for container state
-    #[arg(long, global = true, default_value = "/run/minc", value_name = "DIR")]
+    /// Directory for container state [default: /run/minc; $XDG_RUNTIME_DIR/minc when not root]
+    #[arg(long, global = true, default_value_os_t = default_root(), hide_default_value = true, value_name = "DIR")]
     pub root: PathBuf,
-    /// Directory for images, container filesystems and network state
+    /// Directory for images, container filesystems and network state [default:
+    /// /var/lib/minc; $XDG_DATA_HOME/minc when not root]
     #[arg(
         long = "data-root",
         global = true,
-        default_value = "/var/lib/minc",
+        default_value_os_t = default_data_root(),
+        hide_default_value = true,
         value_name = "DIR"
     )]
     pub data_root: PathBuf,
@@ -58,8 +60,10 @@ pub struct Cli {
     /// Accepted for runc compatibility (minc does not manage cgroups through systemd)
     #[arg(long = "systemd-cgroup", global = true, hide = true)]
     pub systemd_cgroup: bool,
-    /// Accepted for runc compatibility
-    #[arg(long, global = true, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    /// With `spec`: write a spec for running without root (a user namespace mapping this
+    /// user to root, no network namespace, as `runc spec --rootless`); otherwise accepted for
+    /// runc compatibility (minc finds out by itself whether it runs as root)
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true", value_name = "true|false|auto")]
     pub rootless: Option<String>,
     #[command(subcommand)]
     pub command: Command,
@@ -190,6 +194,36 @@ pub struct RmArgs {
 pub struct NameArg {
     /// Container name or id
     pub name: String,
+}
+
+/// Whether minc runs without root (rootless): then its state and data live in the user's
+/// own directories, as runc's do (XDG base directories).
+fn rootless() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() != 0 }
+}
+
+fn default_root() -> PathBuf {
+    if !rootless() {
+        return PathBuf::from("/run/minc");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("minc"),
+        // SAFETY: getuid cannot fail.
+        _ => PathBuf::from(format!("/run/user/{}/minc", unsafe { libc::getuid() })),
+    }
+}
+
+fn default_data_root() -> PathBuf {
+    if !rootless() {
+        return PathBuf::from("/var/lib/minc");
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    base.join("minc")
 }
 
 /// Runs the CLI; returns the process exit code.

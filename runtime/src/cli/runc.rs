@@ -149,7 +149,14 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
             if path.exists() {
                 bail!("spec: {} already exists", path.display());
             }
-            std::fs::write(&path, DEFAULT_SPEC)
+            // `spec --rootless` (the global runc option): a spec for running without root,
+            // as `runc spec --rootless` writes it.
+            let text = if cli.rootless.as_deref().is_some_and(|v| v != "false") {
+                crate::spec::rootless_spec()
+            } else {
+                DEFAULT_SPEC.to_string()
+            };
+            std::fs::write(&path, text)
                 .with_context(|| format!("spec: write {}", path.display()))?;
         }
         Command::Create(a) => {

@@ -65,9 +65,6 @@ pub fn main(args: InitArgs) -> ! {
 }
 
 fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
-    // Before anything else: nothing in the container may open this process's /proc files
-    // (its exe is the host's minc).
-    dmz::make_non_dumpable()?;
     let sys = &Linux;
     let spec = a.spec;
     let process = spec::process(spec);
@@ -82,10 +79,14 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
         }
     };
 
-    // The parent wrote our uid and gid maps before Go: become root of the user namespace.
+    // The parent wrote our uid and gid maps before Go (that needs us dumpable when it is
+    // not root): become root of the user namespace.
     if crate::userns::new_userns(spec) {
         crate::userns::become_root()?;
     }
+    // Before anything touches the container: nothing in it may open this process's /proc
+    // files (its exe is the host's minc). Until now no process could be in the container.
+    dmz::make_non_dumpable()?;
 
     // 2. Namespaces given by path are joined (the new ones came with the clone; the PID
     //    namespace was joined around the clone itself).

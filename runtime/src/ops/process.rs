@@ -202,10 +202,16 @@ impl Identity {
             check(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0), || {
                 "keep capabilities across setuid".into()
             })?;
-            check(
-                libc::setgroups(self.groups.len(), self.groups.as_ptr()),
-                || format!("setgroups {:?}", self.groups),
-            )?;
+            // A user namespace an unprivileged user made has setgroups(2) denied: with no
+            // supplementary groups asked for there is nothing to set (runc does the same).
+            let denied =
+                std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+            if !(denied && self.groups.is_empty()) {
+                check(
+                    libc::setgroups(self.groups.len(), self.groups.as_ptr()),
+                    || format!("setgroups {:?}", self.groups),
+                )?;
+            }
             check(libc::setgid(self.gid), || format!("setgid {}", self.gid))?;
             check(libc::setuid(self.uid), || format!("setuid {}", self.uid))?;
             check(libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0), || {
