@@ -4,9 +4,13 @@
 //! - [`explain`]: how a privileged step is rendered as the shell command it stands for
 //!   (`minc --explain`), with correct quoting, from the same arguments that perform it.
 //! - [`lock`]: exclusive file locks (flock(2)) that guard state directories.
+//! - [`fs`]: files written atomically (temporary sibling + rename).
+//! - [`netns`]: entering a network namespace, on a scoped thread or in the calling thread.
 //!
 //! This crate depends on no other crate of the workspace; `minc` (runtime), `images` and
 //! `netsetup` depend on it. It never composes them.
 
 pub mod explain;
+pub mod fs;
 pub mod lock;
+pub mod netns;
