@@ -138,14 +138,9 @@ pub fn published_path(net: &Network, id: &str) -> PathBuf {
     net.run_netns_dir.join(netns::name(id))
 }
 
-/// Publishes the namespace at `source` (identity `expect`) under its name. Separate from the
-/// rest so that a failure here (the name is taken) never removes someone else's name.
-pub fn publish(
-    sys: &mut dyn System,
-    source: &Path,
-    target: &Path,
-    expect: (u64, u64),
-) -> Result<(), Error> {
+/// Refuses a namespace name that exists already (another data root's container, or someone's
+/// `ip netns add`): checked before the name is recorded, so teardown never removes it.
+pub fn check_name_free(target: &Path) -> Result<(), Error> {
     if target.exists() {
         return Err(Error::Netns {
             path: target.into(),
@@ -155,6 +150,16 @@ pub fn publish(
             ),
         });
     }
+    Ok(())
+}
+
+/// Publishes the namespace at `source` (identity `expect`) under its name.
+pub fn publish(
+    sys: &mut dyn System,
+    source: &Path,
+    target: &Path,
+    expect: (u64, u64),
+) -> Result<(), Error> {
     ops::run(
         sys,
         vec![Op::NetnsPublish {

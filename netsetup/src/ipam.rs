@@ -4,7 +4,9 @@
 //! A reservation is atomic: its record (container id, and the PID and start time of the
 //! process that reserved) is written to a temporary file first, then link(2)ed into place,
 //! which fails with EEXIST if the name is taken. So a reservation is never visible without its
-//! owner, whatever moment the reserving process is killed at.
+//! owner, whatever moment the reserving process is killed at. And the caller records the
+//! container's state (which names the address and ports) before it claims them, so every
+//! claim is accounted for by a state file.
 //!
 //! Allocation is round-robin from the last address handed out (like CNI's host-local), so a
 //! released address is not reused at once and the cost per allocation stays O(1) until the
@@ -132,6 +134,7 @@ fn unclaim(p: &Path, id: &str) -> Result<(), Error> {
 }
 
 /// Who holds a host port, if anyone.
+#[cfg(test)]
 pub fn port_owner(net: &Network, proto: Protocol, port: u16) -> Option<String> {
     read_claim(&port_file(net, proto, port))
         .ok()
@@ -153,17 +156,16 @@ pub fn candidates(net: &Network) -> (u32, u32) {
     (first, last)
 }
 
-/// Reserves the next free address after the last one handed out. Caller holds the lock.
-pub fn reserve_ip(net: &Network, id: &str) -> Result<Option<Ipv4Addr>, Error> {
-    let dir = ips_dir(net);
-    create_private_dir(&dir)?;
-    let last_p = net.state_dir().join("last_reserved");
+/// The next free address after the last one handed out (None: the pool is full). Caller
+/// holds the lock, and records the address in the container's state before it claims it.
+pub fn next_free_ip(net: &Network) -> Result<Option<Ipv4Addr>, Error> {
+    create_private_dir(&ips_dir(net))?;
     let (first, last) = candidates(net);
     if first > last {
         return Ok(None);
     }
     let size = last - first + 1;
-    let prev = fs::read_to_string(&last_p)
+    let prev = fs::read_to_string(last_reserved(net))
         .ok()
         .and_then(|s| s.trim().parse::<Ipv4Addr>().ok())
         .map(u32::from)
@@ -176,55 +178,88 @@ pub fn reserve_ip(net: &Network, id: &str) -> Result<Option<Ipv4Addr>, Error> {
             continue;
         }
         let ip = Ipv4Addr::from(cand);
-        if claim(&ip_file(net, ip), id)? {
-            sysops::fs::write_atomic(&last_p, ip.to_string().as_bytes(), 0o600)
-                .map_err(io_err("write", &last_p))?;
-            return Ok(Some(ip));
+        match fs::symlink_metadata(ip_file(net, ip)) {
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Some(ip)),
+            Err(e) => return Err(io_err("stat", ip_file(net, ip))(e)),
+            Ok(_) => {}
         }
     }
     Ok(None)
 }
 
-/// Reserves host ports for `id`, all or none. When a port is held, `free` is asked to release
-/// it if its holder is gone (it returns true when it did) and the claim is tried once more.
-/// Caller holds the lock.
-pub fn reserve_ports(
+fn last_reserved(net: &Network) -> PathBuf {
+    net.state_dir().join("last_reserved")
+}
+
+fn taken(file: &Path) -> Error {
+    Error::Io {
+        what: "claim",
+        path: file.into(),
+        source: std::io::Error::from_raw_os_error(libc::EEXIST),
+    }
+}
+
+/// Claims `ip` for `id` (free, as [`next_free_ip`] found it under the same lock). Idempotent
+/// for the same id.
+pub fn take_ip(net: &Network, ip: Ipv4Addr, id: &str) -> Result<(), Error> {
+    let file = ip_file(net, ip);
+    if !claim(&file, id)? && read_claim(&file)?.is_none_or(|c| c.id != id) {
+        return Err(taken(&file));
+    }
+    sysops::fs::write_atomic(&last_reserved(net), ip.to_string().as_bytes(), 0o600)
+        .map_err(io_err("write", last_reserved(net)))
+}
+
+/// Reserves the next free address for `id` (for tests: allocation records before it claims).
+#[cfg(test)]
+pub fn reserve_ip(net: &Network, id: &str) -> Result<Option<Ipv4Addr>, Error> {
+    let Some(ip) = next_free_ip(net)? else {
+        return Ok(None);
+    };
+    take_ip(net, ip, id)?;
+    Ok(Some(ip))
+}
+
+/// Checks that every host port of `ports` is free for `id` (or held by `id` already). When a
+/// port is held, `free` is asked to release it if its holder is gone (true when it did).
+/// Caller holds the lock, and records the ports before it claims them with [`take_ports`].
+pub fn check_ports(
     net: &Network,
     id: &str,
     ports: &[PortMapping],
     free: &mut dyn FnMut(&Path, &Claim) -> Result<bool, Error>,
 ) -> Result<(), Error> {
-    let dir = ports_dir(net);
-    create_private_dir(&dir)?;
+    create_private_dir(&ports_dir(net))?;
     for (i, p) in ports.iter().enumerate() {
-        let dup = ports[..i]
+        let in_use = |owner: String| Error::PortInUse {
+            port: p.host_port,
+            proto: p.protocol,
+            owner,
+        };
+        if ports[..i]
             .iter()
-            .any(|q| q.host_port == p.host_port && q.protocol == p.protocol);
-        let file = port_file(net, p.protocol, p.host_port);
-        let mut taken = dup || !claim(&file, id)?;
-        if taken && !dup {
-            if let Some(holder) = read_claim(&file)? {
-                if free(&file, &holder)? {
-                    taken = !claim(&file, id)?;
-                }
-            } else {
-                taken = !claim(&file, id)?; // released in between
-            }
+            .any(|q| q.host_port == p.host_port && q.protocol == p.protocol)
+        {
+            return Err(in_use(id.into()));
         }
-        if taken {
-            for q in &ports[..i] {
-                unclaim(&port_file(net, q.protocol, q.host_port), id)?;
-            }
-            let owner = if dup {
-                id.to_string()
-            } else {
-                port_owner(net, p.protocol, p.host_port).unwrap_or_else(|| "?".into())
-            };
-            return Err(Error::PortInUse {
-                port: p.host_port,
-                proto: p.protocol,
-                owner,
-            });
+        let file = port_file(net, p.protocol, p.host_port);
+        let Some(holder) = read_claim(&file)? else {
+            continue;
+        };
+        if holder.id == id || free(&file, &holder)? {
+            continue;
+        }
+        return Err(in_use(holder.id));
+    }
+    Ok(())
+}
+
+/// Claims the host ports [`check_ports`] found free. Idempotent for the same id.
+pub fn take_ports(net: &Network, id: &str, ports: &[PortMapping]) -> Result<(), Error> {
+    for p in ports {
+        let file = port_file(net, p.protocol, p.host_port);
+        if !claim(&file, id)? && read_claim(&file)?.is_none_or(|c| c.id != id) {
+            return Err(taken(&file));
         }
     }
     Ok(())
@@ -415,16 +450,24 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let n = net(d.path(), "10.9.0.0/24", "10.9.0.1");
         let p = |s: &str| s.parse::<PortMapping>().unwrap();
-        reserve_ports(&n, "a", &[p("8080:80"), p("53:53/udp")], &mut never).unwrap();
-        let e = reserve_ports(&n, "b", &[p("9090:90"), p("8080:81")], &mut never).unwrap_err();
+        let reserve =
+            |id: &str,
+             ports: &[PortMapping],
+             free: &mut dyn FnMut(&Path, &Claim) -> Result<bool, Error>| {
+                check_ports(&n, id, ports, free)?;
+                take_ports(&n, id, ports)
+            };
+        reserve("a", &[p("8080:80"), p("53:53/udp")], &mut never).unwrap();
+        reserve("a", &[p("8080:80")], &mut never).unwrap();
+        let e = reserve("b", &[p("9090:90"), p("8080:81")], &mut never).unwrap_err();
         assert_eq!(
             e.to_string(),
             "host port 8080/tcp is already published by container a"
         );
-        assert_eq!(port_owner(&n, Protocol::Tcp, 9090), None, "rolled back");
-        reserve_ports(&n, "b", &[p("8080:80/udp")], &mut never).unwrap();
+        assert_eq!(port_owner(&n, Protocol::Tcp, 9090), None, "nothing claimed");
+        reserve("b", &[p("8080:80/udp")], &mut never).unwrap();
         assert!(
-            reserve_ports(&n, "c", &[p("1:1"), p("1:2")], &mut never).is_err(),
+            reserve("c", &[p("1:1"), p("1:2")], &mut never).is_err(),
             "duplicate in one request"
         );
         // A holder that is gone is released by `free`, and the port is taken.
@@ -434,7 +477,7 @@ mod tests {
             fs::remove_file(f).unwrap();
             Ok(true)
         };
-        reserve_ports(&n, "c", &[p("8080:80")], &mut free).unwrap();
+        reserve("c", &[p("8080:80")], &mut free).unwrap();
         assert_eq!(asked, ["a"]);
         assert_eq!(port_owner(&n, Protocol::Tcp, 8080).as_deref(), Some("c"));
         release(&n, "c", None, &[p("8080:80")]).unwrap();

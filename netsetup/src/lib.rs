@@ -114,20 +114,19 @@ fn allocate_with(sys: &mut dyn System, net: &Network, req: &Request) -> Result<A
             }
             reclaim_locked(sys, net, &old)?;
         }
-        let ip = match ipam::reserve_ip(net, &req.id)? {
+        // Recorded first, claimed second: a process killed at any point leaves either
+        // nothing or a state file, never a claim nobody recorded.
+        let ip = match ipam::next_free_ip(net)? {
             Some(ip) => ip,
             None => {
                 // Only when the pool is full do we pay for a scan of every allocation.
                 reclaim_stale_locked(sys, net)?;
-                ipam::reserve_ip(net, &req.id)?.ok_or(Error::PoolExhausted(net.subnet))?
+                ipam::next_free_ip(net)?.ok_or(Error::PoolExhausted(net.subnet))?
             }
         };
-        if let Err(e) = ipam::reserve_ports(net, &req.id, &req.ports, &mut |f, c| {
+        ipam::check_ports(net, &req.id, &req.ports, &mut |f, c| {
             free_if_gone(sys, net, f, c)
-        }) {
-            ipam::release(net, &req.id, Some(ip), &[])?;
-            return Err(e);
-        }
+        })?;
         let mut files = Vec::new();
         if let Some(dir) = &req.files_dir {
             files = ["resolv.conf", "hosts", "hostname"]
@@ -159,8 +158,11 @@ fn allocate_with(sys: &mut dyn System, net: &Network, req: &Request) -> Result<A
             connected: false,
             published: None,
         };
-        if let Err(e) = state::save(net, &st) {
-            ipam::release(net, &req.id, Some(ip), &req.ports)?;
+        state::save(net, &st)?;
+        let claimed = ipam::take_ip(net, ip, &req.id)
+            .and_then(|()| ipam::take_ports(net, &req.id, &req.ports));
+        if let Err(e) = claimed {
+            release_locked(net, &st)?;
             return Err(e);
         }
         st
@@ -235,9 +237,11 @@ fn connect_with(
                 network: net.name.clone(),
             });
         }
+        connect::check_name_free(&target)?;
         // Saved before anything is made, so a crash in between is still torn down from disk.
         st.netns = Some(netns_ref(netns, expect));
         st.connected = true;
+        st.published = Some(target.clone());
         state::save(net, &st)?;
         st
     };
@@ -246,12 +250,8 @@ fn connect_with(
         netns.display(),
         net.name
     ));
-    let published = connect::publish(sys, netns, &target, expect);
-    let result = published.and_then(|()| {
-        st.published = Some(target);
-        state::save(net, &st)?;
-        connect::connect(sys, net, &st)
-    });
+    let result = connect::publish(sys, netns, &target, expect)
+        .and_then(|()| connect::connect(sys, net, &st));
     match result {
         Ok(att) => {
             explain::comment(&format!("netsetup: {id} connected"));
@@ -323,40 +323,42 @@ pub fn reattach(net: &Network, req: &Request, netns: &Path) -> Result<Attachment
         req.id, net.name
     ));
     connect::disconnect(sys, &old)?;
-    {
-        let _lock = ipam::lock(net)?;
-        let mut st = state::load(net, &req.id)?.ok_or_else(|| Error::NotAllocated {
-            id: req.id.clone(),
-            network: net.name.clone(),
-        })?;
-        let a = &mut st.allocation;
-        let dropped: Vec<_> = a
-            .ports
-            .iter()
-            .filter(|p| !req.ports.contains(p))
-            .copied()
-            .collect();
-        let added: Vec<_> = req
-            .ports
-            .iter()
-            .filter(|p| !a.ports.contains(p))
-            .copied()
-            .collect();
-        ipam::release(net, &req.id, None, &dropped)?;
-        ipam::reserve_ports(net, &req.id, &added, &mut |f, c| {
-            free_if_gone(sys, net, f, c)
-        })?;
-        let resolv = resolv_for(net, &req.dns);
-        a.ports = req.ports.clone();
-        a.nameservers = resolv.nameservers;
-        a.search = resolv.search;
-        a.options = resolv.options;
-        st.connected = false;
-        st.netns = None;
-        st.published = None;
-        st.owner = ProcId::current();
-        state::save(net, &st)?;
+    let lock = ipam::lock(net)?;
+    let Some(mut st) = state::load(net, &req.id)? else {
+        drop(lock);
+        return attach_with(sys, net, req, netns);
+    };
+    let ip_holder = ipam::read_claim(&ipam::ip_file(net, st.allocation.ip))?;
+    if ip_holder.is_some_and(|c| c.id != req.id) {
+        // Its address went to another container meanwhile: start over.
+        reclaim_locked(sys, net, &st)?;
+        drop(lock);
+        return attach_with(sys, net, req, netns);
     }
+    ipam::check_ports(net, &req.id, &req.ports, &mut |f, c| {
+        free_if_gone(sys, net, f, c)
+    })?;
+    let a = &mut st.allocation;
+    let dropped: Vec<_> = a
+        .ports
+        .iter()
+        .filter(|p| !req.ports.contains(p))
+        .copied()
+        .collect();
+    ipam::release(net, &req.id, None, &dropped)?;
+    let resolv = resolv_for(net, &req.dns);
+    a.ports = req.ports.clone();
+    a.nameservers = resolv.nameservers;
+    a.search = resolv.search;
+    a.options = resolv.options;
+    st.connected = false;
+    st.netns = None;
+    st.published = None;
+    st.owner = ProcId::current();
+    state::save(net, &st)?;
+    ipam::take_ip(net, st.allocation.ip, &req.id)?;
+    ipam::take_ports(net, &req.id, &req.ports)?;
+    drop(lock);
     connect_with(sys, net, &req.id, netns)
 }
 
@@ -384,7 +386,29 @@ fn teardown(sys: &mut dyn System, st: &State) -> Result<(), Error> {
         .filter(|f| f.exists())
         .map(|f| Op::RemoveFile { path: f.clone() })
         .collect();
-    ops::run(sys, files)
+    ops::run(sys, files)?;
+    remove_partial_writes(&st.files);
+    Ok(())
+}
+
+/// Temporary files of writes a killed process did not finish (`.NAME.tmp-PID-N` beside each
+/// of the container's files).
+fn remove_partial_writes(files: &[PathBuf]) {
+    let mut dirs: Vec<&Path> = files.iter().filter_map(|f| f.parent()).collect();
+    dirs.dedup();
+    for d in dirs {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let partial = files.iter().any(|f| {
+                f.file_name()
+                    .is_some_and(|n| name.starts_with(&format!(".{}.tmp-", n.to_string_lossy())))
+            });
+            if partial {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 fn release_locked(net: &Network, st: &State) -> Result<(), Error> {

@@ -8,8 +8,10 @@
 //! - once connected, the container is its network namespace ([`NetnsRef`]): gone when the
 //!   process whose `/proc/PID/ns/net` was given has exited, or when the namespace file given
 //!   (e.g. a CNI runtime's `/run/netns/X`) no longer is that namespace;
-//! - a reservation file with no state at all was made by a process killed between reserving
-//!   and recording (both happen under one hold of the lock): gone when its reserver is.
+//! - allocation records the container's state before it claims the address and ports (both
+//!   under one hold of the lock), so a killed process leaves a state file to judge as above,
+//!   never a bare claim. A claim without state (from an older minc) is orphaned once its
+//!   reserver, recorded in the claim, is gone.
 
 use crate::error::io_err;
 use crate::{Allocation, Error, Network};
