@@ -349,7 +349,7 @@ fn ports_are_published_once() {
         "pivot_root . .",
         "type veth peer name eth0",
         "route add default via 10.77.0.1 dev eth0",
-        "+ nft add element inet minc tcp_addr { 8081 : 10.77.0.",
+        "\nadd element inet minc tcp_addr { 8081 : 10.77.0.",
         "+ exec /echo-server",
     ] {
         assert!(steps.contains(step), "--explain lacks {step:?}:\n{steps}");
