@@ -1268,3 +1268,46 @@ fn killed_attach_never_blocks_or_leaks() {
     assert!(netsetup::published_ports().unwrap().is_empty());
     assert_eq!(std::fs::read_dir("/run/netns").unwrap().count(), 0);
 }
+
+/// Attach and detach execute no program: with /usr/sbin (nft, ip, sysctl) hidden and no
+/// PATH, the CLI still wires a container and its published port works.
+#[test]
+fn attach_and_detach_run_no_program() {
+    if !sandbox("attach_and_detach_run_no_program") {
+        return;
+    }
+    let tmp = minc_tests::tempdir();
+    let data = tmp.path().join("d");
+    let p = add_ns("q");
+    run("mount", &["-t", "tmpfs", "tmpfs", "/usr/sbin"]);
+    assert!(!Path::new("/usr/sbin/nft").exists());
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(netsetup_bin())
+            .args(args)
+            .args(["--data-dir", data.to_str().unwrap()])
+            .env_clear()
+            .env("PATH", "/nonexistent")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    cli(&[
+        "attach",
+        "--id",
+        "q",
+        "--netns",
+        p.to_str().unwrap(),
+        "-p",
+        "8088:80",
+    ]);
+    let s = serve(Some(p.clone()), "0.0.0.0:80", 1, "q");
+    assert_eq!(fetch(None, "127.0.0.1:8088"), "hello from q");
+    s.join().unwrap();
+    cli(&["detach", "--id", "q"]);
+    assert!(netsetup::published_ports().unwrap().is_empty());
+    assert!(!Path::new("/run/netns/minc-q").exists());
+}

@@ -158,7 +158,12 @@ fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             for k in x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))) {
-                diff(&format!("{path}.{k}"), &x[k.as_str()].clone(), y.get(k).unwrap_or(&Value::Null), out);
+                diff(
+                    &format!("{path}.{k}"),
+                    &x[k.as_str()].clone(),
+                    y.get(k).unwrap_or(&Value::Null),
+                    out,
+                );
             }
         }
         (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
@@ -173,7 +178,8 @@ fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
 
 fn load(dir: &Path, name: &str) -> Value {
     let text = std::fs::read_to_string(dir.join(name)).unwrap();
-    let mut v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}: {text}"));
+    let mut v: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}: {text}"));
     normalise(&mut v);
     v
 }
@@ -208,7 +214,9 @@ fn network_explain_replays_to_the_same_state() {
     let (script, id, pid) = network_section(&transcript);
     // No fd numbers of minc's own, and the steps that need a name come after it is made.
     assert!(!script.contains("/proc/self/fd"), "{script}");
-    let publish = script.find("mount --bind").expect("the namespace is published");
+    let publish = script
+        .find("mount --bind")
+        .expect("the namespace is published");
     assert!(script.find("ip -n ").unwrap() > publish, "{script}");
     let veth = script
         .lines()
