@@ -11,7 +11,6 @@ use crate::state::State;
 use crate::{netns, nft, Attachment, Error, Network};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use sysops::explain;
 
 /// The bridge's owner mark (its `ifalias`): which data root's network it is, so a second data
 /// root on the same host is refused instead of sharing addresses and rules by accident.
@@ -265,10 +264,6 @@ pub fn disconnect(sys: &mut dyn System, st: &State) -> Result<(), Error> {
             name: st.host_veth.clone(),
         });
     } else if sys.link(None, &st.host_veth)?.is_some() {
-        explain::comment(&format!(
-            "the container's namespace is gone: its veth pair goes with it once the name below is unmounted; {} leaves the bridge now",
-            st.host_veth
-        ));
         steps.push(Op::LinkNomaster {
             name: st.host_veth.clone(),
         });

@@ -181,7 +181,8 @@ impl Op {
             Op::LinkNomaster { name } => vec![Cmd::new("ip")
                 .args(["link", "set"])
                 .arg(name)
-                .arg("nomaster")],
+                .arg("nomaster")
+                .note("the namespace is gone: the kernel deletes the pair with it")],
             Op::Sysctl { key, value } => {
                 vec![Cmd::new("sysctl").arg("-w").arg(format!("{key}={value}"))]
             }

@@ -143,7 +143,9 @@ fn detach_deletes_the_veth_only_while_the_namespace_lives() {
     let s = sys.script();
     assert!(!s.contains("link del"), "no synchronous veth delete:\n{s}");
     assert!(
-        s.starts_with(&format!("ip link set {vb} nomaster\numount -l ")),
+        s.starts_with(&format!(
+            "ip link set {vb} nomaster   # the namespace is gone: the kernel deletes the pair with it\numount -l "
+        )),
         "{s}"
     );
     // Everything released; twice is fine.
