@@ -528,7 +528,21 @@ fn cni_run(
     ifname: &str,
     conf: &str,
 ) -> (bool, serde_json::Value) {
-    let mut child = std::process::Command::new(plugin)
+    cni_argv(&[plugin], cmd, id, netns, ifname, conf)
+}
+
+/// [`cni_run`] of a command line (`argv[0]` is run: the plugin, or a wrapper such as strace).
+fn cni_argv(
+    argv: &[&str],
+    cmd: &str,
+    id: &str,
+    netns: &str,
+    ifname: &str,
+    conf: &str,
+) -> (bool, serde_json::Value) {
+    let plugin = argv.last().unwrap();
+    let mut child = std::process::Command::new(argv[0])
+        .args(&argv[1..])
         .env("CNI_COMMAND", cmd)
         .env("CNI_CONTAINERID", id)
         .env("CNI_NETNS", netns)
@@ -878,32 +892,22 @@ fn cni_add_after_killed_add_and_lenient_del() {
         ("sendto", 5),
         ("sendto", 12),
     ] {
-        let mut child = std::process::Command::new("strace")
-            .args([
-                "-f",
-                "-qq",
-                "-o",
-                "/dev/null",
-                "-e",
-                &format!("inject={syscall}:signal=KILL:when={nth}"),
-                netsetup_bin(),
-            ])
-            .env("CNI_COMMAND", "ADD")
-            .env("CNI_CONTAINERID", "k")
-            .env("CNI_NETNS", pn)
-            .env("CNI_IFNAME", "eth0")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(conf.as_bytes())
-            .unwrap();
-        let st = child.wait().unwrap();
-        assert!(!st.success(), "{syscall} #{nth}: the ADD was not killed");
+        let inject = format!("inject={syscall}:signal=KILL:when={nth}");
+        let strace = [
+            "strace",
+            "-f",
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-e",
+            &inject,
+            netsetup_bin(),
+        ];
+        let (ok, out) = cni_argv(&strace, "ADD", "k", pn, "eth0", &conf);
+        assert!(
+            !ok && out.is_null(),
+            "{syscall} #{nth}: the ADD was not killed"
+        );
         let (ok, r) = cni("ADD", "k", pn, &conf);
         assert!(ok, "ADD after a kill at {syscall} #{nth}: {r}");
         let s = serve(Some(p.clone()), "0.0.0.0:80", 1, "k");
