@@ -87,30 +87,41 @@ settle() {
     exit 1
 }
 
-# measure TOOL PORT -> "attach detach detach_gone" medians over ROUNDS fresh containers
+# one TOOL PORT I: one round for one tool, appending to its attach/detach/gone files
+one() {
+    local tool=$1 port=$2 i=$3 id t0 t1 t2 f=$WORK/$1
+    id=b-$tool-${port:-none}-$i
+    settle
+    ip netns add "$id"
+    t0=$(now); "${tool}_add" "$id" "$port"; t1=$(now); "${tool}_del" "$id"; t2=$(now)
+    # Both must really have removed the veth on their own, before the namespace goes.
+    [[ $(veths) -eq $((2 * preloaded)) ]] || { echo "$tool left a veth behind" >&2; exit 1; }
+    ip netns del "$id"
+    ms "$t0" "$t1" >>"$f.add"; echo >>"$f.add"
+    ms "$t1" "$t2" >>"$f.del"; echo >>"$f.del"
+    # The container goes first; then its network is torn down. (A new id: the CNI bridge
+    # plugin leaves its masquerade chain behind when DEL comes after the namespace is gone.)
+    id=g-$tool-${port:-none}-$i
+    ip netns add "$id"
+    "${tool}_add" "$id" "$port"
+    ip netns del "$id"
+    t1=$(now); "${tool}_del" "$id"; t2=$(now)
+    ms "$t1" "$t2" >>"$f.gone"; echo >>"$f.gone"
+}
+
+# measure PORT LEVEL: ROUNDS rounds, minc and CNI alternating (so a change in the machine's
+# load hits both), medians into R[tool,variant,LEVEL] as "attach detach gone".
 measure() {
-    local tool=$1 port=$2 i id t0 t1 t2
-    : >"$WORK/add"; : >"$WORK/del"; : >"$WORK/gone"
+    local port=$1 level=$2 i tool variant
+    variant=$([[ -n $port ]] && echo port || echo noport)
+    for tool in minc cni; do : >"$WORK/$tool.add"; : >"$WORK/$tool.del"; : >"$WORK/$tool.gone"; done
     for ((i = 0; i < ROUNDS; i++)); do
-        id=b-$tool-${port:-none}-$i
-        settle
-        ip netns add "$id"
-        t0=$(now); "${tool}_add" "$id" "$port"; t1=$(now); "${tool}_del" "$id"; t2=$(now)
-        # Both must really have removed the veth on their own, before the namespace goes.
-        [[ $(veths) -eq $((2 * preloaded)) ]] || { echo "$tool left a veth behind" >&2; exit 1; }
-        ip netns del "$id"
-        ms "$t0" "$t1" >>"$WORK/add"; echo >>"$WORK/add"
-        ms "$t1" "$t2" >>"$WORK/del"; echo >>"$WORK/del"
-        # The container goes first; then its network is torn down. (A new id: the CNI bridge
-        # plugin leaves its masquerade chain behind when DEL comes after the namespace is gone.)
-        id=g-$tool-${port:-none}-$i
-        ip netns add "$id"
-        "${tool}_add" "$id" "$port"
-        ip netns del "$id"
-        t1=$(now); "${tool}_del" "$id"; t2=$(now)
-        ms "$t1" "$t2" >>"$WORK/gone"; echo >>"$WORK/gone"
+        one minc "$port" "$i"
+        one cni "$port" "$i"
     done
-    echo "$(median <"$WORK/add") $(median <"$WORK/del") $(median <"$WORK/gone")"
+    for tool in minc cni; do
+        R[$tool,$variant,$level]="$(median <"$WORK/$tool.add") $(median <"$WORK/$tool.del") $(median <"$WORK/$tool.gone")"
+    done
 }
 
 preloaded=0
@@ -126,10 +137,8 @@ preload() { # bring both tools to N attached containers (each with a published p
 declare -A R
 for level in 1 50 100; do
     [[ $level -gt 1 ]] && preload "$level"
-    for tool in minc cni; do
-        R[$tool,port,$level]=$(measure "$tool" 8080)
-        R[$tool,noport,$level]=$(measure "$tool" "")
-    done
+    measure 8080 "$level"
+    measure "" "$level"
 done
 
 echo
