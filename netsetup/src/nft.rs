@@ -216,8 +216,9 @@ pub enum Stmt {
     CtDnat(bool),
     /// `ct state established,related`
     CtEstablishedRelated,
-    /// `dnat ip to P dport map @ADDR : P dport map @PORT`
+    /// `dnat ip|ip6 to P dport map @ADDR : P dport map @PORT`
     DnatViaMaps {
+        family: IpFamily,
         proto: Protocol,
         addr_map: String,
         port_map: String,
@@ -277,12 +278,14 @@ impl Stmt {
             Stmt::CtDnat(false) => "ct status & dnat == 0".into(),
             Stmt::CtEstablishedRelated => "ct state established,related".into(),
             Stmt::DnatViaMaps {
+                family,
                 proto,
                 addr_map,
                 port_map,
-            } => {
-                format!("dnat ip to {proto} dport map @{addr_map} : {proto} dport map @{port_map}")
-            }
+            } => format!(
+                "dnat {} to {proto} dport map @{addr_map} : {proto} dport map @{port_map}",
+                family.word()
+            ),
             Stmt::Masquerade => "masquerade".into(),
             Stmt::Accept => "accept".into(),
             Stmt::Drop => "drop".into(),
@@ -736,7 +739,10 @@ fn compile(stmts: &[Stmt], list: &mut Attrs) {
                 cmp(list, 1, &0u32.to_ne_bytes());
             }
             Stmt::DnatViaMaps {
-                addr_map, port_map, ..
+                family,
+                addr_map,
+                port_map,
+                ..
             } => {
                 payload(list, PAYLOAD_TRANSPORT, 2, 2, REG1); // P dport
                 lookup(list, addr_map, REG1, Some(REG1));
@@ -744,7 +750,7 @@ fn compile(stmts: &[Stmt], list: &mut Attrs) {
                 lookup(list, port_map, REG2, Some(REG2));
                 expr(list, "nat", |d| {
                     d.be32(1, 1); // NFTA_NAT_TYPE: NFT_NAT_DNAT
-                    d.be32(2, NFPROTO_IPV4 as u32); // NFTA_NAT_FAMILY
+                    d.be32(2, family.nfproto() as u32); // NFTA_NAT_FAMILY
                     d.be32(3, REG1); // NFTA_NAT_REG_ADDR_MIN
                     d.be32(5, REG2); // NFTA_NAT_REG_PROTO_MIN
                     d.be32(7, 0x2); // NFTA_NAT_FLAGS: NF_NAT_RANGE_PROTO_SPECIFIED
@@ -804,6 +810,7 @@ fn skeleton_without_rev(net: &Network) -> Vec<Command> {
             Stmt::FibDaddrLocal,
             Stmt::L4proto(p),
             Stmt::DnatViaMaps {
+                family: IpFamily::V4,
                 proto: p,
                 addr_map: addr_map(p).into(),
                 port_map: port_map(p).into(),

@@ -666,6 +666,23 @@ fn cni_plugin_mode() {
     assert_eq!(r["ips"][0]["address"], "10.77.0.2/16");
     assert!(cni("DEL", "plain", pn, &plain).0);
     assert!(!Path::new("/run/netns/minc-plain").exists());
+    // The ipRanges and dns capabilities, as the runtime passes them.
+    let caps = serde_json::json!({"cniVersion": "1.1.0", "name": "ranged", "type": "netsetup",
+        "bridge": "rng0", "dataDir": data, "dns": {"nameservers": ["192.0.2.1"]},
+        "runtimeConfig": {
+            "ipRanges": [[{"subnet": "10.81.4.0/24", "rangeStart": "10.81.4.200", "rangeEnd": "10.81.4.201"}]],
+            "dns": {"servers": ["192.0.2.99"], "searches": ["svc.example"], "options": ["ndots:5"]}}})
+    .to_string();
+    let (ok, r) = cni("ADD", "ranged", pn, &caps);
+    assert!(ok, "{r}");
+    assert_eq!(r["ips"][0]["address"], "10.81.4.200/24");
+    assert_eq!(r["ips"][0]["gateway"], "10.81.4.1");
+    assert_eq!(
+        r["dns"],
+        serde_json::json!({"nameservers": ["192.0.2.99"], "search": ["svc.example"], "options": ["ndots:5"]})
+    );
+    assert!(run("ip", &["-br", "addr", "show", "rng0"]).contains("10.81.4.1/24"));
+    assert!(cni("DEL", "ranged", pn, &caps).0);
 }
 
 /// netsetup in a chain with the reference plugins, for each spec version they share: after
