@@ -22,7 +22,7 @@ mod netlink;
 mod netns;
 mod nft;
 mod nftnl;
-pub mod ops;
+mod ops;
 mod state;
 mod types;
 

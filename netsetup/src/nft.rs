@@ -76,7 +76,6 @@ pub fn net_chain(net: &Network) -> String {
 pub enum Type {
     InetService,
     Ipv4Addr,
-    Ipv6Addr,
     Ifname,
 }
 
@@ -85,14 +84,12 @@ impl Type {
         match self {
             Type::InetService => "inet_service",
             Type::Ipv4Addr => "ipv4_addr",
-            Type::Ipv6Addr => "ipv6_addr",
             Type::Ifname => "ifname",
         }
     }
     fn id(self) -> u32 {
         match self {
             Type::Ipv4Addr => 7,
-            Type::Ipv6Addr => 8,
             Type::InetService => 13,
             Type::Ifname => 41,
         }
@@ -101,7 +98,7 @@ impl Type {
         match self {
             Type::InetService => 2,
             Type::Ipv4Addr => 4,
-            Type::Ipv6Addr | Type::Ifname => 16,
+            Type::Ifname => 16,
         }
     }
     /// nft records each set's byte order in the set's user data (1 host, 2 big endian) and
@@ -198,11 +195,6 @@ pub enum Stmt {
     Saddr(IpNet),
     /// `ip daddr NET` / `ip6 daddr NET`
     Daddr(IpNet),
-    /// `iifname [!=] "NAME"`
-    Iifname {
-        eq: bool,
-        name: String,
-    },
     /// `oifname [!=] "NAME"`
     Oifname {
         eq: bool,
@@ -270,7 +262,6 @@ impl Stmt {
             Stmt::FibDaddrLocal => "fib daddr type local".into(),
             Stmt::Saddr(n) => format!("{} saddr {n}", IpFamily::of(&n.addr()).word()),
             Stmt::Daddr(n) => format!("{} daddr {n}", IpFamily::of(&n.addr()).word()),
-            Stmt::Iifname { eq, name } => format!("iifname {}\"{name}\"", ne(*eq)),
             Stmt::Oifname { eq, name } => format!("oifname {}\"{name}\"", ne(*eq)),
             Stmt::IifIn(s) => format!("iifname @{s}"),
             Stmt::OifIn(s) => format!("oifname @{s}"),
@@ -706,13 +697,8 @@ fn compile(stmts: &[Stmt], list: &mut Attrs) {
                     cmp(list, 0, &net);
                 }
             }
-            Stmt::Iifname { eq, name } | Stmt::Oifname { eq, name } => {
-                let key = if matches!(s, Stmt::Iifname { .. }) {
-                    META_IIFNAME
-                } else {
-                    META_OIFNAME
-                };
-                meta(list, key);
+            Stmt::Oifname { eq, name } => {
+                meta(list, META_OIFNAME);
                 cmp(list, if *eq { 0 } else { 1 }, &ifname_bytes(name));
             }
             Stmt::IifIn(set) | Stmt::OifIn(set) => {

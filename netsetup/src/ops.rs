@@ -253,7 +253,8 @@ pub fn run(sys: &mut dyn System, steps: Vec<Op>) -> Result<(), Error> {
     sys.perform(&steps)
 }
 
-/// The steps as one shell script (for tests and debugging).
+/// The steps as one shell script (what the tests compare).
+#[cfg(test)]
 pub fn script(steps: &[Op]) -> String {
     steps
         .iter()
