@@ -4,8 +4,14 @@
 # namespaces; nothing touches the host's network). Medians of ROUNDS runs, at 1 container
 # and marginal with 50 and 100 containers already attached.
 #
+# Three timings per tool: attach; detach while the container's namespace lives (the veth must
+# be deleted, synchronously, by both); detach once the container is gone (its namespace was
+# deleted first, as after `minc rm` or a pod's sandbox going away).
+#
 #   bench/netsetup.sh [ROUNDS]      (root; builds netsetup in release mode if needed)
+#   NETSETUP=/path/to/netsetup bench/netsetup.sh    (compare another build)
 set -euo pipefail
+shopt -s inherit_errexit
 
 ROUNDS=${1:-30}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,12 +24,12 @@ if [[ -z "${BENCH_IN_SANDBOX:-}" ]]; then
     if [[ ! -x $NETSETUP ]]; then
         (cd "$HERE" && cargo build --release -p netsetup --target-dir "$TARGET")
     fi
-    for d in /run/netns /etc/netns /var/lib/cni /var/lib/minc; do mkdir -p "$d"; done
     exec env BENCH_IN_SANDBOX=1 NETSETUP="$NETSETUP" unshare --net --mount --propagation private --pid --fork --mount-proc -- "$0" "$ROUNDS"
 fi
 
 # ---- inside the sandbox ----
-for d in /run/netns /etc/netns /var/lib/cni /var/lib/minc /run/minc; do
+# /etc/netns only for older netsetup builds, which wrote there.
+for d in /run/netns /var/lib/cni /run/minc /etc/netns; do
     mkdir -p "$d"
     mount -t tmpfs -o mode=0755 tmpfs "$d"
 done
@@ -39,14 +45,15 @@ median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
 BRIDGE_CONF='"type":"bridge","bridge":"cni0","isGateway":true,"ipMasq":true,"hairpinMode":true,"ipam":{"type":"host-local","subnet":"10.88.0.0/16","routes":[{"dst":"0.0.0.0/0"}]}'
 PORTMAP_CONF='"type":"portmap","capabilities":{"portMappings":true},"snat":true'
 
-# cni_add ID PORT  (PORT empty = no published port); saves the chain's result for DEL
+# cni_add ID PORT  (PORT empty = no published port); saves the chain's result for DEL, on one
+# line (the plugins print indented JSON).
 cni_add() {
-    local id=$1 port=$2 res rc mappings='[]'
+    local id=$1 port=$2 res mappings='[]'
     [[ -n $port ]] && mappings="[{\"hostPort\":$port,\"containerPort\":80,\"protocol\":\"tcp\"}]"
     res=$(CNI_COMMAND=ADD CNI_CONTAINERID=$id CNI_NETNS=/run/netns/$id "$CNI_BIN/bridge" \
-        <<<"{\"cniVersion\":\"1.0.0\",\"name\":\"bench\",$BRIDGE_CONF}")
+        <<<"{\"cniVersion\":\"1.0.0\",\"name\":\"bench\",$BRIDGE_CONF}" | tr -d '\n')
     res=$(CNI_COMMAND=ADD CNI_CONTAINERID=$id CNI_NETNS=/run/netns/$id "$CNI_BIN/portmap" \
-        <<<"{\"cniVersion\":\"1.0.0\",\"name\":\"bench\",$PORTMAP_CONF,\"runtimeConfig\":{\"portMappings\":$mappings},\"prevResult\":$res}")
+        <<<"{\"cniVersion\":\"1.0.0\",\"name\":\"bench\",$PORTMAP_CONF,\"runtimeConfig\":{\"portMappings\":$mappings},\"prevResult\":$res}" | tr -d '\n')
     printf '%s\n%s\n' "$mappings" "$res" >"$WORK/cni-$id"
 }
 
@@ -66,19 +73,55 @@ minc_add() {
 
 minc_del() { "$NETSETUP" detach --id "$1" --data-dir "$DATA"; }
 
-# measure TOOL PORT -> "attach_median detach_median" over ROUNDS fresh containers
-measure() {
-    local tool=$1 port=$2 i id t0 t1 t2
-    : >"$WORK/add" ; : >"$WORK/del"
-    for ((i = 0; i < ROUNDS; i++)); do
-        id=b-$tool-$i
-        ip netns add "$id"
-        t0=$(now); "${tool}_add" "$id" "$port"; t1=$(now); "${tool}_del" "$id"; t2=$(now)
-        ip netns del "$id"
-        ms "$t0" "$t1" >>"$WORK/add"; echo >>"$WORK/add"
-        ms "$t1" "$t2" >>"$WORK/del"; echo >>"$WORK/del"
+veths() { ip -o link show type veth | wc -l; }
+
+# Waits (up to 3 s) for the veths of gone containers, which the kernel frees asynchronously,
+# to be gone: only the preloaded containers' remain.
+settle() {
+    local i
+    for ((i = 0; i < 150; i++)); do
+        [[ $(veths) -eq $((2 * preloaded)) ]] && return 0
+        sleep 0.02
     done
-    echo "$(median <"$WORK/add") $(median <"$WORK/del")"
+    echo "veths left behind: $(veths), expected $((2 * preloaded))" >&2
+    exit 1
+}
+
+# one TOOL PORT I: one round for one tool, appending to its attach/detach/gone files
+one() {
+    local tool=$1 port=$2 i=$3 id t0 t1 t2 f=$WORK/$1
+    id=b-$tool-${port:-none}-$i
+    settle
+    ip netns add "$id"
+    t0=$(now); "${tool}_add" "$id" "$port"; t1=$(now); "${tool}_del" "$id"; t2=$(now)
+    # Both must really have removed the veth on their own, before the namespace goes.
+    [[ $(veths) -eq $((2 * preloaded)) ]] || { echo "$tool left a veth behind" >&2; exit 1; }
+    ip netns del "$id"
+    ms "$t0" "$t1" >>"$f.add"; echo >>"$f.add"
+    ms "$t1" "$t2" >>"$f.del"; echo >>"$f.del"
+    # The container goes first; then its network is torn down. (A new id: the CNI bridge
+    # plugin leaves its masquerade chain behind when DEL comes after the namespace is gone.)
+    id=g-$tool-${port:-none}-$i
+    ip netns add "$id"
+    "${tool}_add" "$id" "$port"
+    ip netns del "$id"
+    t1=$(now); "${tool}_del" "$id"; t2=$(now)
+    ms "$t1" "$t2" >>"$f.gone"; echo >>"$f.gone"
+}
+
+# measure PORT LEVEL: ROUNDS rounds, minc and CNI alternating (so a change in the machine's
+# load hits both), medians into R[tool,variant,LEVEL] as "attach detach gone".
+measure() {
+    local port=$1 level=$2 i tool variant
+    variant=$([[ -n $port ]] && echo port || echo noport)
+    for tool in minc cni; do : >"$WORK/$tool.add"; : >"$WORK/$tool.del"; : >"$WORK/$tool.gone"; done
+    for ((i = 0; i < ROUNDS; i++)); do
+        one minc "$port" "$i"
+        one cni "$port" "$i"
+    done
+    for tool in minc cni; do
+        R[$tool,$variant,$level]="$(median <"$WORK/$tool.add") $(median <"$WORK/$tool.del") $(median <"$WORK/$tool.gone")"
+    done
 }
 
 preloaded=0
@@ -86,7 +129,7 @@ preload() { # bring both tools to N attached containers (each with a published p
     local n=$1 i
     for ((i = preloaded; i < n; i++)); do
         ip netns add "pm-$i"; minc_add "pm-$i" $((20000 + i))
-        ip netns add "pc-$i"; CNI_NETNS=/run/netns/pc-$i cni_add "pc-$i" $((30000 + i))
+        ip netns add "pc-$i"; cni_add "pc-$i" $((30000 + i))
     done
     preloaded=$n
 }
@@ -94,33 +137,34 @@ preload() { # bring both tools to N attached containers (each with a published p
 declare -A R
 for level in 1 50 100; do
     [[ $level -gt 1 ]] && preload "$level"
-    for tool in minc cni; do
-        R[$tool,port,$level]=$(measure "$tool" 8080)
-        R[$tool,noport,$level]=$(measure "$tool" "")
-    done
+    measure 8080 "$level"
+    measure "" "$level"
 done
 
 echo
-echo "netsetup vs CNI bridge+host-local+portmap: median ms over $ROUNDS runs (attach / detach)"
+echo "netsetup ($NETSETUP) vs CNI bridge+host-local+portmap: median ms over $ROUNDS runs"
 echo "(\"at N\" = marginal cost with N other containers attached; $(nproc) cores, kernel $(uname -r))"
-printf '%-26s %18s %18s %18s\n' "" "at 1" "at 50" "at 100"
+echo "columns: attach / detach (namespace alive) / detach (container gone)"
+printf '%-24s %26s %26s %26s\n' "" "at 1" "at 50" "at 100"
 for variant in port noport; do
     for tool in minc cni; do
-        label="$tool $( [[ $variant == port ]] && echo '(1 published port)' || echo '(no port)')"
-        printf '%-26s' "$label"
+        label="$tool $( [[ $variant == port ]] && echo '(1 port)' || echo '(no port)')"
+        printf '%-24s' "$label"
         for level in 1 50 100; do
-            read -r a d <<<"${R[$tool,$variant,$level]}"
-            printf ' %8s / %7s' "$a" "$d"
+            read -r a d g <<<"${R[$tool,$variant,$level]}"
+            printf ' %7s / %7s / %7s' "$a" "$d" "$g"
         done
         echo
     done
-    printf '%-26s' "  ratio cni/minc"
+    printf '%-24s' "  minc/cni"
     for level in 1 50 100; do
-        read -r ma md <<<"${R[minc,$variant,$level]}"
-        read -r ca cd <<<"${R[cni,$variant,$level]}"
-        printf ' %7sx / %6sx' "$(awk -v c="$ca" -v m="$ma" 'BEGIN{printf "%.1f", c/m}')" "$(awk -v c="$cd" -v m="$md" 'BEGIN{printf "%.1f", c/m}')"
+        read -r ma md mg <<<"${R[minc,$variant,$level]}"
+        read -r ca cd cg <<<"${R[cni,$variant,$level]}"
+        printf ' %7s / %7s / %7s' "$(awk -v c="$ca" -v m="$ma" 'BEGIN{printf "%.2f", m/c}')" \
+            "$(awk -v c="$cd" -v m="$md" 'BEGIN{printf "%.2f", m/c}')" "$(awk -v c="$cg" -v m="$mg" 'BEGIN{printf "%.2f", m/c}')"
     done
     echo
 done
-echo "sanity: $(ip -br link | grep -c veth) veths left, expected $((2 * preloaded)) (the preloaded containers)"
+settle
+echo "sanity: $(veths) veths left, expected $((2 * preloaded)) (the preloaded containers)"
 rm -rf "$WORK"

@@ -1,41 +1,44 @@
 //! IP address management: one file per reserved address and per published host port under
-//! the network's state directory, all changes made under an exclusive flock. Allocation is
-//! round-robin from the last address handed out (like host-local), so a released address is
-//! not reused at once and the cost per allocation stays O(1) until the pool is nearly full.
+//! the network's state directory, all changes made under an exclusive flock(2).
+//!
+//! A reservation is atomic: its record (container id, and the PID and start time of the
+//! process that reserved) is written to a temporary file first, then link(2)ed into place,
+//! which fails with EEXIST if the name is taken. So a reservation is never visible without its
+//! owner, whatever moment the reserving process is killed at. And the caller records the
+//! container's state (which names the address and ports) before it claims them, so every
+//! claim is accounted for by a state file.
+//!
+//! Allocation is round-robin from the last address handed out (like CNI's host-local), so a
+//! released address is not reused at once and the cost per allocation stays O(1) until the
+//! pool is nearly full.
 
 use crate::error::io_err;
+use crate::state::ProcId;
 use crate::{Error, Network, PortMapping, Protocol};
 use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use sysops::lock::Lock;
 
-/// Holds the network's IPAM lock until dropped.
-pub struct Lock {
-    _file: fs::File,
-}
-
+/// Takes the network's IPAM lock (held until dropped).
 pub fn lock(net: &Network) -> Result<Lock, Error> {
     let dir = net.state_dir();
-    fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
+    create_private_dir(&dir)?;
     let p = dir.join("lock");
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&p)
-        .map_err(io_err("open lock", &p))?;
-    loop {
-        // SAFETY: flock on a valid fd we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(Lock { _file: file });
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != ErrorKind::Interrupted {
-            return Err(io_err("lock", p)(e));
-        }
-    }
+    Lock::acquire(&p).map_err(io_err("lock", p))
+}
+
+/// Creates `dir` (and its parents) with mode 0700: the state names containers and their
+/// addresses, which other users of the host have no business reading.
+pub fn create_private_dir(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_err("create directory", dir))
 }
 
 fn ips_dir(net: &Network) -> PathBuf {
@@ -54,13 +57,69 @@ pub fn ip_file(net: &Network, ip: Ipv4Addr) -> PathBuf {
     ips_dir(net).join(ip.to_string())
 }
 
-/// Creates `p` holding `id`; false if it already exists.
-fn claim(p: &Path, id: &str) -> Result<bool, Error> {
-    match fs::OpenOptions::new().write(true).create_new(true).open(p) {
-        Ok(mut f) => {
-            f.write_all(id.as_bytes()).map_err(io_err("write", p))?;
-            Ok(true)
+/// Who holds a reservation: the container, and the process that reserved it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub id: String,
+    pub reserver: Option<ProcId>,
+}
+
+impl Claim {
+    fn parse(text: &str) -> Claim {
+        let mut w = text.split_whitespace();
+        let id = w.next().unwrap_or_default().to_string();
+        let reserver = match (
+            w.next().and_then(|s| s.parse().ok()),
+            w.next().and_then(|s| s.parse().ok()),
+        ) {
+            (Some(pid), Some(start)) => Some(ProcId { pid, start }),
+            _ => None,
+        };
+        Claim { id, reserver }
+    }
+
+    fn render(&self) -> String {
+        match self.reserver {
+            Some(p) => format!("{} {} {}\n", self.id, p.pid, p.start),
+            None => format!("{}\n", self.id),
         }
+    }
+}
+
+/// Reads the claim at `p` (None if there is none).
+pub fn read_claim(p: &Path) -> Result<Option<Claim>, Error> {
+    match fs::read_to_string(p) {
+        Ok(s) => Ok(Some(Claim::parse(&s))),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err("read", p)(e)),
+    }
+}
+
+/// Creates `p` holding the claim of `id` by this process, atomically; false if it is taken.
+fn claim(p: &Path, id: &str) -> Result<bool, Error> {
+    let c = Claim {
+        id: id.into(),
+        reserver: ProcId::current(),
+    };
+    let tmp = sysops::fs::temp_sibling(p);
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(c.render().as_bytes())
+    };
+    if let Err(e) = write() {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err("write", &tmp)(e));
+    }
+    // link(2) never replaces: the reservation appears whole, owner included, or not at all.
+    let r = fs::hard_link(&tmp, p);
+    let _ = fs::remove_file(&tmp);
+    match r {
+        Ok(()) => Ok(true),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(io_err("create", p)(e)),
     }
@@ -68,34 +127,45 @@ fn claim(p: &Path, id: &str) -> Result<bool, Error> {
 
 /// Removes `p` only if it still belongs to `id`.
 fn unclaim(p: &Path, id: &str) -> Result<(), Error> {
-    match fs::read_to_string(p) {
-        Ok(owner) if owner == id => crate::state::remove_file(p),
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_err("read", p)(e)),
+    match read_claim(p)? {
+        Some(c) if c.id == id => crate::state::remove_file(p),
+        _ => Ok(()),
     }
 }
 
 /// Who holds a host port, if anyone.
+#[cfg(test)]
 pub fn port_owner(net: &Network, proto: Protocol, port: u16) -> Option<String> {
-    fs::read_to_string(port_file(net, proto, port)).ok()
+    read_claim(&port_file(net, proto, port))
+        .ok()
+        .flatten()
+        .map(|c| c.id)
 }
 
-/// The host addresses of the subnet a container may get (not network, gateway, broadcast).
+/// The host addresses of the subnet (and of the network's range, if any) a container may
+/// get: not the network, gateway or broadcast address.
 pub fn candidates(net: &Network) -> (u32, u32) {
-    let first = u32::from(net.subnet.network()) + 1;
-    let last = u32::from(net.subnet.broadcast()) - 1;
+    let mut first = u32::from(net.subnet.network()) + 1;
+    let mut last = u32::from(net.subnet.broadcast()) - 1;
+    if let Some(r) = &net.range {
+        if let (std::net::IpAddr::V4(s), std::net::IpAddr::V4(e)) = (r.start, r.end) {
+            first = first.max(u32::from(s));
+            last = last.min(u32::from(e));
+        }
+    }
     (first, last)
 }
 
-/// Reserves the next free address after the last one handed out. Caller holds the lock.
-pub fn reserve_ip(net: &Network, id: &str) -> Result<Option<Ipv4Addr>, Error> {
-    let dir = ips_dir(net);
-    fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
-    let last_p = net.state_dir().join("last_reserved");
+/// The next free address after the last one handed out (None: the pool is full). Caller
+/// holds the lock, and records the address in the container's state before it claims it.
+pub fn next_free_ip(net: &Network) -> Result<Option<Ipv4Addr>, Error> {
+    create_private_dir(&ips_dir(net))?;
     let (first, last) = candidates(net);
+    if first > last {
+        return Ok(None);
+    }
     let size = last - first + 1;
-    let prev = fs::read_to_string(&last_p)
+    let prev = fs::read_to_string(last_reserved(net))
         .ok()
         .and_then(|s| s.trim().parse::<Ipv4Addr>().ok())
         .map(u32::from)
@@ -108,37 +178,88 @@ pub fn reserve_ip(net: &Network, id: &str) -> Result<Option<Ipv4Addr>, Error> {
             continue;
         }
         let ip = Ipv4Addr::from(cand);
-        if claim(&ip_file(net, ip), id)? {
-            crate::state::write_atomic(&last_p, ip.to_string().as_bytes(), 0o644)?;
-            return Ok(Some(ip));
+        match fs::symlink_metadata(ip_file(net, ip)) {
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Some(ip)),
+            Err(e) => return Err(io_err("stat", ip_file(net, ip))(e)),
+            Ok(_) => {}
         }
     }
     Ok(None)
 }
 
-/// Reserves host ports for `id`, all or none. Caller holds the lock.
-pub fn reserve_ports(net: &Network, id: &str, ports: &[PortMapping]) -> Result<(), Error> {
-    let dir = ports_dir(net);
-    fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
+fn last_reserved(net: &Network) -> PathBuf {
+    net.state_dir().join("last_reserved")
+}
+
+fn taken(file: &Path) -> Error {
+    Error::Io {
+        what: "claim",
+        path: file.into(),
+        source: std::io::Error::from_raw_os_error(libc::EEXIST),
+    }
+}
+
+/// Claims `ip` for `id` (free, as [`next_free_ip`] found it under the same lock). Idempotent
+/// for the same id.
+pub fn take_ip(net: &Network, ip: Ipv4Addr, id: &str) -> Result<(), Error> {
+    let file = ip_file(net, ip);
+    if !claim(&file, id)? && read_claim(&file)?.is_none_or(|c| c.id != id) {
+        return Err(taken(&file));
+    }
+    sysops::fs::write_atomic(&last_reserved(net), ip.to_string().as_bytes(), 0o600)
+        .map_err(io_err("write", last_reserved(net)))
+}
+
+/// Reserves the next free address for `id` (for tests: allocation records before it claims).
+#[cfg(test)]
+pub fn reserve_ip(net: &Network, id: &str) -> Result<Option<Ipv4Addr>, Error> {
+    let Some(ip) = next_free_ip(net)? else {
+        return Ok(None);
+    };
+    take_ip(net, ip, id)?;
+    Ok(Some(ip))
+}
+
+/// Checks that every host port of `ports` is free for `id` (or held by `id` already). When a
+/// port is held, `free` is asked to release it if its holder is gone (true when it did).
+/// Caller holds the lock, and records the ports before it claims them with [`take_ports`].
+pub fn check_ports(
+    net: &Network,
+    id: &str,
+    ports: &[PortMapping],
+    free: &mut dyn FnMut(&Path, &Claim) -> Result<bool, Error>,
+) -> Result<(), Error> {
+    create_private_dir(&ports_dir(net))?;
     for (i, p) in ports.iter().enumerate() {
-        let dup = ports[..i]
+        let in_use = |owner: String| Error::PortInUse {
+            port: p.host_port,
+            proto: p.protocol,
+            owner,
+        };
+        if ports[..i]
             .iter()
-            .any(|q| q.host_port == p.host_port && q.protocol == p.protocol);
-        let taken = dup || !claim(&port_file(net, p.protocol, p.host_port), id)?;
-        if taken {
-            for q in &ports[..i] {
-                unclaim(&port_file(net, q.protocol, q.host_port), id)?;
-            }
-            let owner = if dup {
-                id.to_string()
-            } else {
-                port_owner(net, p.protocol, p.host_port).unwrap_or_else(|| "?".into())
-            };
-            return Err(Error::PortInUse {
-                port: p.host_port,
-                proto: p.protocol,
-                owner,
-            });
+            .any(|q| q.host_port == p.host_port && q.protocol == p.protocol)
+        {
+            return Err(in_use(id.into()));
+        }
+        let file = port_file(net, p.protocol, p.host_port);
+        let Some(holder) = read_claim(&file)? else {
+            continue;
+        };
+        if holder.id == id || free(&file, &holder)? {
+            continue;
+        }
+        return Err(in_use(holder.id));
+    }
+    Ok(())
+}
+
+/// Claims the host ports [`check_ports`] found free. Idempotent for the same id.
+pub fn take_ports(net: &Network, id: &str, ports: &[PortMapping]) -> Result<(), Error> {
+    for p in ports {
+        let file = port_file(net, p.protocol, p.host_port);
+        if !claim(&file, id)? && read_claim(&file)?.is_none_or(|c| c.id != id) {
+            return Err(taken(&file));
         }
     }
     Ok(())
@@ -160,7 +281,46 @@ pub fn release(
     Ok(())
 }
 
-/// Every address currently reserved (for tests and `netsetup list`).
+/// Every reservation file (addresses and ports) with its claim. Caller holds the lock.
+pub fn claims(net: &Network) -> Vec<(PathBuf, Claim)> {
+    let mut v = Vec::new();
+    for dir in [ips_dir(net), ports_dir(net)] {
+        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if let Ok(Some(c)) = read_claim(&p) {
+                v.push((p, c));
+            }
+        }
+    }
+    v
+}
+
+/// Removes temporary files a killed reserver left (every reserver holds the lock, so under
+/// the lock no temporary file is in use). Returns how many.
+pub fn remove_temporaries(net: &Network) -> usize {
+    let mut n = 0;
+    for dir in [
+        ips_dir(net),
+        ports_dir(net),
+        net.state_dir(),
+        crate::state::containers_dir(net),
+    ] {
+        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.contains(".tmp-") && fs::remove_file(e.path()).is_ok()
+            {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Every address currently reserved, with the id holding it.
 pub fn reserved(net: &Network) -> Vec<(Ipv4Addr, String)> {
     let mut v: Vec<_> = fs::read_dir(ips_dir(net))
         .into_iter()
@@ -168,11 +328,22 @@ pub fn reserved(net: &Network) -> Vec<(Ipv4Addr, String)> {
         .flatten()
         .filter_map(|e| {
             let ip = e.file_name().to_str()?.parse().ok()?;
-            Some((ip, fs::read_to_string(e.path()).ok()?))
+            Some((ip, read_claim(&e.path()).ok()??.id))
         })
         .collect();
     v.sort();
     v
+}
+
+/// How many addresses are reserved (for CNI STATUS).
+pub fn reserved_count(net: &Network) -> usize {
+    fs::read_dir(ips_dir(net))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -186,6 +357,10 @@ mod tests {
             data_dir: dir.into(),
             ..Default::default()
         }
+    }
+
+    fn never(_: &Path, _: &Claim) -> Result<bool, Error> {
+        Ok(false)
     }
 
     #[test]
@@ -207,6 +382,27 @@ mod tests {
         release(&n, "someone-else", Some(got[2]), &[]).unwrap();
         assert_eq!(reserve_ip(&n, "c6").unwrap(), Some(got[1]));
         assert_eq!(reserved(&n).len(), 5);
+        assert_eq!(reserved_count(&n), 5);
+    }
+
+    #[test]
+    fn range_limits_the_pool() {
+        let d = tempfile::tempdir().unwrap();
+        let mut n = net(d.path(), "10.9.0.0/24", "10.9.0.1");
+        n.range = Some(crate::AddrRange {
+            start: "10.9.0.100".parse().unwrap(),
+            end: "10.9.0.101".parse().unwrap(),
+        });
+        let _l = lock(&n).unwrap();
+        assert_eq!(
+            reserve_ip(&n, "a").unwrap(),
+            Some(Ipv4Addr::new(10, 9, 0, 100))
+        );
+        assert_eq!(
+            reserve_ip(&n, "b").unwrap(),
+            Some(Ipv4Addr::new(10, 9, 0, 101))
+        );
+        assert_eq!(reserve_ip(&n, "c").unwrap(), None);
     }
 
     #[test]
@@ -222,23 +418,69 @@ mod tests {
     }
 
     #[test]
+    fn claims_carry_their_owner_and_leave_no_temporary() {
+        let d = tempfile::tempdir().unwrap();
+        let n = net(d.path(), "10.9.0.0/24", "10.9.0.1");
+        let _l = lock(&n).unwrap();
+        let ip = reserve_ip(&n, "a").unwrap().unwrap();
+        let c = read_claim(&ip_file(&n, ip)).unwrap().unwrap();
+        assert_eq!(c.id, "a");
+        assert_eq!(c.reserver, ProcId::current());
+        assert!(c.reserver.unwrap().alive());
+        let names: Vec<_> = fs::read_dir(ips_dir(&n))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        // An old one-word record still names its owner.
+        assert_eq!(
+            Claim::parse("b\n"),
+            Claim {
+                id: "b".into(),
+                reserver: None
+            }
+        );
+        assert_eq!(remove_temporaries(&n), 0);
+        fs::write(ips_dir(&n).join(".10.9.0.9.tmp-1-0"), "x").unwrap();
+        assert_eq!(remove_temporaries(&n), 1);
+    }
+
+    #[test]
     fn ports_all_or_nothing() {
         let d = tempfile::tempdir().unwrap();
         let n = net(d.path(), "10.9.0.0/24", "10.9.0.1");
         let p = |s: &str| s.parse::<PortMapping>().unwrap();
-        reserve_ports(&n, "a", &[p("8080:80"), p("53:53/udp")]).unwrap();
-        let e = reserve_ports(&n, "b", &[p("9090:90"), p("8080:81")]).unwrap_err();
+        let reserve =
+            |id: &str,
+             ports: &[PortMapping],
+             free: &mut dyn FnMut(&Path, &Claim) -> Result<bool, Error>| {
+                check_ports(&n, id, ports, free)?;
+                take_ports(&n, id, ports)
+            };
+        reserve("a", &[p("8080:80"), p("53:53/udp")], &mut never).unwrap();
+        reserve("a", &[p("8080:80")], &mut never).unwrap();
+        let e = reserve("b", &[p("9090:90"), p("8080:81")], &mut never).unwrap_err();
         assert_eq!(
             e.to_string(),
             "host port 8080/tcp is already published by container a"
         );
-        assert_eq!(port_owner(&n, Protocol::Tcp, 9090), None, "rolled back");
-        reserve_ports(&n, "b", &[p("8080:80/udp")]).unwrap();
+        assert_eq!(port_owner(&n, Protocol::Tcp, 9090), None, "nothing claimed");
+        reserve("b", &[p("8080:80/udp")], &mut never).unwrap();
         assert!(
-            reserve_ports(&n, "c", &[p("1:1"), p("1:2")]).is_err(),
+            reserve("c", &[p("1:1"), p("1:2")], &mut never).is_err(),
             "duplicate in one request"
         );
-        release(&n, "a", None, &[p("8080:80")]).unwrap();
+        // A holder that is gone is released by `free`, and the port is taken.
+        let mut asked = Vec::new();
+        let mut free = |f: &Path, c: &Claim| {
+            asked.push(c.id.clone());
+            fs::remove_file(f).unwrap();
+            Ok(true)
+        };
+        reserve("c", &[p("8080:80")], &mut free).unwrap();
+        assert_eq!(asked, ["a"]);
+        assert_eq!(port_owner(&n, Protocol::Tcp, 8080).as_deref(), Some("c"));
+        release(&n, "c", None, &[p("8080:80")]).unwrap();
         assert_eq!(port_owner(&n, Protocol::Tcp, 8080), None);
         assert_eq!(port_owner(&n, Protocol::Udp, 8080).as_deref(), Some("b"));
     }

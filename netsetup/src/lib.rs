@@ -5,37 +5,48 @@
 //!
 //! The work is split so a runtime can write the container's files before it creates the
 //! container: [`allocate`] (IPAM, port reservation, files), then [`connect`] (links, routes,
-//! sysctls, nftables, /run/netns entry). [`attach`] does both; [`detach`] undoes everything.
+//! sysctls, nftables, the /run/netns name). [`attach`] does both; [`detach`] undoes
+//! everything. Every privileged step goes through [`ops`], which performs it and renders it for
+//! `--explain`; nothing on the attach or detach path runs another program.
+//!
+//! Files: everything netsetup keeps lives under [`Network::data_dir`] (state, reservations);
+//! the container's resolv.conf, hosts and hostname go where the caller asks
+//! ([`Request::files_dir`]).
 
+mod connect;
 mod error;
-mod explain;
 mod files;
 mod ipam;
-mod links;
+mod kernel;
 mod netlink;
 mod netns;
 mod nft;
+mod nftnl;
+mod ops;
 mod state;
-mod sysctl;
 mod types;
+
+#[cfg(test)]
+mod fake;
 
 pub mod cni;
 
 pub use error::Error;
 pub use files::{container_resolv, parse_resolv, render_resolv, Resolv};
-pub use types::{Allocation, Attachment, Network, PortMapping, Protocol, Request};
+pub use types::{AddrRange, Allocation, Attachment, Network, PortMapping, Protocol, Request};
 
 use error::io_err;
-use explain::explain;
-use netlink::Netlink;
+use kernel::Kernel;
+use ops::{Op, System};
 use sha2::{Digest, Sha256};
 use state::{NetnsRef, ProcId, State};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
+use sysops::explain;
 
-/// Host-side veth name: `veth` + 8 hex digits of a hash of network and id (15-char limit).
+/// Host-side veth name: `veth` + 8 hex digits of a hash of bridge and id (15-char limit).
 pub fn host_veth_name(net: &Network, id: &str) -> String {
-    let h = Sha256::digest(format!("{}\0{}", net.name, id).as_bytes());
+    let h = Sha256::digest(format!("{}\0{}", net.bridge, id).as_bytes());
     format!("veth{:02x}{:02x}{:02x}{:02x}", h[0], h[1], h[2], h[3])
 }
 
@@ -47,175 +58,217 @@ pub fn netns_name(id: &str) -> String {
 /// Brings up `lo` in a network namespace and nothing else: what a container with no network
 /// (`--network none`) gets.
 pub fn loopback_up(netns: &Path) -> Result<(), Error> {
-    let ns = netns::open(netns)?;
-    let name = netns.display().to_string();
-    netns::run_in(&ns, netns, || links::loopback_up(&name))
+    netns::open(netns)?;
+    ops::run(
+        &mut Kernel::new(),
+        vec![Op::LinkUp {
+            ns: Some(ops::Ns(netns.into())),
+            dev: "lo".into(),
+        }],
+    )
 }
 
-/// Reserves an address (and the host ports) for `req.id` and writes its resolv.conf, hosts
-/// and hostname into `req.files_dir`. Persists state; on failure leaves nothing behind.
-pub fn allocate(net: &Network, req: &Request) -> Result<Allocation, Error> {
-    net.validate()?;
-    types::validate_id(&req.id)?;
-    let ifname = req.ifname.clone().unwrap_or_else(|| "eth0".into());
+fn validate_ifname(ifname: &str) -> Result<(), Error> {
     if ifname.is_empty()
         || ifname.len() > 15
+        || ifname == "."
+        || ifname == ".."
         || ifname.contains('/')
+        || ifname.contains(':')
         || ifname.contains(char::is_whitespace)
     {
         return Err(Error::Config(format!(
             "interface name {ifname:?} is not valid"
         )));
     }
+    Ok(())
+}
+
+/// Reserves an address (and the host ports) for `req.id` and writes its resolv.conf, hosts
+/// and hostname into `req.files_dir`. Persists state; on failure leaves nothing behind.
+pub fn allocate(net: &Network, req: &Request) -> Result<Allocation, Error> {
+    allocate_with(&mut Kernel::new(), net, req)
+}
+
+fn allocate_with(sys: &mut dyn System, net: &Network, req: &Request) -> Result<Allocation, Error> {
+    net.validate()?;
+    types::validate_id(&req.id)?;
+    let ifname = req.ifname.clone().unwrap_or_else(|| "eth0".into());
+    validate_ifname(&ifname)?;
     // Work that needs no lock first: the resolver config.
-    let host = files::read_host_resolv(&net.host_resolv_conf);
-    let upstream = std::fs::read_to_string("/run/systemd/resolve/resolv.conf").ok();
-    let resolv = files::container_resolv(&host, upstream.as_deref(), &req.dns, &net.fallback_dns);
+    let resolv = resolv_for(net, &req.dns);
     let resolv_text = files::render_resolv(&resolv);
     let hostname = req
         .hostname
         .clone()
         .unwrap_or_else(|| files::default_hostname(&req.id));
 
-    let (ip, st) = {
+    let st = {
         let _lock = ipam::lock(net)?;
-        if state::load(net, &req.id)?.is_some() {
-            return Err(Error::AlreadyAttached {
-                id: req.id.clone(),
-                network: net.name.clone(),
-            });
+        if let Some(old) = state::load(net, &req.id)? {
+            if !old.is_stale() {
+                return Err(Error::AlreadyAttached {
+                    id: req.id.clone(),
+                    network: net.name.clone(),
+                });
+            }
+            reclaim_locked(sys, net, &old)?;
         }
-        let ip = match ipam::reserve_ip(net, &req.id)? {
+        // Recorded first, claimed second: a process killed at any point leaves either
+        // nothing or a state file, never a claim nobody recorded.
+        let ip = match ipam::next_free_ip(net)? {
             Some(ip) => ip,
             None => {
                 // Only when the pool is full do we pay for a scan of every allocation.
-                reclaim_stale_locked(net)?;
-                ipam::reserve_ip(net, &req.id)?.ok_or(Error::PoolExhausted(net.subnet))?
+                reclaim_stale_locked(sys, net)?;
+                ipam::next_free_ip(net)?.ok_or(Error::PoolExhausted(net.subnet))?
             }
         };
-        if let Err(e) = ipam::reserve_ports(net, &req.id, &req.ports) {
-            ipam::release(net, &req.id, Some(ip), &[])?;
-            return Err(e);
+        ipam::check_ports(net, &req.id, &req.ports, &mut |f, c| {
+            free_if_gone(sys, net, f, c)
+        })?;
+        let mut files = Vec::new();
+        if let Some(dir) = &req.files_dir {
+            files = ["resolv.conf", "hosts", "hostname"]
+                .map(|f| dir.join(f))
+                .to_vec();
         }
-        let allocation = Allocation {
-            id: req.id.clone(),
-            ip,
-            prefix_len: net.subnet.prefix_len(),
-            gateway: net.gateway,
-            ports: req.ports.clone(),
-            nameservers: resolv.nameservers.clone(),
-            search: resolv.search.clone(),
-            options: resolv.options.clone(),
-            resolv_conf: None,
-            hosts: None,
-            hostname: None,
-        };
         let st = State {
             network: net.name.clone(),
             bridge: net.bridge.clone(),
-            allocation,
+            allocation: Allocation {
+                id: req.id.clone(),
+                ip,
+                prefix_len: net.subnet.prefix_len(),
+                gateway: net.gateway,
+                ports: req.ports.clone(),
+                nameservers: resolv.nameservers.clone(),
+                search: resolv.search.clone(),
+                options: resolv.options.clone(),
+                resolv_conf: files.first().cloned(),
+                hosts: files.get(1).cloned(),
+                hostname: files.get(2).cloned(),
+            },
             host_veth: host_veth_name(net, &req.id),
             ifname,
-            resolv: resolv_text.clone(),
-            files: Vec::new(),
+            // Recorded before they are written, so a failure half-way is still cleaned up.
+            files,
             owner: ProcId::current(),
             netns: None,
             connected: false,
+            published: None,
         };
-        if let Err(e) = state::save(net, &st) {
-            ipam::release(net, &req.id, Some(ip), &req.ports)?;
+        state::save(net, &st)?;
+        let claimed = ipam::take_ip(net, ip, &req.id)
+            .and_then(|()| ipam::take_ports(net, &req.id, &req.ports));
+        if let Err(e) = claimed {
+            release_locked(net, &st)?;
             return Err(e);
         }
-        (ip, st)
+        st
     };
-    explain!(
-        "# ipam: {} -> {ip}/{} (state in {})",
+    explain::comment(&format!(
+        "netsetup: {} gets {}/{} on network {} (reserved under {})",
         req.id,
+        st.allocation.ip,
         net.subnet.prefix_len(),
+        net.name,
         net.state_dir().display()
-    );
-    match write_files(net, st, req, &hostname, &resolv_text) {
-        Ok(st) => Ok(st.allocation),
+    ));
+    let a = &st.allocation;
+    let mut steps = Vec::new();
+    if let (Some(r), Some(h), Some(n)) = (&a.resolv_conf, &a.hosts, &a.hostname) {
+        let hosts = files::render_hosts(IpAddr::V4(a.ip), &hostname, &req.id);
+        for (path, content) in [(r, resolv_text), (h, hosts), (n, format!("{hostname}\n"))] {
+            steps.push(Op::WriteFile {
+                path: path.clone(),
+                content,
+            });
+        }
+    }
+    match ops::run(sys, steps) {
+        Ok(()) => Ok(st.allocation),
         Err(e) => {
-            let _ = detach(net, &req.id);
+            let _ = detach_with(sys, net, &req.id);
             Err(e)
         }
     }
 }
 
-fn write_files(
-    net: &Network,
-    mut st: State,
-    req: &Request,
-    hostname: &str,
-    resolv: &str,
-) -> Result<State, Error> {
-    let Some(dir) = &req.files_dir else {
-        return Ok(st);
-    };
-    let hosts = files::render_hosts(IpAddr::V4(st.allocation.ip), hostname, &req.id);
-    let list: [(&str, String); 3] = [
-        ("resolv.conf", resolv.into()),
-        ("hosts", hosts),
-        ("hostname", format!("{hostname}\n")),
-    ];
-    for (name, content) in list {
-        let p = dir.join(name);
-        // Record before writing so a failure half-way still gets cleaned up.
-        st.files.push(p.clone());
-        state::save(net, &st)?;
-        explain!(
-            "cat > {} <<EOF  # {} line(s)",
-            p.display(),
-            content.lines().count()
-        );
-        state::write_atomic(&p, content.as_bytes(), 0o644)?;
-    }
-    st.allocation.resolv_conf = Some(dir.join("resolv.conf"));
-    st.allocation.hosts = Some(dir.join("hosts"));
-    st.allocation.hostname = Some(dir.join("hostname"));
-    state::save(net, &st)?;
-    Ok(st)
+/// The container's resolver configuration: the host's, adjusted, or the override.
+fn resolv_for(net: &Network, dns: &[IpAddr]) -> files::Resolv {
+    let host = files::read_host_resolv(&net.host_resolv_conf);
+    let upstream = std::fs::read_to_string("/run/systemd/resolve/resolv.conf").ok();
+    files::container_resolv(&host, upstream.as_deref(), dns, &net.fallback_dns)
 }
 
-/// Connects the netns at `netns` for a container allocated with [`allocate`]: bridge
-/// (idempotent), veth pair, address, routes, sysctls, one nft batch, /run/netns/minc-<id>.
-/// On failure, what connect made is undone (the allocation stays; [`detach`] releases it).
+/// Connects the netns at `netns` for a container allocated with [`allocate`]: its
+/// /run/netns name, the bridge (idempotent), the veth pair, address, routes, sysctls and one
+/// nft batch. On failure, what connect made is undone (the allocation stays; [`detach`]
+/// releases it).
 pub fn connect(net: &Network, id: &str, netns: &Path) -> Result<Attachment, Error> {
+    connect_with(&mut Kernel::new(), net, id, netns)
+}
+
+fn connect_with(
+    sys: &mut dyn System,
+    net: &Network,
+    id: &str,
+    netns: &Path,
+) -> Result<Attachment, Error> {
     net.validate()?;
     types::validate_id(id)?;
-    let mut st = state::load(net, id)?.ok_or_else(|| Error::NotAllocated {
-        id: id.into(),
-        network: net.name.clone(),
+    let ns_file = netns::open(netns)?;
+    let expect = netns::identity(&ns_file).map_err(|source| Error::Netns {
+        path: netns.into(),
+        source,
     })?;
-    if st.connected {
-        return Err(Error::AlreadyConnected {
+    let target = connect::published_path(net, id);
+    let mut st = {
+        // Under the lock: a reclaim cannot remove the allocation while it becomes connected.
+        let _lock = ipam::lock(net)?;
+        let mut st = state::load(net, id)?.ok_or_else(|| Error::NotAllocated {
             id: id.into(),
             network: net.name.clone(),
-        });
-    }
-    let ns = netns::open(netns)?;
-    st.netns = Some(netns_ref(netns));
-    // Saved before anything is made so a crash in between is still torn down from disk.
-    st.connected = true;
-    state::save(net, &st)?;
-    match connect_inner(net, &st, &ns, netns) {
-        Ok(att) => Ok(att),
+        })?;
+        if st.connected {
+            return Err(Error::AlreadyConnected {
+                id: id.into(),
+                network: net.name.clone(),
+            });
+        }
+        connect::check_name_free(&target)?;
+        // Saved before anything is made, so a crash in between is still torn down from disk.
+        st.netns = Some(netns_ref(netns, expect));
+        st.connected = true;
+        st.published = Some(target.clone());
+        state::save(net, &st)?;
+        st
+    };
+    explain::comment(&format!(
+        "netsetup: connect {id} (namespace {}) to network {}",
+        netns.display(),
+        net.name
+    ));
+    let result = connect::publish(sys, netns, &target, expect)
+        .and_then(|()| connect::connect(sys, net, &st));
+    match result {
+        Ok(att) => {
+            explain::comment(&format!("netsetup: {id} connected"));
+            Ok(att)
+        }
         Err(e) => {
-            let _ = disconnect(net, &st);
+            let _ = connect::disconnect(sys, &st);
             st.connected = false;
             st.netns = None;
+            st.published = None;
             let _ = state::save(net, &st);
             Err(e)
         }
     }
 }
 
-fn netns_ref(p: &Path) -> NetnsRef {
-    use std::os::unix::fs::MetadataExt;
-    let (dev, ino) = std::fs::metadata(p)
-        .map(|m| (m.dev(), m.ino()))
-        .unwrap_or((0, 0));
+fn netns_ref(p: &Path, (dev, ino): (u64, u64)) -> NetnsRef {
     // /proc/PID/ns/net lives as long as PID: remember the process, not the path.
     let proc = p
         .strip_prefix("/proc")
@@ -230,143 +283,231 @@ fn netns_ref(p: &Path) -> NetnsRef {
     }
 }
 
-fn connect_inner(
-    net: &Network,
-    st: &State,
-    ns: &std::fs::File,
-    ns_path: &Path,
-) -> Result<Attachment, Error> {
-    let a = &st.allocation;
-    let nsname = netns::name(&a.id);
-    let nl_err = |e| Error::Netlink {
-        what: "socket".into(),
-        source: e,
-    };
-    let mut nl = Netlink::open().map_err(nl_err)?;
-    let mtu = match net.mtu {
-        Some(m) => Some(m),
-        None => links::default_route_mtu(&mut nl)?,
-    };
-    let bidx = links::ensure_bridge(&mut nl, net, mtu)?;
-    use std::os::fd::AsFd;
-    let veth = links::Veth {
-        host: &st.host_veth,
-        bridge: &net.bridge,
-        bridge_idx: bidx,
-        mtu,
-        ifname: &st.ifname,
-        netns_name: &nsname,
-    };
-    links::create_veth(&mut nl, &veth, ns.as_fd())?;
-    let (mac, cmtu) = netns::run_in(ns, ns_path, || {
-        links::configure_container(&nsname, &st.ifname, a.ip, a.prefix_len, a.gateway)
-    })?;
-    sysctl::ensure("net.ipv4.ip_forward", "1")?;
-    if !a.ports.is_empty() {
-        // Lets the host's 127.0.0.1 connections, DNATed in the output hook, leave via the bridge.
-        sysctl::ensure(&format!("net.ipv4.conf.{}.route_localnet", net.bridge), "1")?;
-    }
-    nft::explain_connect(net, a.ip, &a.ports);
-    nft::connect(net, a.ip, &a.ports)?;
-    netns::publish(net, &a.id, ns)?;
-    let etc = netns::etc_dir(net, &a.id);
-    explain!("mkdir -p {0} && cat > {0}/resolv.conf", etc.display());
-    state::write_atomic(&etc.join("resolv.conf"), st.resolv.as_bytes(), 0o644)?;
-    Ok(Attachment {
-        allocation: a.clone(),
-        bridge: net.bridge.clone(),
-        host_veth: st.host_veth.clone(),
-        ifname: st.ifname.clone(),
-        mac,
-        mtu: cmtu.or(mtu).unwrap_or(1500),
-        netns_name: nsname,
-    })
-}
-
-/// Undoes what connect made; idempotent and fine when the netns is gone.
-fn disconnect(net: &Network, st: &State) -> Result<(), Error> {
-    let mut first: Option<Error> = None;
-    let mut keep = |r: Result<(), Error>| {
-        if let Err(e) = r {
-            first.get_or_insert(e);
-        }
-    };
-    match Netlink::open() {
-        Ok(mut nl) => keep(links::delete_link(&mut nl, &st.host_veth)),
-        Err(e) => keep(Err(Error::Netlink {
-            what: "socket".into(),
-            source: e,
-        })),
-    }
-    keep(nft::disconnect(st.allocation.ip, &st.allocation.ports));
-    keep(netns::unpublish(net, &st.allocation.id));
-    keep(netns::remove_etc(net, &st.allocation.id));
-    first.map_or(Ok(()), Err)
-}
-
 /// [`allocate`] then [`connect`]; on failure nothing is left behind.
 pub fn attach(net: &Network, req: &Request, netns: &Path) -> Result<Attachment, Error> {
-    allocate(net, req)?;
-    connect(net, &req.id, netns).inspect_err(|_| {
-        let _ = detach(net, &req.id);
+    attach_with(&mut Kernel::new(), net, req, netns)
+}
+
+fn attach_with(
+    sys: &mut dyn System,
+    net: &Network,
+    req: &Request,
+    netns: &Path,
+) -> Result<Attachment, Error> {
+    allocate_with(sys, net, req)?;
+    connect_with(sys, net, &req.id, netns).inspect_err(|_| {
+        let _ = detach_with(sys, net, &req.id);
     })
 }
 
-/// Tears down everything attach made for `id`, from saved state: veth, nft elements,
-/// /run/netns entry, files, address and ports. Idempotent; fine if nothing exists.
+/// [`attach`], or for a container that already has state on this network (a retried or
+/// crashed attach, as CNI runtimes do), the same again on what it holds: its connection is
+/// made anew in `netns`, it keeps its address, its ports become `req.ports`. Refused when the
+/// existing attachment uses another interface name.
+pub fn reattach(net: &Network, req: &Request, netns: &Path) -> Result<Attachment, Error> {
+    let sys = &mut Kernel::new();
+    net.validate()?;
+    types::validate_id(&req.id)?;
+    let ifname = req.ifname.clone().unwrap_or_else(|| "eth0".into());
+    let Some(old) = state::load(net, &req.id)? else {
+        return attach_with(sys, net, req, netns);
+    };
+    if old.ifname != ifname {
+        return Err(Error::AlreadyAttached {
+            id: req.id.clone(),
+            network: format!("{} (as {})", net.name, old.ifname),
+        });
+    }
+    explain::comment(&format!(
+        "netsetup: {} is already on network {}: connecting it again",
+        req.id, net.name
+    ));
+    connect::disconnect(sys, &old)?;
+    let lock = ipam::lock(net)?;
+    let Some(mut st) = state::load(net, &req.id)? else {
+        drop(lock);
+        return attach_with(sys, net, req, netns);
+    };
+    let ip_holder = ipam::read_claim(&ipam::ip_file(net, st.allocation.ip))?;
+    if ip_holder.is_some_and(|c| c.id != req.id) {
+        // Its address went to another container meanwhile: start over.
+        reclaim_locked(sys, net, &st)?;
+        drop(lock);
+        return attach_with(sys, net, req, netns);
+    }
+    ipam::check_ports(net, &req.id, &req.ports, &mut |f, c| {
+        free_if_gone(sys, net, f, c)
+    })?;
+    let a = &mut st.allocation;
+    let dropped: Vec<_> = a
+        .ports
+        .iter()
+        .filter(|p| !req.ports.contains(p))
+        .copied()
+        .collect();
+    ipam::release(net, &req.id, None, &dropped)?;
+    let resolv = resolv_for(net, &req.dns);
+    a.ports = req.ports.clone();
+    a.nameservers = resolv.nameservers;
+    a.search = resolv.search;
+    a.options = resolv.options;
+    st.connected = false;
+    st.netns = None;
+    st.published = None;
+    st.owner = ProcId::current();
+    state::save(net, &st)?;
+    ipam::take_ip(net, st.allocation.ip, &req.id)?;
+    ipam::take_ports(net, &req.id, &req.ports)?;
+    drop(lock);
+    connect_with(sys, net, &req.id, netns)
+}
+
+/// Tears down everything attach made for `id`, from saved state: nft elements, veth,
+/// /run/netns name, files, address and ports. Idempotent; fine if nothing exists.
 pub fn detach(net: &Network, id: &str) -> Result<(), Error> {
+    detach_with(&mut Kernel::new(), net, id)
+}
+
+fn detach_with(sys: &mut dyn System, net: &Network, id: &str) -> Result<(), Error> {
     types::validate_id(id)?;
     let Some(st) = state::load(net, id)? else {
         return Ok(());
     };
-    teardown(net, &st)?;
+    teardown(sys, &st)?;
     let _lock = ipam::lock(net)?;
     release_locked(net, &st)
 }
 
-fn teardown(net: &Network, st: &State) -> Result<(), Error> {
-    disconnect(net, st)?;
-    for f in &st.files {
-        explain!("rm -f {}", f.display());
-        state::remove_file(f)?;
-    }
+fn teardown(sys: &mut dyn System, st: &State) -> Result<(), Error> {
+    connect::disconnect(sys, st)?;
+    let files = st
+        .files
+        .iter()
+        .filter(|f| f.exists())
+        .map(|f| Op::RemoveFile { path: f.clone() })
+        .collect();
+    ops::run(sys, files)?;
+    remove_partial_writes(&st.files);
     Ok(())
+}
+
+/// Temporary files of writes a killed process did not finish (`.NAME.tmp-PID-N` beside each
+/// of the container's files).
+fn remove_partial_writes(files: &[PathBuf]) {
+    let mut dirs: Vec<&Path> = files.iter().filter_map(|f| f.parent()).collect();
+    dirs.dedup();
+    for d in dirs {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let partial = files.iter().any(|f| {
+                f.file_name()
+                    .is_some_and(|n| name.starts_with(&format!(".{}.tmp-", n.to_string_lossy())))
+            });
+            if partial {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 fn release_locked(net: &Network, st: &State) -> Result<(), Error> {
     let a = &st.allocation;
-    explain!("# ipam: release {} ({})", a.ip, a.id);
+    explain::comment(&format!("netsetup: release {} of {}", a.ip, a.id));
     ipam::release(net, &a.id, Some(a.ip), &a.ports)?;
     state::remove(net, &a.id)
 }
 
-/// Tears down allocations whose container is gone (its netns vanished, or the process that
-/// allocated died before connecting). Caller holds the IPAM lock. Returns the ids reclaimed.
-fn reclaim_stale_locked(net: &Network) -> Result<Vec<String>, Error> {
-    let dir = state::containers_dir(net);
+/// Tears down and releases a container whose state is stale. Caller holds the lock.
+fn reclaim_locked(sys: &mut dyn System, net: &Network, st: &State) -> Result<(), Error> {
+    explain::comment(&format!(
+        "netsetup: {} is gone; reclaiming what it held",
+        st.allocation.id
+    ));
+    teardown(sys, st)?;
+    release_locked(net, st)
+}
+
+/// Asked when a reservation `file` is held by `claim`: frees it if its holder is gone (see
+/// `state`'s module docs for how that is decided). Caller holds the lock.
+fn free_if_gone(
+    sys: &mut dyn System,
+    net: &Network,
+    file: &Path,
+    claim: &ipam::Claim,
+) -> Result<bool, Error> {
+    match state::load(net, &claim.id)? {
+        Some(st) if st.is_stale() => reclaim_locked(sys, net, &st).map(|()| true),
+        Some(_) => Ok(false),
+        None if claim.reserver.is_some_and(|p| p.alive()) => Ok(false),
+        None => {
+            explain::comment(&format!(
+                "netsetup: {} was reserved by a process that died before recording it",
+                file.display()
+            ));
+            state::remove_file(file).map(|()| true)
+        }
+    }
+}
+
+/// Tears down allocations whose container is gone, and reservations whose reserver died before
+/// recording them. Caller holds the IPAM lock. Returns the ids reclaimed.
+fn reclaim_stale_locked(sys: &mut dyn System, net: &Network) -> Result<Vec<String>, Error> {
+    reclaim_where(sys, net, &|st: &State| st.is_stale())
+}
+
+/// Reclaims every container `drop` selects, and every orphaned reservation. Caller holds the
+/// lock.
+fn reclaim_where(
+    sys: &mut dyn System,
+    net: &Network,
+    drop: &dyn Fn(&State) -> bool,
+) -> Result<Vec<String>, Error> {
+    ipam::remove_temporaries(net);
     let mut done = Vec::new();
-    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+    for e in std::fs::read_dir(state::containers_dir(net))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let p = e.path();
         if p.extension().and_then(|x| x.to_str()) != Some("json") {
             continue;
         }
         if let Some(st) = state::load_path(&p)? {
-            if st.is_stale() {
-                teardown(net, &st)?;
-                release_locked(net, &st)?;
+            if drop(&st) {
+                reclaim_locked(sys, net, &st)?;
                 done.push(st.allocation.id.clone());
             }
+        }
+    }
+    for (file, claim) in ipam::claims(net) {
+        if free_if_gone(sys, net, &file, &claim)? && !done.contains(&claim.id) {
+            done.push(claim.id);
         }
     }
     Ok(done)
 }
 
-/// Reclaims stale allocations (see [`allocate`], which does this itself when the pool is
-/// full). Returns the ids reclaimed.
+/// Reclaims stale allocations and orphaned reservations (see [`allocate`], which does this
+/// itself when the pool is full or a port is held by a container that is gone). Returns the
+/// ids reclaimed.
 pub fn gc(net: &Network) -> Result<Vec<String>, Error> {
     net.validate()?;
+    let sys = &mut Kernel::new();
     let _lock = ipam::lock(net)?;
-    reclaim_stale_locked(net)
+    reclaim_stale_locked(sys, net)
+}
+
+/// Reclaims every container on the network except those `keep` names (by id and interface),
+/// plus whatever [`gc`] reclaims: CNI's GC with its list of valid attachments.
+pub fn gc_except(net: &Network, keep: &dyn Fn(&str, &str) -> bool) -> Result<Vec<String>, Error> {
+    net.validate()?;
+    let sys = &mut Kernel::new();
+    let _lock = ipam::lock(net)?;
+    reclaim_where(sys, net, &|st: &State| {
+        st.is_stale() || !keep(&st.allocation.id, &st.ifname)
+    })
 }
 
 /// One container known to the network.
@@ -376,6 +517,7 @@ pub struct Entry {
     pub ip: Ipv4Addr,
     pub ports: Vec<PortMapping>,
     pub host_veth: String,
+    pub ifname: String,
     pub connected: bool,
     pub netns: Option<PathBuf>,
     pub stale: bool,
@@ -391,6 +533,9 @@ pub fn list(net: &Network) -> Result<Vec<Entry>, Error> {
         Err(e) => return Err(io_err("read directory", &dir)(e)),
     };
     for e in rd.flatten() {
+        if e.path().extension().and_then(|x| x.to_str()) != Some("json") {
+            continue;
+        }
         if let Some(st) = state::load_path(&e.path())? {
             v.push(Entry {
                 stale: st.is_stale(),
@@ -398,6 +543,7 @@ pub fn list(net: &Network) -> Result<Vec<Entry>, Error> {
                 ip: st.allocation.ip,
                 ports: st.allocation.ports.clone(),
                 host_veth: st.host_veth.clone(),
+                ifname: st.ifname.clone(),
                 connected: st.connected,
                 netns: st.netns.map(|n| n.path),
             });
@@ -413,43 +559,59 @@ pub fn allocation(net: &Network, id: &str) -> Result<Option<Allocation>, Error> 
     Ok(state::load(net, id)?.map(|s| s.allocation))
 }
 
-/// Checks that what attach made for `id` is still in place (CNI CHECK).
+/// Checks that what attach made for `id` is still in place (CNI CHECK): the host veth, the
+/// container's interface with its address, the published ports.
 pub fn check(net: &Network, id: &str) -> Result<(), Error> {
+    types::validate_id(id)?;
+    let sys = &mut Kernel::new();
     let st = state::load(net, id)?.ok_or_else(|| Error::NotAllocated {
         id: id.into(),
         network: net.name.clone(),
     })?;
-    let mut nl = Netlink::open().map_err(|e| Error::Netlink {
-        what: "socket".into(),
-        source: e,
-    })?;
-    if !st.connected || !links::link_exists(&mut nl, &st.host_veth)? {
-        return Err(Error::Netlink {
-            what: format!("veth {} of {id}", st.host_veth),
-            source: std::io::Error::from_raw_os_error(libc::ENODEV),
-        });
+    let missing = |what: String| Error::Netlink {
+        what,
+        source: std::io::Error::from_raw_os_error(libc::ENODEV),
+    };
+    if !st.connected || sys.link(None, &st.host_veth)?.is_none() {
+        return Err(missing(format!("veth {} of {id}", st.host_veth)));
     }
-    for proto in [Protocol::Tcp, Protocol::Udp] {
-        let present = nft::list_elements(proto)?;
-        for p in st.allocation.ports.iter().filter(|p| p.protocol == proto) {
-            if !present.contains(&(p.host_port, st.allocation.ip, p.container_port)) {
-                return Err(Error::Nft(format!("port {p} of {id} is not published")));
-            }
+    if let Some(t) = &st.published {
+        if sys.link(Some(&ops::Ns(t.clone())), &st.ifname)?.is_none() {
+            return Err(missing(format!("{} in the namespace of {id}", st.ifname)));
+        }
+    }
+    let ip = nft::Value::Addr(IpAddr::V4(st.allocation.ip)).bytes();
+    for p in &st.allocation.ports {
+        let key = nft::Value::Port(p.host_port);
+        let held = sys.nft_elements(nft::addr_map(p.protocol), Some(&key))?;
+        if !held.iter().any(|(_, d)| *d == ip) {
+            return Err(Error::Nft(format!("port {p} of {id} is not published")));
         }
     }
     Ok(())
 }
 
-/// Test and debugging helpers: what the nft port maps hold right now.
+/// What the nft port maps hold right now: (protocol, host port, address, container port).
 pub fn published_ports() -> Result<Vec<(Protocol, u16, Ipv4Addr, u16)>, Error> {
+    let sys = &mut Kernel::new();
     let mut v = Vec::new();
     for proto in [Protocol::Tcp, Protocol::Udp] {
-        v.extend(
-            nft::list_elements(proto)?
-                .into_iter()
-                .map(|(h, ip, c)| (proto, h, ip, c)),
-        );
+        let ports = sys.nft_elements(nft::port_map(proto), None)?;
+        for (k, d) in sys.nft_elements(nft::addr_map(proto), None)? {
+            let (Ok(k), Ok(d)) = (<[u8; 2]>::try_from(&k[..]), <[u8; 4]>::try_from(&d[..])) else {
+                continue;
+            };
+            let cport = ports
+                .iter()
+                .find(|(pk, _)| pk[..] == k[..])
+                .and_then(|(_, pd)| <[u8; 2]>::try_from(&pd[..]).ok())
+                .map(u16::from_be_bytes);
+            if let Some(c) = cport {
+                v.push((proto, u16::from_be_bytes(k), Ipv4Addr::from(d), c));
+            }
+        }
     }
+    v.sort();
     Ok(v)
 }
 
@@ -457,3 +619,20 @@ pub fn published_ports() -> Result<Vec<(Protocol, u16, Ipv4Addr, u16)>, Error> {
 pub fn reserved_ips(net: &Network) -> Vec<(Ipv4Addr, String)> {
     ipam::reserved(net)
 }
+
+/// Whether the network can take another container now (CNI STATUS): its state directory is
+/// usable and its pool has a free address.
+pub fn status(net: &Network) -> Result<(), Error> {
+    net.validate()?;
+    let _lock = ipam::lock(net)?;
+    let (first, last) = ipam::candidates(net);
+    let size = (last + 1).saturating_sub(first) as usize;
+    let gw_inside = (first..=last).contains(&u32::from(net.gateway)) as usize;
+    if ipam::reserved_count(net) + gw_inside >= size {
+        return Err(Error::PoolExhausted(net.subnet));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

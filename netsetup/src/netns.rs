@@ -1,12 +1,19 @@
-//! Network namespaces: entering one on a private thread, and publishing one as
-//! /run/netns/minc-<id> (a bind mount of the netns file) for `ip netns exec`.
+//! A container's network namespace, named: `/run/netns/minc-<id>`.
+//!
+//! A namespace lives as long as something refers to it: a process inside, an open file of
+//! `/proc/PID/ns/net`, or a bind mount of that file. `ip netns` (ip-netns(8)) names namespaces
+//! by bind-mounting them in /run/netns, which is also what lets `ip -n NAME ...` and
+//! `ip netns exec NAME ...` reach them. minc publishes each container's namespace there so the
+//! learner's commands work, and removes the name on teardown; that bind mount is the only thing
+//! netsetup keeps outside the data root it is given.
+//!
+//! Read: network_namespaces(7), ip-netns(8), mount(2) (MS_BIND), umount(2) (MNT_DETACH).
 
 use crate::error::io_err;
-use crate::explain::explain;
-use crate::{Error, Network};
+use crate::Error;
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 pub fn name(id: &str) -> String {
     format!("minc-{id}")
@@ -19,98 +26,70 @@ pub fn open(path: &Path) -> Result<File, Error> {
     })
 }
 
-/// Runs `f` on a fresh thread that has entered the netns `ns`; the calling thread (and so
-/// the rest of the process) stays where it is. The thread ends with `f`.
-pub fn run_in<T: Send>(
-    ns: &File,
-    path: &Path,
-    f: impl FnOnce() -> Result<T, Error> + Send,
-) -> Result<T, Error> {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
-                Error::Netns {
-                    path: path.into(),
-                    source: e.into(),
-                }
-            })?;
-            f()
-        })
-        .join()
-        .expect("netns thread panicked")
-    })
+/// (st_dev, st_ino) of a file: for a namespace file, which namespace it is.
+pub fn identity(f: &File) -> std::io::Result<(u64, u64)> {
+    let m = f.metadata()?;
+    Ok((m.dev(), m.ino()))
 }
 
-fn run_path(net: &Network, id: &str) -> PathBuf {
-    net.run_netns_dir.join(name(id))
-}
-
-/// Bind-mounts the netns file at /run/netns/minc-<id>.
-pub fn publish(net: &Network, id: &str, ns: &File) -> Result<(), Error> {
-    let dir = &net.run_netns_dir;
-    std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-    let target = run_path(net, id);
-    unpublish(net, id)?; // a leftover from a crash
-    explain!(
-        "touch {0} && mount --bind /proc/self/fd/{1} {0}",
-        target.display(),
-        ns.as_raw_fd()
-    );
+/// Bind-mounts `source` (a namespace file) at `target`, then checks that `target` is the
+/// namespace with identity `expect` (so a recycled PID cannot name another one); on any
+/// failure nothing is left behind.
+pub fn publish(source: &Path, target: &Path, expect: (u64, u64)) -> Result<(), Error> {
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+    }
     std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&target)
-        .map_err(io_err("create", &target))?;
-    let src = PathBuf::from(format!("/proc/self/fd/{}", ns.as_raw_fd()));
+        .create_new(true)
+        .open(target)
+        .map_err(io_err("create", target))?;
+    let undo = |e: Error| {
+        let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_file(target);
+        e
+    };
     nix::mount::mount(
-        Some(&src),
-        &target,
+        Some(source),
+        target,
         None::<&str>,
         nix::mount::MsFlags::MS_BIND,
         None::<&str>,
     )
     .map_err(|e| {
-        let _ = std::fs::remove_file(&target);
-        Error::Io {
+        undo(Error::Io {
             what: "bind mount netns at",
-            path: target.clone(),
+            path: target.into(),
             source: e.into(),
-        }
-    })
+        })
+    })?;
+    let got = open(target)
+        .and_then(|f| identity(&f).map_err(io_err("stat", target)))
+        .map_err(undo)?;
+    if got != expect {
+        return Err(undo(Error::Netns {
+            path: source.into(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the namespace changed while being published (its process exited?)",
+            ),
+        }));
+    }
+    Ok(())
 }
 
-/// Unmounts and removes /run/netns/minc-<id>; fine if it is not there.
-pub fn unpublish(net: &Network, id: &str) -> Result<(), Error> {
-    let target = run_path(net, id);
-    if !target.exists() {
-        return Ok(());
-    }
-    explain!("umount {0} && rm {0}", target.display());
+/// Unmounts and removes a published name; fine if it is not there.
+pub fn unpublish(target: &Path) -> Result<(), Error> {
     // Lazily, in case some process still has it open; EINVAL = not a mount point.
-    match nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH) {
+    match nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH) {
         Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
         Err(e) => {
             return Err(Error::Io {
                 what: "unmount",
-                path: target,
+                path: target.into(),
                 source: e.into(),
             })
         }
     }
-    crate::state::remove_file(&target)
-}
-
-/// /etc/netns/minc-<id>/resolv.conf, which `ip netns exec` binds over /etc/resolv.conf.
-pub fn etc_dir(net: &Network, id: &str) -> PathBuf {
-    net.etc_netns_dir.join(name(id))
-}
-
-pub fn remove_etc(net: &Network, id: &str) -> Result<(), Error> {
-    let d = etc_dir(net, id);
-    if d.exists() {
-        explain!("rm -r {}", d.display());
-        std::fs::remove_dir_all(&d).map_err(io_err("remove", &d))?;
-    }
-    Ok(())
+    crate::state::remove_file(target)
 }

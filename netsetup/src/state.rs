@@ -1,11 +1,22 @@
 //! Per-container state saved at allocate/connect time, so teardown works from disk alone
 //! (after a crash, or after the netns is gone). Written atomically (tmp + rename).
+//!
+//! When is a container gone? netsetup does not know the runtime, so it decides from what it
+//! recorded itself:
+//! - before connect, the container is its allocating process ([`State::owner`], a PID plus
+//!   its start time, so a reused PID is not mistaken for it): gone when that process is;
+//! - once connected, the container is its network namespace ([`NetnsRef`]): gone when the
+//!   process whose `/proc/PID/ns/net` was given has exited, or when the namespace file given
+//!   (e.g. a CNI runtime's `/run/netns/X`) no longer is that namespace;
+//! - allocation records the container's state before it claims the address and ports (both
+//!   under one hold of the lock), so a killed process leaves a state file to judge as above,
+//!   never a bare claim. A claim without state (from an older minc) is orphaned once its
+//!   reserver, recorded in the claim, is gone.
 
 use crate::error::io_err;
 use crate::{Allocation, Error, Network};
 use serde::{Deserialize, Serialize};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// A process identity that survives PID reuse: pid plus its start time.
@@ -61,14 +72,15 @@ pub struct State {
     pub allocation: Allocation,
     pub host_veth: String,
     pub ifname: String,
-    /// resolv.conf content, also written to /etc/netns/minc-<id>/resolv.conf on connect.
-    pub resolv: String,
     /// Files written for the container (removed on teardown).
     pub files: Vec<PathBuf>,
     /// The process that allocated (stale if it died before connecting).
     pub owner: Option<ProcId>,
     pub netns: Option<NetnsRef>,
     pub connected: bool,
+    /// Where connect published the namespace (`/run/netns/minc-<id>`), once it did.
+    #[serde(default)]
+    pub published: Option<PathBuf>,
 }
 
 impl State {
@@ -108,6 +120,7 @@ pub fn load_path(p: &Path) -> Result<Option<State>, Error> {
 pub fn save(net: &Network, st: &State) -> Result<(), Error> {
     let p = path(net, &st.allocation.id);
     let data = serde_json::to_vec_pretty(st).expect("state serializes");
+    crate::ipam::create_private_dir(&containers_dir(net))?;
     write_atomic(&p, &data, 0o600)
 }
 
@@ -125,30 +138,5 @@ pub fn remove_file(p: &Path) -> Result<(), Error> {
 
 /// Writes via a temp file and rename so readers never see half a file.
 pub fn write_atomic(p: &Path, data: &[u8], mode: u32) -> Result<(), Error> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = p.parent().expect("path has a parent");
-    fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        p.file_name().unwrap().to_string_lossy(),
-        std::process::id() as u64 * 1_000_000 + thread_tag()
-    ));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io_err("write", &tmp))?;
-    f.write_all(data).map_err(io_err("write", &tmp))?;
-    drop(f);
-    fs::rename(&tmp, p).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io_err("write", p)(e)
-    })
-}
-
-fn thread_tag() -> u64 {
-    // SAFETY: gettid has no preconditions.
-    (unsafe { libc::syscall(libc::SYS_gettid) } as u64) % 1_000_000
+    sysops::fs::write_atomic(p, data, mode).map_err(io_err("write", p))
 }

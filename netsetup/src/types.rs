@@ -9,25 +9,39 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 /// One bridge network: its bridge, subnet and where its state lives.
+///
+/// Every file netsetup keeps for the network is under `data_dir`; the only other thing it
+/// leaves on the host, besides links and its nft table, is each connected container's
+/// namespace name in `run_netns_dir` (removed on teardown). Host-wide names are derived from
+/// the bridge (veth names, the nft chain), and the bridge carries its data root as its alias,
+/// so two data roots never share a bridge by accident.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Network {
-    /// Network name; names the nft chain (`nat-<name>`) and the state directory.
+    /// Network name; names the state directory (`data_dir/<name>`).
     pub name: String,
     pub bridge: String,
     pub subnet: Ipv4Net,
     pub gateway: Ipv4Addr,
+    /// Addresses handed out, when narrower than the subnet (CNI `ipRanges`).
+    #[serde(default)]
+    pub range: Option<AddrRange>,
     /// MTU for the bridge and veths; `None` = the host's default-route interface MTU.
     pub mtu: Option<u32>,
     /// Nameservers used when the host has none a container can reach.
     pub fallback_dns: Vec<IpAddr>,
     /// IPAM and per-container state (a directory per network below it).
     pub data_dir: PathBuf,
+    /// Where namespaces are published by name (`ip netns`' directory).
     pub run_netns_dir: PathBuf,
-    pub etc_netns_dir: PathBuf,
     /// The host's resolv.conf (read to derive the containers').
     pub host_resolv_conf: PathBuf,
-    /// Volatile state (cleared at boot, like the kernel's): marks the nft skeleton as present.
-    pub run_dir: PathBuf,
+}
+
+/// A range of addresses, first and last included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddrRange {
+    pub start: IpAddr,
+    pub end: IpAddr,
 }
 
 impl Default for Network {
@@ -37,16 +51,15 @@ impl Default for Network {
             bridge: "minc0".into(),
             subnet: "10.77.0.0/16".parse().unwrap(),
             gateway: Ipv4Addr::new(10, 77, 0, 1),
+            range: None,
             mtu: None,
             fallback_dns: vec![
                 IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8)),
                 IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1)),
             ],
             data_dir: "/var/lib/minc/net".into(),
-            run_netns_dir: "/run/netns".into(),
-            etc_netns_dir: "/etc/netns".into(),
+            run_netns_dir: crate::ops::IP_NETNS_DIR.into(),
             host_resolv_conf: "/etc/resolv.conf".into(),
-            run_dir: "/run/minc/net".into(),
         }
     }
 }
@@ -93,6 +106,18 @@ impl Network {
                 "gateway {} is not a host address of {}",
                 self.gateway, self.subnet
             )));
+        }
+        if let Some(r) = &self.range {
+            let inside = |a: &IpAddr| match a {
+                IpAddr::V4(v4) => self.subnet.contains(v4),
+                IpAddr::V6(_) => false,
+            };
+            if !inside(&r.start) || !inside(&r.end) || r.start > r.end {
+                return Err(Error::Config(format!(
+                    "range {}-{}: must be an ascending range inside {}",
+                    r.start, r.end, self.subnet
+                )));
+            }
         }
         if let Some(m) = self.mtu {
             if !(68..=65535).contains(&m) {
@@ -236,8 +261,12 @@ pub struct Allocation {
 pub struct Attachment {
     pub allocation: Allocation,
     pub bridge: String,
+    /// MAC address of the bridge.
+    pub bridge_mac: Option<String>,
     /// Host-side veth name.
     pub host_veth: String,
+    /// MAC address of the host-side veth.
+    pub host_mac: Option<String>,
     /// Interface name inside the container.
     pub ifname: String,
     /// MAC address of the container's interface.

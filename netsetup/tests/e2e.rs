@@ -176,10 +176,8 @@ fn connectivity_and_teardown() {
         std::fs::read_to_string(files.join("c1/hostname")).unwrap(),
         "web\n"
     );
-    assert_eq!(
-        std::fs::read_to_string("/etc/netns/minc-c1/resolv.conf").unwrap(),
-        resolv
-    );
+    // The netns has its ip-netns name, and nothing was written under /etc.
+    assert_eq!(std::fs::read_dir("/etc/netns").unwrap().count(), 0);
     assert!(run("ip", &["netns", "exec", "minc-c1", "ip", "-br", "addr"]).contains("10.77.0.2/16"));
     assert!(run("ip", &["-n", "c1", "route"]).contains("default via 10.77.0.1 dev eth0"));
 
@@ -281,7 +279,7 @@ fn connectivity_and_teardown() {
         assert!(!files.join("c1").join(f).exists(), "{f} left behind");
     }
     assert!(!Path::new("/run/netns/minc-c1").exists());
-    assert!(!Path::new("/etc/netns/minc-c1").exists());
+    assert_only_under(&net.data_dir, &files);
     // The network's own objects stay, like docker0: bridge and the table's rules.
     assert!(links().contains("minc0"));
     let table = run("nft", &["list", "table", "inet", "minc"]);
@@ -369,6 +367,41 @@ fn parallel_attaches() {
         .unwrap()
         .flatten()
         .any(|e| e.file_name().to_string_lossy().starts_with("minc-")));
+}
+
+/// Nothing netsetup keeps is outside its data root and the files directory it was given:
+/// /etc/netns and /run/minc stay empty (they are the sandbox's own tmpfs), and every file it
+/// wrote since the sandbox began is below `data` or `files`.
+fn assert_only_under(data: &Path, files: &Path) {
+    for d in ["/etc/netns", "/run/minc", "/var/lib/minc"] {
+        let n = std::fs::read_dir(d).map(|r| r.count()).unwrap_or(0);
+        assert_eq!(n, 0, "{d} is not empty");
+    }
+    assert!(!Path::new("/run/minc-net").exists());
+    let mine = |p: &Path| p.starts_with(data) || p.starts_with(files);
+    let root = data.parent().unwrap();
+    for e in walk(root) {
+        assert!(
+            mine(&e)
+                || e == root.join("host-resolv.conf")
+                || files.starts_with(&e)
+                || data.starts_with(&e),
+            "{} is outside the roots",
+            e.display()
+        );
+    }
+}
+
+fn walk(p: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        let path = e.path();
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            v.extend(walk(&path));
+        }
+        v.push(path);
+    }
+    v
 }
 
 /// Nothing of `id` exists: no state, no address, no veth, no /run/netns entry, no files.
@@ -485,12 +518,35 @@ fn netsetup_bin() -> &'static str {
     env!("CARGO_BIN_EXE_netsetup")
 }
 
-fn cni(cmd: &str, id: &str, netns: &str, conf: &str) -> (bool, serde_json::Value) {
-    let mut child = std::process::Command::new(netsetup_bin())
+/// Runs the plugin as a CNI runtime does: `CNI_*` variables, the config on stdin, the result
+/// (or an error object) on stdout. `plugin` is netsetup or a reference plugin's path.
+fn cni_run(
+    plugin: &str,
+    cmd: &str,
+    id: &str,
+    netns: &str,
+    ifname: &str,
+    conf: &str,
+) -> (bool, serde_json::Value) {
+    cni_argv(&[plugin], cmd, id, netns, ifname, conf)
+}
+
+/// [`cni_run`] of a command line (`argv[0]` is run: the plugin, or a wrapper such as strace).
+fn cni_argv(
+    argv: &[&str],
+    cmd: &str,
+    id: &str,
+    netns: &str,
+    ifname: &str,
+    conf: &str,
+) -> (bool, serde_json::Value) {
+    let plugin = argv.last().unwrap();
+    let mut child = std::process::Command::new(argv[0])
+        .args(&argv[1..])
         .env("CNI_COMMAND", cmd)
         .env("CNI_CONTAINERID", id)
         .env("CNI_NETNS", netns)
-        .env("CNI_IFNAME", "eth0")
+        .env("CNI_IFNAME", ifname)
         .env("CNI_PATH", "/usr/lib/cni")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -506,9 +562,27 @@ fn cni(cmd: &str, id: &str, netns: &str, conf: &str) -> (bool, serde_json::Value
     let v = if out.stdout.is_empty() {
         serde_json::Value::Null
     } else {
-        serde_json::from_slice(&out.stdout).unwrap()
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{plugin} {cmd}: {e}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
     };
     (out.status.success(), v)
+}
+
+fn cni(cmd: &str, id: &str, netns: &str, conf: &str) -> (bool, serde_json::Value) {
+    cni_run(netsetup_bin(), cmd, id, netns, "eth0", conf)
+}
+
+/// A config with `extra` keys merged in.
+fn conf_with(base: &serde_json::Value, extra: serde_json::Value) -> String {
+    let mut c = base.clone();
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c.to_string()
 }
 
 #[test]
@@ -520,29 +594,38 @@ fn cni_plugin_mode() {
     let data = tmp.path().join("cni");
     let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     let p = add_ns("cni-1");
-    let conf = serde_json::json!({
+    let pn = p.to_str().unwrap();
+    // Port mappings as containerd's go-cni sends them: Go field names, any case.
+    let base = serde_json::json!({
         "cniVersion": "1.0.0", "name": "cnitest", "type": "netsetup",
         "bridge": "cni-minc0", "subnet": "10.79.0.0/24", "dns": ["192.0.2.53"], "dataDir": data,
-        "runtimeConfig": {"portMappings": [{"hostPort": 8090, "containerPort": 80, "protocol": "tcp"}]},
-    })
-    .to_string();
-    let (ok, v) = cni("VERSION", "", "", "{}");
-    assert!(
-        ok && v["supportedVersions"]
-            .as_array()
-            .unwrap()
-            .contains(&"1.0.0".into()),
-        "{v}"
-    );
-    let (ok, r) = cni("ADD", id, p.to_str().unwrap(), &conf);
+        "runtimeConfig": {"portMappings": [{"HostPort": 8090, "ContainerPort": 80, "Protocol": "tcp", "HostIP": ""}]},
+    });
+    let conf = base.to_string();
+    let (ok, v) = cni("VERSION", "", "", r#"{"cniVersion":"1.1.0"}"#);
+    assert!(ok, "{v}");
+    for want in ["0.4.0", "1.0.0", "1.1.0"] {
+        assert!(
+            v["supportedVersions"]
+                .as_array()
+                .unwrap()
+                .contains(&want.into()),
+            "{v}"
+        );
+    }
+    let (ok, r) = cni("ADD", id, pn, &conf);
     assert!(ok, "{r}");
     assert_eq!(r["cniVersion"], "1.0.0");
     assert_eq!(r["ips"][0]["address"], "10.79.0.2/24");
     assert_eq!(r["ips"][0]["gateway"], "10.79.0.1");
     assert_eq!(r["ips"][0]["interface"], 2);
+    assert!(
+        r["ips"][0].get("version").is_none(),
+        "no version key in 1.0.0"
+    );
     assert_eq!(r["interfaces"][0]["name"], "cni-minc0");
     assert_eq!(r["interfaces"][2]["name"], "eth0");
-    assert_eq!(r["interfaces"][2]["sandbox"], p.to_str().unwrap());
+    assert_eq!(r["interfaces"][2]["sandbox"], pn);
     assert_eq!(r["interfaces"][2]["mac"].as_str().unwrap().len(), 17);
     assert_eq!(
         r["routes"][0],
@@ -550,37 +633,328 @@ fn cni_plugin_mode() {
     );
     assert_eq!(r["dns"]["nameservers"][0], "192.0.2.53");
     // The published port works.
-    let s = serve(Some(p.clone()), "0.0.0.0:80", 1, "cni");
+    let s = serve(Some(p.clone()), "0.0.0.0:80", 2, "cni");
+    assert_eq!(fetch(None, "127.0.0.1:8090"), "hello from cni");
+    let check = conf_with(&base, serde_json::json!({"prevResult": r}));
+    let (ok, e) = cni("CHECK", id, pn, &check);
+    assert!(ok, "{e}");
+    // ADD again for the same container (a runtime's retry) answers the same, and still works.
+    let (ok, r2) = cni("ADD", id, pn, &conf);
+    assert!(ok, "{r2}");
+    assert_eq!(r2["ips"], r["ips"]);
     assert_eq!(fetch(None, "127.0.0.1:8090"), "hello from cni");
     s.join().unwrap();
-    assert!(cni("CHECK", id, p.to_str().unwrap(), &conf).0);
-    // A second ADD for the same container is an error object on stdout.
-    let (ok, e) = cni("ADD", id, p.to_str().unwrap(), &conf);
-    assert!(!ok);
-    assert_eq!(e["code"], 100);
-    assert!(
-        e["msg"].as_str().unwrap().contains("already attached"),
-        "{e}"
-    );
+    assert_eq!(netsetup::published_ports().unwrap().len(), 1);
     // DEL, twice, and nothing is left.
-    assert!(cni("DEL", id, p.to_str().unwrap(), &conf).0);
+    assert!(cni("DEL", id, pn, &conf).0);
     assert!(cni("DEL", id, "", &conf).0);
     assert!(!links().contains("veth"));
     assert!(netsetup::published_ports().unwrap().is_empty());
-    let (ok, e) = cni("CHECK", id, p.to_str().unwrap(), &conf);
+    let (ok, e) = cni("CHECK", id, pn, &check);
     assert!(!ok && e["code"] == 3, "{e}");
     let (ok, e) = cni(
         "ADD",
         id,
-        p.to_str().unwrap(),
+        pn,
         r#"{"cniVersion":"1.0.0","name":"x","type":"netsetup","subnet":"10.0.0.0/33"}"#,
     );
     assert!(!ok && e["code"] == 7 && e["cniVersion"] == "1.0.0", "{e}");
     // A config of just cniVersion, name and type works (defaults).
-    let (ok, r) = cni("ADD", "plain", p.to_str().unwrap(), &serde_json::json!({"cniVersion": "1.0.0", "name": "minc", "type": "netsetup", "dataDir": data}).to_string());
+    let plain = serde_json::json!({"cniVersion": "1.0.0", "name": "minc", "type": "netsetup", "dataDir": data}).to_string();
+    let (ok, r) = cni("ADD", "plain", pn, &plain);
     assert!(ok, "{r}");
     assert_eq!(r["ips"][0]["address"], "10.77.0.2/16");
-    assert!(cni("DEL", "plain", p.to_str().unwrap(), &serde_json::json!({"cniVersion": "1.0.0", "name": "minc", "type": "netsetup", "dataDir": data}).to_string()).0);
+    assert!(cni("DEL", "plain", pn, &plain).0);
+    assert!(!Path::new("/run/netns/minc-plain").exists());
+    // The ipRanges and dns capabilities, as the runtime passes them.
+    let caps = serde_json::json!({"cniVersion": "1.1.0", "name": "ranged", "type": "netsetup",
+        "bridge": "rng0", "dataDir": data, "dns": {"nameservers": ["192.0.2.1"]},
+        "runtimeConfig": {
+            "ipRanges": [[{"subnet": "10.81.4.0/24", "rangeStart": "10.81.4.200", "rangeEnd": "10.81.4.201"}]],
+            "dns": {"servers": ["192.0.2.99"], "searches": ["svc.example"], "options": ["ndots:5"]}}})
+    .to_string();
+    let (ok, r) = cni("ADD", "ranged", pn, &caps);
+    assert!(ok, "{r}");
+    assert_eq!(r["ips"][0]["address"], "10.81.4.200/24");
+    assert_eq!(r["ips"][0]["gateway"], "10.81.4.1");
+    assert_eq!(
+        r["dns"],
+        serde_json::json!({"nameservers": ["192.0.2.99"], "search": ["svc.example"], "options": ["ndots:5"]})
+    );
+    assert!(run("ip", &["-br", "addr", "show", "rng0"]).contains("10.81.4.1/24"));
+    assert!(cni("DEL", "ranged", pn, &caps).0);
+}
+
+/// netsetup in a chain with the reference plugins, for each spec version they share: after
+/// `loopback` (netsetup's addresses point past lo), before `tuning` (which reads netsetup's
+/// result to find eth0) and `bandwidth` (which finds the host veth in it: how bandwidth
+/// limits are done with netsetup). Then CHECK and DEL in reverse order.
+#[test]
+fn cni_chain_with_reference_plugins() {
+    if !sandbox("cni_chain_with_reference_plugins") {
+        return;
+    }
+    let tmp = minc_tests::tempdir();
+    let data = tmp.path().join("cni");
+    let plugin = |name: &str| format!("/usr/lib/cni/{name}");
+    for (i, version) in ["0.4.0", "1.0.0"].into_iter().enumerate() {
+        let id = format!("chain{i}");
+        let p = add_ns(&id);
+        let pn = p.to_str().unwrap();
+        let netconf = |ty: &str, extra: serde_json::Value| {
+            let mut c = serde_json::json!({"cniVersion": version, "name": "chain", "type": ty, "dataDir": data});
+            for (k, v) in extra.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            c
+        };
+        let (ok, lo) = cni_run(
+            &plugin("loopback"),
+            "ADD",
+            &id,
+            pn,
+            "lo",
+            &netconf("loopback", serde_json::json!({})).to_string(),
+        );
+        assert!(ok, "{lo}");
+        let (ok, r) = cni(
+            "ADD",
+            &id,
+            pn,
+            &netconf("netsetup", serde_json::json!({"prevResult": lo})).to_string(),
+        );
+        assert!(ok, "{version}: {r}");
+        assert_eq!(r["cniVersion"], version);
+        assert_eq!(r["interfaces"][0]["name"], "lo");
+        let mine = r["ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|ip| ip["address"].as_str().unwrap().starts_with("10.77."))
+            .unwrap()
+            .clone();
+        assert_eq!(mine["interface"], 3, "{r}");
+        if version == "0.4.0" {
+            assert_eq!(mine["version"], "4");
+        }
+        let (ok, r) = cni_run(
+            &plugin("tuning"),
+            "ADD",
+            &id,
+            pn,
+            "eth0",
+            &netconf("tuning", serde_json::json!({"mtu": 1280, "prevResult": r})).to_string(),
+        );
+        assert!(ok, "tuning: {r}");
+        assert!(run("ip", &["-n", &id, "link", "show", "eth0"]).contains("mtu 1280"));
+        let bw = serde_json::json!({"runtimeConfig": {"bandwidth": {"ingressRate": 8000000, "ingressBurst": 80000}}, "prevResult": r});
+        let (ok, r) = cni_run(
+            &plugin("bandwidth"),
+            "ADD",
+            &id,
+            pn,
+            "eth0",
+            &netconf("bandwidth", bw.clone()).to_string(),
+        );
+        assert!(ok, "bandwidth: {r}");
+        let veth = netsetup::host_veth_name(
+            &Network {
+                data_dir: data.clone(),
+                ..Default::default()
+            },
+            &id,
+        );
+        assert!(
+            run("tc", &["qdisc", "show", "dev", &veth]).contains("tbf"),
+            "no tbf on {veth}"
+        );
+        let (ok, e) = cni(
+            "CHECK",
+            &id,
+            pn,
+            &netconf("netsetup", serde_json::json!({"prevResult": r})).to_string(),
+        );
+        assert!(ok, "{version} CHECK: {e}");
+        // netsetup itself refuses a bandwidth request instead of ignoring it.
+        let (ok, e) = cni(
+            "ADD",
+            "bw",
+            pn,
+            &netconf(
+                "netsetup",
+                serde_json::json!({"runtimeConfig": bw["runtimeConfig"]}),
+            )
+            .to_string(),
+        );
+        assert!(!ok && e["code"] == 2, "{e}");
+        for (name, ifname) in [("bandwidth", "eth0"), ("tuning", "eth0")] {
+            let (ok, e) = cni_run(
+                &plugin(name),
+                "DEL",
+                &id,
+                pn,
+                ifname,
+                &netconf(name, serde_json::json!({"prevResult": r})).to_string(),
+            );
+            assert!(ok, "{name} DEL: {e}");
+        }
+        assert!(
+            cni(
+                "DEL",
+                &id,
+                pn,
+                &netconf("netsetup", serde_json::json!({"prevResult": r})).to_string()
+            )
+            .0
+        );
+        assert!(
+            cni_run(
+                &plugin("loopback"),
+                "DEL",
+                &id,
+                pn,
+                "lo",
+                &netconf("loopback", serde_json::json!({})).to_string()
+            )
+            .0
+        );
+        assert!(!links().contains("veth"), "{}", links());
+    }
+    assert!(netsetup::published_ports().unwrap().is_empty());
+}
+
+/// 1.1.0's STATUS and GC; CHECK and DEL across versions.
+#[test]
+fn cni_status_and_gc() {
+    if !sandbox("cni_status_and_gc") {
+        return;
+    }
+    let tmp = minc_tests::tempdir();
+    let data = tmp.path().join("cni");
+    let base = serde_json::json!({"cniVersion": "1.1.0", "name": "gcnet", "type": "netsetup",
+        "bridge": "gc0", "subnet": "10.80.0.0/29", "dataDir": data});
+    let conf = base.to_string();
+    let (ok, e) = cni("STATUS", "", "", &conf);
+    assert!(ok, "{e}");
+    let mut results = Vec::new();
+    for id in ["a", "b", "c", "d", "e"] {
+        let p = add_ns(id);
+        let port = serde_json::json!({"runtimeConfig": {"portMappings": [{"hostPort": 7000 + id.as_bytes()[0] as u16, "containerPort": 80}]}});
+        let (ok, r) = cni("ADD", id, p.to_str().unwrap(), &conf_with(&base, port));
+        assert!(ok, "{r}");
+        results.push(r);
+    }
+    // A /29 holds 5 containers: the network is not available for a sixth.
+    let (ok, e) = cni("STATUS", "", "", &conf);
+    assert!(!ok && e["code"] == 50, "{e}");
+    // The runtime knows only a and c (as eth0) and e (as another interface): the rest goes.
+    let gc = conf_with(
+        &base,
+        serde_json::json!({"cni.dev/valid-attachments": [
+        {"containerID": "a", "ifname": "eth0"}, {"containerID": "c", "ifname": "eth0"},
+        {"containerID": "e", "ifname": "net1"}]}),
+    );
+    let (ok, e) = cni("GC", "", "", &gc);
+    assert!(ok, "{e}");
+    let net = Network {
+        name: "gcnet".into(),
+        bridge: "gc0".into(),
+        subnet: "10.80.0.0/29".parse().unwrap(),
+        gateway: "10.80.0.1".parse().unwrap(),
+        data_dir: data.clone(),
+        ..Default::default()
+    };
+    let left: Vec<String> = netsetup::list(&net)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(left, ["a", "c"]);
+    assert_eq!(netsetup::published_ports().unwrap().len(), 2);
+    assert_eq!(links().matches("veth").count(), 2);
+    for id in ["b", "d", "e"] {
+        assert!(!Path::new(&format!("/run/netns/minc-{id}")).exists());
+    }
+    let (ok, e) = cni("STATUS", "", "", &conf);
+    assert!(ok, "{e}");
+    for (id, r) in [("a", &results[0]), ("c", &results[2])] {
+        let p = ns(id);
+        let check = conf_with(&base, serde_json::json!({"prevResult": r}));
+        assert!(cni("CHECK", id, p.to_str().unwrap(), &check).0);
+        assert!(cni("DEL", id, p.to_str().unwrap(), &check).0);
+    }
+    assert!(netsetup::list(&net).unwrap().is_empty());
+    assert!(netsetup::reserved_ips(&net).is_empty());
+}
+
+/// An ADD killed at any step (the runtime's timeout, an OOM kill) is followed by an ADD that
+/// works; a DEL whose config no longer parses still releases everything.
+#[test]
+fn cni_add_after_killed_add_and_lenient_del() {
+    if !sandbox("cni_add_after_killed_add_and_lenient_del") {
+        return;
+    }
+    let tmp = minc_tests::tempdir();
+    let data = tmp.path().join("cni");
+    let base = serde_json::json!({"cniVersion": "1.0.0", "name": "killnet", "type": "netsetup",
+        "dataDir": data, "runtimeConfig": {"portMappings": [{"hostPort": 8095, "containerPort": 80}]}});
+    let conf = base.to_string();
+    let p = add_ns("k");
+    let pn = p.to_str().unwrap();
+    for (syscall, nth) in [
+        ("linkat", 1),
+        ("linkat", 2),
+        ("rename", 2),
+        ("mount", 1),
+        ("sendto", 5),
+        ("sendto", 12),
+    ] {
+        let inject = format!("inject={syscall}:signal=KILL:when={nth}");
+        let strace = [
+            "strace",
+            "-f",
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-e",
+            &inject,
+            netsetup_bin(),
+        ];
+        let (ok, out) = cni_argv(&strace, "ADD", "k", pn, "eth0", &conf);
+        assert!(
+            !ok && out.is_null(),
+            "{syscall} #{nth}: the ADD was not killed"
+        );
+        let (ok, r) = cni("ADD", "k", pn, &conf);
+        assert!(ok, "ADD after a kill at {syscall} #{nth}: {r}");
+        let s = serve(Some(p.clone()), "0.0.0.0:80", 1, "k");
+        assert_eq!(fetch(None, "127.0.0.1:8095"), "hello from k");
+        s.join().unwrap();
+        assert!(cni("DEL", "k", pn, &conf).0);
+        assert!(!links().contains("veth"), "{}", links());
+    }
+    // A DEL whose config is broken everywhere but in name and dataDir releases what ADD made.
+    let (ok, r) = cni("ADD", "k", pn, &conf);
+    assert!(ok, "{r}");
+    let broken = conf_with(
+        &base,
+        serde_json::json!({"cniVersion": "7.7.7", "subnet": "nope", "mtu": "x",
+        "runtimeConfig": {"portMappings": [{"HostPort": "eighty"}], "ipRanges": 3}}),
+    );
+    let (ok, e) = cni("DEL", "k", pn, &broken);
+    assert!(ok, "{e}");
+    assert!(!links().contains("veth"));
+    assert!(netsetup::published_ports().unwrap().is_empty());
+    let net = Network {
+        name: "killnet".into(),
+        data_dir: data.clone(),
+        ..Default::default()
+    };
+    assert!(netsetup::reserved_ips(&net).is_empty());
+    assert!(netsetup::list(&net).unwrap().is_empty());
+    assert!(!Path::new("/run/netns/minc-k").exists());
+    // Not even JSON: still exit 0.
+    assert!(cni("DEL", "k", pn, "not json").0);
 }
 
 #[test]
@@ -612,20 +986,38 @@ fn explain_prints_commands() {
         String::from_utf8_lossy(&out.stderr)
     );
     let err = String::from_utf8_lossy(&out.stderr);
-    for want in [
+    let lines: Vec<&str> = err.lines().collect();
+    // Whole lines, in this order (others may come between).
+    let want = [
+        "+ mount --bind /run/netns/e1 /run/netns/minc-e1",
         "+ ip link add minc0 type bridge",
-        "type veth peer name eth0",
-        "+ ip -n minc-e1 addr add 10.77.0.2/16 dev eth0",
+        "+ ip addr replace 10.77.0.1/16 broadcast 10.77.255.255 dev minc0",
+        "+ ip -n minc-e1 addr add 10.77.0.2/16 broadcast 10.77.255.255 dev eth0",
         "+ ip -n minc-e1 route add default via 10.77.0.1 dev eth0",
         "+ sysctl -w net.ipv4.ip_forward=1",
-        "+ nft add element inet minc tcp_addr { 8084 : 10.77.0.2 }",
-    ] {
-        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+        "+ nft -f - <<'EOF'",
+        "add table inet minc",
+        "add element inet minc tcp_addr { 8084 : 10.77.0.2 }",
+        "EOF",
+    ];
+    let mut at = 0;
+    for w in want {
+        let i = lines[at..]
+            .iter()
+            .position(|l| *l == w)
+            .unwrap_or_else(|| panic!("missing {w:?} (in order) in:\n{err}"));
+        at += i + 1;
     }
-    assert!(
-        err.lines().all(|l| l.starts_with("+ ")),
-        "only explain lines:\n{err}"
-    );
+    // Every line is a command, a comment, or part of a heredoc.
+    let mut in_heredoc = false;
+    for l in &lines {
+        if in_heredoc {
+            in_heredoc = *l != "EOF";
+        } else {
+            assert!(l.starts_with("+ "), "not an explain line: {l:?}\n{err}");
+            in_heredoc = l.ends_with("<<'EOF'");
+        }
+    }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["allocation"]["ip"], "10.77.0.2");
     let out = std::process::Command::new(netsetup_bin())
@@ -659,4 +1051,284 @@ fn deleted_nft_table_is_rebuilt() {
     netsetup::detach(&net, "t1").unwrap();
     netsetup::detach(&net, "t2").unwrap();
     assert!(netsetup::published_ports().unwrap().is_empty());
+}
+
+/// The CVE-2020-8558 guard. A published port sets route_localnet=1 on the bridge (so the
+/// host's own 127.0.0.1 reaches containers); without minc's input rule a container could then
+/// reach any service bound to the host's 127.0.0.1 by sending a frame to the bridge with
+/// destination 127.0.0.1 (CAP_NET_RAW, which containers have, is enough). Shown both ways:
+/// with the rule the host listener gets nothing; with the rule removed, the same frame
+/// arrives (so the test can see the attack when it works).
+#[test]
+fn container_cannot_reach_host_loopback() {
+    if !sandbox("container_cannot_reach_host_loopback") {
+        return;
+    }
+    let tmp = minc_tests::tempdir();
+    let net = network(tmp.path());
+    let c = add_ns("evil");
+    netsetup::attach(&net, &req("evil", &["8087:80"], None), &c).unwrap();
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/conf/minc0/route_localnet")
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    let bridge_mac = mac_of(None, "minc0");
+    let listener = UdpSocket::bind("127.0.0.1:9999").unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    let received = |tag: &[u8]| {
+        let mut b = [0u8; 64];
+        loop {
+            match listener.recv_from(&mut b) {
+                Ok((n, _)) if &b[..n] == tag => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+    };
+    send_raw_udp(&c, &bridge_mac, "10.77.0.2", "127.0.0.1", 9999, b"guarded");
+    assert!(
+        !received(b"guarded"),
+        "a container reached the host's 127.0.0.1"
+    );
+    // The published port, from the host's 127.0.0.1, still works (DNATed traffic is allowed).
+    let s = serve(Some(c.clone()), "0.0.0.0:80", 1, "evil");
+    assert_eq!(fetch(None, "127.0.0.1:8087"), "hello from evil");
+    s.join().unwrap();
+    // Control: without the rule the frame is delivered.
+    run("nft", &["flush", "chain", "inet", "minc", "input"]);
+    send_raw_udp(
+        &c,
+        &bridge_mac,
+        "10.77.0.2",
+        "127.0.0.1",
+        9999,
+        b"unguarded",
+    );
+    assert!(
+        received(b"unguarded"),
+        "the control frame did not arrive: the test proves nothing"
+    );
+}
+
+fn mac_of(ns_path: Option<&Path>, dev: &str) -> [u8; 6] {
+    let mut args = vec![];
+    let nsname;
+    if let Some(p) = ns_path {
+        nsname = p.file_name().unwrap().to_str().unwrap().to_string();
+        args.extend(["-n", nsname.as_str()]);
+    }
+    args.extend(["-j", "link", "show", dev]);
+    let v: serde_json::Value = serde_json::from_str(&run("ip", &args)).unwrap();
+    let s = v[0]["address"].as_str().unwrap();
+    let b: Vec<u8> = s
+        .split(':')
+        .map(|x| u8::from_str_radix(x, 16).unwrap())
+        .collect();
+    b.try_into().unwrap()
+}
+
+fn checksum(b: &[u8]) -> u16 {
+    let mut sum = 0u32;
+    for c in b.chunks(2) {
+        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Sends one Ethernet frame carrying IPv4/UDP from eth0 of the netns at `ns_path`, straight to
+/// `dst_mac`: what a container with CAP_NET_RAW can do whatever its routes say.
+fn send_raw_udp(
+    ns_path: &Path,
+    dst_mac: &[u8; 6],
+    src: &str,
+    dst: &str,
+    port: u16,
+    payload: &'static [u8],
+) {
+    let src_mac = mac_of(Some(ns_path), "eth0");
+    let (src, dst): (std::net::Ipv4Addr, std::net::Ipv4Addr) =
+        (src.parse().unwrap(), dst.parse().unwrap());
+    let dst_mac = *dst_mac;
+    in_ns(Some(ns_path.to_path_buf()), move || {
+        let udp_len = 8 + payload.len();
+        let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
+        ip[2..4].copy_from_slice(&((20 + udp_len) as u16).to_be_bytes());
+        ip.extend_from_slice(&src.octets());
+        ip.extend_from_slice(&dst.octets());
+        let c = checksum(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut frame = Vec::new();
+        frame.extend_from_slice(&dst_mac);
+        frame.extend_from_slice(&src_mac);
+        frame.extend_from_slice(&[0x08, 0x00]);
+        frame.extend_from_slice(&ip);
+        frame.extend_from_slice(&40000u16.to_be_bytes());
+        frame.extend_from_slice(&port.to_be_bytes());
+        frame.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        frame.extend_from_slice(&[0, 0]); // no UDP checksum (allowed over IPv4)
+        frame.extend_from_slice(payload);
+        // SAFETY: a raw packet socket, used for one sendto with a valid address, then closed.
+        unsafe {
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_ifindex = libc::if_nametoindex(c"eth0".as_ptr()) as i32;
+            sll.sll_halen = 6;
+            sll.sll_addr[..6].copy_from_slice(&dst_mac);
+            let n = libc::sendto(
+                fd,
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            );
+            assert_eq!(
+                n,
+                frame.len() as isize,
+                "sendto: {}",
+                std::io::Error::last_os_error()
+            );
+            libc::close(fd);
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+/// `kill -9` of the attaching process at any step of an attach (here: at each of its
+/// reservation, record, mount, netlink and file syscalls in turn, with strace's fault
+/// injection) never blocks the port or leaks an address: once the container is gone, the next
+/// attach of the same port works, and gc leaves nothing behind.
+#[test]
+fn killed_attach_never_blocks_or_leaks() {
+    if !sandbox("killed_attach_never_blocks_or_leaks") {
+        return;
+    }
+    let tmp = minc_tests::tempdir();
+    let net = network(tmp.path());
+    let data = net.data_dir.to_str().unwrap().to_string();
+    let mut kills = 0;
+    for syscall in [
+        "openat", "write", "linkat", "rename", "mount", "sendto", "sendmsg",
+    ] {
+        for nth in 1.. {
+            let id = format!("k-{syscall}-{nth}");
+            let p = add_ns(&id);
+            let st = std::process::Command::new("strace")
+                .args([
+                    "-f",
+                    "-qq",
+                    "-o",
+                    "/dev/null",
+                    "-e",
+                    &format!("inject={syscall}:signal=KILL:when={nth}"),
+                ])
+                .arg(netsetup_bin())
+                .args([
+                    "attach",
+                    "--id",
+                    &id,
+                    "--netns",
+                    p.to_str().unwrap(),
+                    "-p",
+                    "9000:80",
+                    "--data-dir",
+                    &data,
+                ])
+                .args(["--fallback-dns", "192.0.2.53"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            use std::os::unix::process::ExitStatusExt;
+            // The container goes away with its runtime.
+            run("ip", &["netns", "del", &id]);
+            let fresh = add_ns("fresh");
+            netsetup::attach(&net, &req("fresh", &["9000:80"], None), &fresh)
+                .unwrap_or_else(|e| panic!("after a kill at {syscall} #{nth}: {e}"));
+            netsetup::detach(&net, "fresh").unwrap();
+            run("ip", &["netns", "del", "fresh"]);
+            netsetup::gc(&net).unwrap();
+            assert!(
+                netsetup::reserved_ips(&net).is_empty(),
+                "{syscall} #{nth}: {:?}",
+                netsetup::reserved_ips(&net)
+            );
+            assert!(netsetup::list(&net).unwrap().is_empty(), "{syscall} #{nth}");
+            let leftovers: Vec<PathBuf> = walk(&net.state_dir())
+                .into_iter()
+                .filter(|p| p.is_file() && !p.ends_with("lock") && !p.ends_with("last_reserved"))
+                .collect();
+            assert!(leftovers.is_empty(), "{syscall} #{nth}: {leftovers:?}");
+            if st.success() {
+                // This run was past the last such syscall: it attached; remove it too.
+                netsetup::detach(&net, &id).unwrap();
+                break;
+            }
+            assert_eq!(st.signal(), Some(9), "{syscall} #{nth}: {st}");
+            kills += 1;
+        }
+    }
+    assert!(kills > 20, "only {kills} kill points");
+    for _ in 0..50 {
+        if !links().contains("veth") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!links().contains("veth"), "{}", links());
+    assert!(netsetup::published_ports().unwrap().is_empty());
+    assert_eq!(std::fs::read_dir("/run/netns").unwrap().count(), 0);
+}
+
+/// Attach and detach execute no program: with /usr/sbin (nft, ip, sysctl) hidden and no
+/// PATH, the CLI still wires a container and its published port works.
+#[test]
+fn attach_and_detach_run_no_program() {
+    if !sandbox("attach_and_detach_run_no_program") {
+        return;
+    }
+    let tmp = minc_tests::tempdir();
+    let data = tmp.path().join("d");
+    let p = add_ns("q");
+    run("mount", &["-t", "tmpfs", "tmpfs", "/usr/sbin"]);
+    assert!(!Path::new("/usr/sbin/nft").exists());
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(netsetup_bin())
+            .args(args)
+            .args(["--data-dir", data.to_str().unwrap()])
+            .env_clear()
+            .env("PATH", "/nonexistent")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    cli(&[
+        "attach",
+        "--id",
+        "q",
+        "--netns",
+        p.to_str().unwrap(),
+        "-p",
+        "8088:80",
+    ]);
+    let s = serve(Some(p.clone()), "0.0.0.0:80", 1, "q");
+    assert_eq!(fetch(None, "127.0.0.1:8088"), "hello from q");
+    s.join().unwrap();
+    cli(&["detach", "--id", "q"]);
+    assert!(netsetup::published_ports().unwrap().is_empty());
+    assert!(!Path::new("/run/netns/minc-q").exists());
 }

@@ -100,7 +100,14 @@ impl Host {
 
     /// Asserts that no container, veth, published port, mount, IP or state is left.
     fn assert_clean(&self) {
-        let links = minc_tests::run("ip", &["-o", "link"]);
+        // A stopped container's veth pair goes with its namespace, which the kernel frees
+        // asynchronously (netsetup does not wait for it): allow it a moment.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut links = minc_tests::run("ip", &["-o", "link"]);
+        while links.contains("veth") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            links = minc_tests::run("ip", &["-o", "link"]);
+        }
         assert!(!links.contains("veth"), "veth left: {links}");
         let table = Command::new("nft")
             .args(["list", "table", "inet", "minc"])
@@ -143,6 +150,23 @@ impl Host {
             })
             .unwrap_or(0);
         assert_eq!(ips, 0, "IP allocations left");
+    }
+}
+
+impl Host {
+    /// [`Host::assert_clean`]'s link check through /sys, for when `ip` is hidden.
+    fn assert_clean_without_tools(&self) {
+        let veths = || {
+            std::fs::read_dir("/sys/class/net")
+                .unwrap()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("veth"))
+        };
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while veths() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!veths(), "veth left");
     }
 }
 
@@ -349,7 +373,7 @@ fn ports_are_published_once() {
         "pivot_root . .",
         "type veth peer name eth0",
         "route add default via 10.77.0.1 dev eth0",
-        "+ nft add element inet minc tcp_addr { 8081 : 10.77.0.",
+        "\nadd element inet minc tcp_addr { 8081 : 10.77.0.",
         "+ exec setpriv --reuid=0 --regid=0",
         " /echo-server   # minc execs it through its sealed minc-dmz stub",
     ] {
@@ -433,6 +457,30 @@ fn detached_container_outlives_its_cli() {
     }
     h.ok(&["rm", "d"]);
     h.assert_clean();
+}
+
+/// The README's quick start on a machine without nftables or iproute2 installed: minc runs
+/// no program to wire a container (nft, ip and sysctl hidden, no sbin in PATH).
+#[test]
+fn quick_start_needs_no_network_tools() {
+    if !minc_tests::sandbox("quick_start_needs_no_network_tools") {
+        return;
+    }
+    let h = Host::new();
+    minc_tests::run("mount", &["-t", "tmpfs", "tmpfs", "/usr/sbin"]);
+    let mut cmd = h.cmd(&["run", "-d", "--name", "q", "-p", "8091:8000", "echo-server"]);
+    cmd.env("PATH", "/usr/bin:/bin");
+    let out = minc_tests::output_via_files(&mut cmd);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_echo(&get_echo("127.0.0.1:8091"));
+    let mut cmd = h.cmd(&["rm", "-f", "q"]);
+    cmd.env("PATH", "/usr/bin:/bin");
+    assert!(minc_tests::output_via_files(&mut cmd).status.success());
+    h.assert_clean_without_tools();
 }
 
 fn ppid(pid: i32) -> i32 {

@@ -107,13 +107,6 @@ impl Ctx {
     pub fn network(&self) -> netsetup::Network {
         netsetup::Network {
             data_dir: self.data_root.join("net"),
-            run_dir: self.root.with_file_name(format!(
-                "{}-net",
-                self.root
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("minc")
-            )),
             ..Default::default()
         }
     }

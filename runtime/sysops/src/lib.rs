@@ -8,12 +8,16 @@
 //! - [`inroot`]: paths resolved inside a root directory held as an fd (openat2(2)
 //!   `RESOLVE_IN_ROOT`), for unpacking layers and for the runtime's mount targets.
 //! - [`private_dir`]: directories only their owner may enter, whatever the umask.
+//! - [`fs`]: files written atomically (temporary sibling + rename).
+//! - [`netns`]: entering a network namespace, on a scoped thread or in the calling thread.
 //!
 //! This crate depends on no other crate of the workspace; `minc` (runtime), `images` and
 //! `netsetup` depend on it. It never composes them.
 
 pub mod container;
 pub mod explain;
+pub mod fs;
 pub mod inroot;
 pub mod lock;
+pub mod netns;
 pub mod private_dir;

@@ -1,0 +1,225 @@
+//! A [`System`] for unit tests: records every step and keeps a small model of what the kernel
+//! would hold (links, sysctls, chains and their comments, set elements), so the logic of attach
+//! and detach runs without root and its decisions can be checked step by step.
+
+use crate::nft::{self, Batch, Command, Value};
+use crate::ops::{LinkInfo, Ns, Op, System};
+use crate::Error;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Links are keyed by (namespace path, name); `None` is the host.
+type LinkKey = (Option<PathBuf>, String);
+
+#[derive(Default)]
+pub struct Fake {
+    pub done: Vec<Op>,
+    pub links: BTreeMap<LinkKey, LinkInfo>,
+    /// veth pairs: host name -> the peer's key.
+    pub peers: BTreeMap<String, LinkKey>,
+    pub sysctls: BTreeMap<String, String>,
+    pub chains: BTreeMap<String, Option<String>>,
+    pub elements: BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>,
+    pub default_mtu: Option<u32>,
+    /// Makes the first step for which it returns true fail (nothing of it is done).
+    pub fail: Option<fn(&Op) -> bool>,
+    next_index: u32,
+}
+
+fn injected() -> Error {
+    Error::Netlink {
+        what: "injected failure".into(),
+        source: std::io::Error::from_raw_os_error(libc::EIO),
+    }
+}
+
+impl Fake {
+    pub fn new() -> Self {
+        Fake {
+            default_mtu: Some(1500),
+            next_index: 2,
+            ..Default::default()
+        }
+    }
+
+    fn add_link(&mut self, key: LinkKey, mtu: Option<u32>, up: bool) -> Result<(), Error> {
+        if self.links.contains_key(&key) {
+            return Err(Error::Netlink {
+                what: format!("link {}", key.1),
+                source: std::io::Error::from_raw_os_error(libc::EEXIST),
+            });
+        }
+        self.next_index += 1;
+        self.links.insert(
+            key,
+            LinkInfo {
+                index: self.next_index,
+                mtu,
+                mac: Some(format!("02:00:00:00:00:{:02x}", self.next_index)),
+                up,
+                alias: None,
+            },
+        );
+        Ok(())
+    }
+
+    fn link_mut(&mut self, ns: Option<&Ns>, name: &str) -> Result<&mut LinkInfo, Error> {
+        self.links
+            .get_mut(&(ns.map(|n| n.0.clone()), name.to_string()))
+            .ok_or_else(|| Error::Netlink {
+                what: format!("link {name}"),
+                source: std::io::Error::from_raw_os_error(libc::ENODEV),
+            })
+    }
+
+    fn nft(&mut self, b: &Batch) -> Result<(), Error> {
+        // A transaction: work on a copy, keep it only if every command succeeds.
+        let mut chains = self.chains.clone();
+        let mut elements = self.elements.clone();
+        for c in &b.0 {
+            match c {
+                Command::AddChain { name, comment, .. } => {
+                    let e = chains.entry(name.clone()).or_insert(None);
+                    if comment.is_some() {
+                        e.clone_from(comment);
+                    }
+                }
+                Command::AddMap { name, .. } | Command::AddSet { name, .. } => {
+                    elements.entry(name.clone()).or_default();
+                }
+                Command::AddElement { set, key, data } => {
+                    let m = elements
+                        .get_mut(set)
+                        .ok_or_else(|| Error::Nft(format!("no set {set}")))?;
+                    let d = data.as_ref().map(Value::bytes).unwrap_or_default();
+                    if m.get(&key.bytes()).is_some_and(|old| *old != d) {
+                        return Err(Error::Nft(format!("{}: busy", c.text())));
+                    }
+                    m.insert(key.bytes(), d);
+                }
+                Command::DeleteElement { set, key } => {
+                    let gone = elements.get_mut(set).and_then(|m| m.remove(&key.bytes()));
+                    if gone.is_none() {
+                        return Err(Error::Nft(format!("{}: no such element", c.text())));
+                    }
+                }
+                Command::AddTable | Command::FlushChain { .. } | Command::AddRule { .. } => {}
+            }
+        }
+        self.chains = chains;
+        self.elements = elements;
+        Ok(())
+    }
+
+    fn one(&mut self, op: &Op) -> Result<(), Error> {
+        match op {
+            Op::BridgeAdd { name, mtu } => self.add_link((None, name.clone()), *mtu, false)?,
+            Op::LinkAlias { name, alias } => self.link_mut(None, name)?.alias = Some(alias.clone()),
+            Op::AddrAdd { ns, dev, .. } => {
+                self.link_mut(ns.as_ref(), dev)?;
+            }
+            Op::LinkUp { ns, dev } => {
+                if dev == "lo" {
+                    // Every namespace has lo.
+                    let key = (ns.as_ref().map(|n| n.0.clone()), "lo".to_string());
+                    self.links.entry(key).or_default().up = true;
+                } else {
+                    self.link_mut(ns.as_ref(), dev)?.up = true;
+                }
+            }
+            Op::VethAdd {
+                name,
+                mtu,
+                master,
+                peer,
+                peer_ns,
+            } => {
+                self.link_mut(None, master)?;
+                let pkey = (Some(peer_ns.0.clone()), peer.clone());
+                if self.links.contains_key(&pkey) {
+                    return Err(Error::Netlink {
+                        what: format!("link {peer}"),
+                        source: std::io::Error::from_raw_os_error(libc::EEXIST),
+                    });
+                }
+                self.add_link((None, name.clone()), *mtu, true)?;
+                self.add_link(pkey.clone(), *mtu, false)?;
+                self.peers.insert(name.clone(), pkey);
+            }
+            Op::Hairpin { dev } => {
+                self.link_mut(None, dev)?;
+            }
+            Op::DefaultRoute { ns, dev, .. } => {
+                self.link_mut(Some(ns), dev)?;
+            }
+            Op::LinkDel { name } => {
+                self.links.remove(&(None, name.clone()));
+                if let Some(p) = self.peers.remove(name) {
+                    self.links.remove(&p);
+                }
+            }
+            Op::LinkNomaster { .. } => {}
+            Op::Sysctl { key, value } => {
+                self.sysctls.insert(key.clone(), value.clone());
+            }
+            Op::Nft(b) => self.nft(b)?,
+            // The name is a file in the test's own directory, so teardown can see it.
+            Op::NetnsPublish { target, .. } => {
+                std::fs::write(target, "").map_err(crate::error::io_err("create", target))?
+            }
+            Op::NetnsUnpublish { target } => crate::state::remove_file(target)?,
+            Op::WriteFile { .. } | Op::RemoveFile { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// The steps done so far, as the shell script they render to.
+    pub fn script(&self) -> String {
+        crate::ops::script(&self.done)
+    }
+}
+
+impl System for Fake {
+    fn perform(&mut self, steps: &[Op]) -> Result<(), Error> {
+        for s in steps {
+            if self.fail.is_some_and(|f| f(s)) {
+                self.fail = None;
+                return Err(injected());
+            }
+            self.one(s)?;
+            self.done.push(s.clone());
+        }
+        Ok(())
+    }
+
+    fn link(&mut self, ns: Option<&Ns>, name: &str) -> Result<Option<LinkInfo>, Error> {
+        Ok(self
+            .links
+            .get(&(ns.map(|n| n.0.clone()), name.to_string()))
+            .cloned())
+    }
+
+    fn default_route_mtu(&mut self) -> Result<Option<u32>, Error> {
+        Ok(self.default_mtu)
+    }
+
+    fn sysctl(&mut self, key: &str) -> Result<Option<String>, Error> {
+        Ok(Some(
+            self.sysctls.get(key).cloned().unwrap_or_else(|| "0".into()),
+        ))
+    }
+
+    fn nft_chain_comment(&mut self, chain: &str) -> Result<Option<String>, Error> {
+        Ok(self.chains.get(chain).cloned().flatten())
+    }
+
+    fn nft_elements(&mut self, set: &str, key: Option<&Value>) -> Result<nft::Elements, Error> {
+        let Some(m) = self.elements.get(set) else {
+            return Ok(vec![]);
+        };
+        Ok(m.iter()
+            .filter(|(k, _)| key.is_none_or(|want| want.bytes() == **k))
+            .map(|(k, d)| (k.clone(), d.clone()))
+            .collect())
+    }
+}
