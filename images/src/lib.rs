@@ -23,7 +23,7 @@ pub mod unpack;
 
 pub use error::Error;
 pub use import::ImportOptions;
-pub use spec::{default_spec, runtime_spec, RunOptions};
+pub use spec::{default_spec, lookup_user, runtime_spec, RunOptions};
 pub use store::{Image, ImageRef, ImageSummary, Rootfs, Store};
 
 /// The echo-server program of the built-in image: a static binary built by build.rs.

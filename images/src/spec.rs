@@ -140,7 +140,8 @@ pub fn runtime_spec(
 
 /// Resolves `user[:group]` against the image's /etc/passwd and /etc/group (read inside the
 /// rootfs, never following a link out of it). Returns (uid, gid, supplementary gids).
-fn lookup_user(rootfs: &Path, spec: &str) -> Result<(u32, u32, Vec<u32>)> {
+/// (`minc run -u` and `minc exec -u` of an image container.)
+pub fn lookup_user(rootfs: &Path, spec: &str) -> Result<(u32, u32, Vec<u32>)> {
     let read = |p: &str| {
         crate::safepath::resolve(rootfs, Path::new(p), true)
             .ok()

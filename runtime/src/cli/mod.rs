@@ -1,18 +1,24 @@
 //! The `minc` command line.
 //!
 //! - runc-compatible verbs (`runc.rs`): spec, create, start, state, kill, delete, run -b,
-//!   list, ps ID, exec; global options follow runc's so OCI clients can call minc instead.
+//!   list, ps ID, features; global options follow runc's so OCI clients can call minc instead.
 //! - Docker-like verbs (`docker.rs`, `image.rs`): run IMAGE, ps, logs, stop, rm, inspect,
-//!   images, image ...; they compose the images and netsetup crates with the runtime core.
+//!   attach, images, image ...; they compose the images and netsetup crates with the runtime
+//!   core.
+//! - `exec` (`exec.rs`) serves both faces; containers are named as `resolve.rs` says.
 //!
 //! `run` serves both faces; see [`RunArgs::bundle_mode`] for the rule that tells them apart.
 
+mod attach;
 mod containers;
 mod docker;
+mod exec;
+mod features;
 pub mod format;
 mod image;
 mod log;
 pub mod monitor;
+mod resolve;
 mod runc;
 
 use std::path::{Path, PathBuf};
@@ -84,8 +90,12 @@ pub enum Command {
     List(runc::ListArgs),
     /// Without ID: list containers (Docker style); with ID: the processes in that container
     Ps(PsArgs),
-    /// Run a process in a running container
-    Exec(runc::ExecArgs),
+    /// Run a process in a running container (runc's flags and Docker's -i -t -d -u -w)
+    Exec(Box<exec::ExecArgs>),
+    /// Attach to the terminal of a container started with -t (Ctrl-P Ctrl-Q detaches)
+    Attach(NameArg),
+    /// Print the features this runtime supports, as JSON (runc features)
+    Features,
     /// Print a container's output (-f: follow)
     Logs(LogsArgs),
     /// Stop containers: SIGTERM, then SIGKILL after the timeout
@@ -294,7 +304,10 @@ fn dispatch(cli: &Cli) -> Result<i32> {
     match &cli.command {
         Command::Run(a) => run(&ctx, &rt, a, cli.strict),
         Command::Ps(a) => match &a.id {
-            Some(id) => runc::ps(&rt, id, a.format == "json").map(|_| 0),
+            Some(key) => {
+                let id = resolve::id(&cli.root, &cli.data_root, key)?;
+                runc::ps(&rt, &id, a.format == "json").map(|_| 0)
+            }
             None => docker::ps(&ctx, a.all, a.quiet).map(|_| 0),
         },
         Command::Logs(a) => docker::logs(&ctx, &a.name, a.follow).map(|_| 0),
@@ -306,6 +319,8 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         }
         Command::Rm(a) => docker::rm(&ctx, &a.names, a.force).map(|_| 0),
         Command::Inspect(a) => docker::inspect(&ctx, &a.name).map(|_| 0),
+        Command::Attach(a) => docker::attach(&ctx, &a.name),
+        Command::Exec(a) => exec::exec(cli, a),
         Command::Images => image::ls(&ctx).map(|_| 0),
         Command::Image(c) => image::dispatch(&ctx, c).map(|_| 0),
         _ => runc::dispatch(cli),
@@ -316,8 +331,9 @@ fn run(ctx: &docker::Ctx, rt: &crate::Runtime, a: &RunArgs, strict: bool) -> Res
     if a.bundle_mode() {
         if a.image.any() {
             bail!(
-                "run: --rm, --name, -p, -e, --hostname, --dns, --network, --entrypoint, -w and -u \
-                 apply to images; a bundle's config.json decides those (drop -b to run an image)"
+                "run: --rm, --name, -p, -e, --hostname, --dns, --network, --entrypoint, -w, -u, \
+                 -i and -t apply to images; a bundle's config.json decides those (drop -b to run \
+                 an image)"
             );
         }
         let [id] = a.args.as_slice() else {
