@@ -255,6 +255,8 @@ impl Runtime {
                 console_size: opts
                     .console_size
                     .or_else(|| init::console::spec_size(spec::process(spec))),
+                release_stdio: spec::process(spec).terminal() == Some(true)
+                    && opts.console_socket.is_some(),
             });
         }
         drop(theirs);

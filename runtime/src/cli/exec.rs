@@ -92,7 +92,11 @@ pub struct ExecArgs {
 }
 
 pub fn exec(cli: &Cli, a: &ExecArgs) -> Result<i32> {
-    let (key, command) = a.target.split_first().expect("clap requires the container");
+    let (key, mut command) = a.target.split_first().expect("clap requires the container");
+    // `exec ID -- CMD...`: the separator is not part of the command.
+    if command.first().is_some_and(|c| c == "--") {
+        command = &command[1..];
+    }
     let id = super::resolve::id(&cli.root, &cli.data_root, key)?;
     let rt = Runtime::new(&cli.root);
     let opts = options(cli, &rt, &id, key, command, a).with_context(|| format!("exec {key}"))?;
@@ -134,7 +138,6 @@ fn options(
                 (!a.additional_gids.is_empty(), "--additional-gids"),
                 (!a.caps.is_empty(), "--cap"),
                 (a.no_new_privs, "--no-new-privs"),
-                (a.tty, "--tty"),
             ];
             if let Some((_, what)) = extra.iter().find(|(given, _)| *given) {
                 bail!(
@@ -142,7 +145,15 @@ fn options(
                     file.display()
                 );
             }
-            spec::load_process(file)?
+            let p = spec::load_process(file)?;
+            // Clients (conmon) repeat the file's terminal as --tty; a contradiction is an error.
+            if a.tty && p.terminal() != Some(true) {
+                bail!(
+                    "--process {}: --tty, but the file's process.terminal is false",
+                    file.display()
+                );
+            }
+            p
         }
         None => {
             if command.is_empty() {

@@ -53,6 +53,10 @@ pub struct InitArgs<'a> {
     /// The terminal's size when `process.terminal` is set (the spec's consoleSize, or the
     /// caller's own terminal size when minc relays the terminal).
     pub console_size: Option<pty::Size>,
+    /// Let go of `create`'s stdin, stdout and stderr once prepared: the terminal went to a
+    /// console socket, and clients (containerd's go-runc) wait for EOF on the pipes they gave
+    /// `create` before they call `start` (runc's init never holds them either).
+    pub release_stdio: bool,
 }
 
 /// Runs the init; never returns. Any error goes back to whoever is waiting (create, or start
@@ -77,6 +81,12 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
     let process = spec::process(spec);
     // A session of its own: the container never shares the caller's terminal session.
     sys.setsid()?;
+    let null = match a.release_stdio {
+        true => Some(
+            std::fs::File::open("/dev/null").map_err(|e| Error::io(Path::new("/dev/null"), e))?,
+        ),
+        false => None,
+    };
 
     // 1. Wait for the runtime's go-ahead (after its prestart/createRuntime hooks).
     let state = match channel::recv(&a.sock)? {
@@ -170,6 +180,10 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
     let program = find_executable(&args[0], &env)?;
     let id = identity(process)?;
     close_fds_on_exec(a.preserve_fds);
+    if let Some(null) = &null {
+        explain::comment("create's stdin, stdout and stderr are let go: the console socket's client owns the terminal");
+        sys.set_stdio(&Stdio::Fds([null.as_raw_fd(); 3]))?;
+    }
 
     // 5. Ready: wait for `start`.
     channel::send(&a.sock, &Msg::Ready)?;
