@@ -40,7 +40,8 @@ impl ConsoleSocket {
             }
         };
         conn.set_nonblocking(false).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(secs))).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(secs)))
+            .unwrap();
         let mut data = vec![0u8; 4096];
         let mut cmsg = vec![0u8; 64];
         let mut iov = libc::iovec {

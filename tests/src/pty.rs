@@ -29,15 +29,7 @@ pub fn openpty(rows: u16, cols: u16) -> (OwnedFd, OwnedFd) {
         ws_ypixel: 0,
     };
     // SAFETY: valid out-pointers and winsize.
-    let r = unsafe {
-        libc::openpty(
-            &mut m,
-            &mut s,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            &ws,
-        )
-    };
+    let r = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
     assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
     for fd in [m, s] {
         // SAFETY: marking our fresh fds close-on-exec.

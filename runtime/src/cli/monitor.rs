@@ -34,13 +34,13 @@ pub fn finish(args: &[String]) -> i32 {
 }
 
 /// Detaches from the terminal and the starting command's session, so Ctrl-C or a hangup in
-/// the shell that ran `minc run -d` never reaches the monitor.
+/// the shell that ran `minc run -d` never reaches the monitor (a session of its own is
+/// enough: it has no controlling terminal to get them from; ignoring them would pass the
+/// ignoring on to the container's processes).
 pub fn detach() {
-    // SAFETY: setsid in the freshly forked monitor; ignoring SIGHUP and SIGINT.
+    // SAFETY: setsid in the freshly forked monitor.
     unsafe {
         libc::setsid();
-        libc::signal(libc::SIGHUP, libc::SIG_IGN);
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
     }
 }
 
