@@ -50,6 +50,19 @@ struct Pump {
     close_on_eof: Option<OwnedFd>,
 }
 
+impl Pump {
+    fn new(from: RawFd, to: RawFd, input: bool) -> Pump {
+        Pump {
+            from,
+            to,
+            pending: Vec::new(),
+            open: true,
+            input,
+            close_on_eof: None,
+        }
+    }
+}
+
 /// The stdio of a foreground container process, and what minc copies for it.
 pub struct Io {
     /// What the process gets as 0, 1, 2 (None: minc's own, unchanged).
@@ -91,14 +104,7 @@ impl Io {
             let (read, write) = pipe()?;
             set_nonblocking(write.as_raw_fd())?;
             fds[0] = read.as_raw_fd();
-            io.pumps.push(Pump {
-                from: 0,
-                to: write.as_raw_fd(),
-                pending: Vec::new(),
-                open: true,
-                input: true,
-                close_on_eof: None,
-            });
+            io.pumps.push(Pump::new(0, write.as_raw_fd(), true));
             io.theirs.push(read);
             io.ours.push(write);
             changed = true;
@@ -109,14 +115,7 @@ impl Io {
             }
             let (read, write) = pipe()?;
             fds[fd as usize] = write.as_raw_fd();
-            io.pumps.push(Pump {
-                from: read.as_raw_fd(),
-                to: fd,
-                pending: Vec::new(),
-                open: true,
-                input: false,
-                close_on_eof: None,
-            });
+            io.pumps.push(Pump::new(read.as_raw_fd(), fd, false));
             io.ours.push(read);
             io.theirs.push(write);
             changed = true;
@@ -137,23 +136,9 @@ impl Io {
         let m = master.as_raw_fd();
         let mut io = Io::inherit();
         io.master = Some(m);
-        io.pumps.push(Pump {
-            from: m,
-            to: 1,
-            pending: Vec::new(),
-            open: true,
-            input: false,
-            close_on_eof: None,
-        });
+        io.pumps.push(Pump::new(m, 1, false));
         if input {
-            io.pumps.push(Pump {
-                from: 0,
-                to: m,
-                pending: Vec::new(),
-                open: true,
-                input: true,
-                close_on_eof: None,
-            });
+            io.pumps.push(Pump::new(0, m, true));
         }
         io.ours.push(master);
         Ok(io)

@@ -30,10 +30,14 @@ fn say(t: &mut PtySession, line: &str, want: &str) {
     t.expect(want, 15);
 }
 
-/// The shell session every interactive test goes through: arithmetic, the window size and a
-/// resize, Ctrl-C reaching the container as a character (it interrupts `sleep`, not minc),
-/// then `exit 3`.
-fn shell_session(t: &mut PtySession) {
+/// The shell session every interactive test goes through, `cmd` on a 33x101 pty the test
+/// holds: arithmetic, the window size and a resize, Ctrl-C reaching the container as a
+/// character (it interrupts `sleep`, not minc), then `exit 3`; and afterwards the caller's
+/// terminal in the mode it was in (raw mode undone).
+fn shell_session(cmd: &mut Command) {
+    let mut t = PtySession::spawn(cmd, 33, 101);
+    let before = modes(t.slave_fd());
+    let t = &mut t;
     t.expect(PROMPT, 15);
     say(t, "echo $((6*7))", "42\r\n");
     say(t, "stty size", "33 101\r\n");
@@ -48,6 +52,10 @@ fn shell_session(t: &mut PtySession) {
     t.send("exit 3\r");
     let status = t.wait(20);
     assert_eq!(status.code(), Some(3), "terminal showed {:?}", t.output);
+    assert!(
+        same_modes(&before, &modes(t.slave_fd())),
+        "terminal modes not restored"
+    );
 }
 
 #[test]
@@ -56,16 +64,18 @@ fn run_it_is_a_shell_on_a_pty_of_its_own() {
         return;
     }
     let d = docker();
-    let mut cmd = d.cmd(&["run", "-it", "--rm", "--network", "none", "busybox", "sh"]);
-    let mut t = PtySession::spawn(&mut cmd, 33, 101);
-    let before = modes(t.slave_fd());
-    shell_session(&mut t);
-    // Raw mode is gone again: the caller's terminal is as it was.
-    assert!(
-        same_modes(&before, &modes(t.slave_fd())),
-        "terminal modes not restored"
-    );
+    shell_session(&mut d.cmd(&["run", "-it", "--rm", "--network", "none", "busybox", "sh"]));
     assert_eq!(d.containers_left(), 0, "--rm left the container");
+}
+
+/// A bundle whose process is an interactive `sh` with `process.terminal`.
+fn terminal_bundle() -> Bundle {
+    let b = Bundle::new(MINC, "true");
+    b.edit(|c| {
+        c["process"]["terminal"] = json!(true);
+        c["process"]["args"] = json!(["sh"]);
+    });
+    b
 }
 
 #[test]
@@ -73,19 +83,8 @@ fn runc_run_relays_a_terminal_bundle() {
     if !minc_tests::sandbox("runc_run_relays_a_terminal_bundle") {
         return;
     }
-    let b = Bundle::new(MINC, "true");
-    b.edit(|c| {
-        c["process"]["terminal"] = json!(true);
-        c["process"]["args"] = json!(["sh"]);
-    });
-    let mut cmd = b.cmd(&["run", "-b", &b.bundle_arg(), "tty1"]);
-    let mut t = PtySession::spawn(&mut cmd, 33, 101);
-    let before = modes(t.slave_fd());
-    shell_session(&mut t);
-    assert!(
-        same_modes(&before, &modes(t.slave_fd())),
-        "terminal modes not restored"
-    );
+    let b = terminal_bundle();
+    shell_session(&mut b.cmd(&["run", "-b", &b.bundle_arg(), "tty1"]));
     b.assert_no_state();
 
     // A terminal cannot be created detached without somewhere to send it.
@@ -150,12 +149,8 @@ fn console_socket_hands_over_a_working_master() {
     if !minc_tests::sandbox("console_socket_hands_over_a_working_master") {
         return;
     }
-    let b = Bundle::new(MINC, "true");
-    b.edit(|c| {
-        c["process"]["terminal"] = json!(true);
-        c["process"]["args"] = json!(["sh"]);
-        c["process"]["consoleSize"] = json!({"height": 24, "width": 77});
-    });
+    let b = terminal_bundle();
+    b.edit(|c| c["process"]["consoleSize"] = json!({"height": 24, "width": 77}));
     let sock = ConsoleSocket::bind(&b.dir.join("console.sock"));
     // create sends the master while it runs, before start (as runc does).
     b.ok(&[

@@ -49,22 +49,7 @@ impl DockerFace {
     /// Imports a busybox rootfs (plus `extra` files: (path in the image, host file)) as the
     /// image `busybox`.
     pub fn busybox_image(&self, extra: &[(&str, &Path)]) {
-        let rootfs = self.dir.join("bb");
-        crate::busybox_rootfs(&rootfs);
-        for (dest, src) in extra {
-            std::fs::copy(src, rootfs.join(dest.trim_start_matches('/'))).unwrap();
-        }
-        let tar = self.dir.join("busybox.tar");
-        crate::image::rootfs_tar(&rootfs, &tar);
-        self.ok(&[
-            "image",
-            "import",
-            tar.to_str().unwrap(),
-            "--name",
-            "busybox",
-            "--cmd",
-            "sh",
-        ]);
+        import_busybox(&self.dir, extra, |args| self.ok(args));
     }
 
     pub fn inspect(&self, name: &str) -> Value {
@@ -81,4 +66,25 @@ impl DockerFace {
             })
             .unwrap_or(0)
     }
+}
+
+/// Imports a busybox rootfs (plus `extra` files: (path in the image, host file)), made in
+/// `dir`, as the image `busybox`, with `minc` running minc with the test's roots.
+pub fn import_busybox(dir: &Path, extra: &[(&str, &Path)], minc: impl Fn(&[&str]) -> String) {
+    let rootfs = dir.join("bb");
+    crate::busybox_rootfs(&rootfs);
+    for (dest, src) in extra {
+        std::fs::copy(src, rootfs.join(dest.trim_start_matches('/'))).unwrap();
+    }
+    let tar = dir.join("busybox.tar");
+    crate::image::rootfs_tar(&rootfs, &tar);
+    minc(&[
+        "image",
+        "import",
+        tar.to_str().unwrap(),
+        "--name",
+        "busybox",
+        "--cmd",
+        "sh",
+    ]);
 }

@@ -6,16 +6,14 @@ use std::path::{Path, PathBuf};
 
 /// `tar` of a rootfs directory: a plain rootfs tarball (also one docker-archive layer).
 pub fn rootfs_tar(rootfs: &Path, out: &Path) {
-    crate::run(
-        "tar",
-        &[
-            "-C",
-            rootfs.to_str().unwrap(),
-            "-cf",
-            out.to_str().unwrap(),
-            ".",
-        ],
-    );
+    tar(rootfs, out, &["."]);
+}
+
+/// `tar -C DIR -cf OUT ENTRIES...`.
+fn tar(dir: &Path, out: &Path, entries: &[&str]) {
+    let mut args = vec!["-C", dir.to_str().unwrap(), "-cf", out.to_str().unwrap()];
+    args.extend(entries);
+    crate::run("tar", &args);
 }
 
 /// A one-layer docker-archive (`docker save` format) of `rootfs`, tagged `name` (e.g.
@@ -38,17 +36,6 @@ pub fn docker_archive(rootfs: &Path, name: &str, cmd: &[&str], dir: &Path) -> Pa
         serde_json::json!([{"Config": "config.json", "RepoTags": [name], "Layers": ["layer.tar"]}]);
     std::fs::write(work.join("manifest.json"), manifest.to_string()).unwrap();
     let out = dir.join("image.tar");
-    crate::run(
-        "tar",
-        &[
-            "-C",
-            work.to_str().unwrap(),
-            "-cf",
-            out.to_str().unwrap(),
-            "manifest.json",
-            "config.json",
-            "layer.tar",
-        ],
-    );
+    tar(&work, &out, &["manifest.json", "config.json", "layer.tar"]);
     out
 }
