@@ -582,6 +582,21 @@ fn exec_it_by_name_and_prefix_and_attach_with_detach_keys() {
         t.send("exit 5\r");
         assert_eq!(t.wait(20).code(), Some(5), "{:?}", t.output);
     }
+    // -u takes a name of the image's users; -w and -e as Docker's.
+    let out = d.ok(&[
+        "exec",
+        "-u",
+        "nobody",
+        "-w",
+        "/tmp",
+        "-e",
+        "K=v",
+        "web",
+        "sh",
+        "-c",
+        "id -u; pwd; echo $K",
+    ]);
+    assert_eq!(out, "65534\n/tmp\nv\n");
     // exec without -i reads nothing from us; exec -d returns at once.
     let out = d.ok(&["exec", "web", "sh", "-c", "cat; echo read-nothing"]);
     assert_eq!(out, "read-nothing\n");
@@ -768,5 +783,37 @@ fn client_details_delete_missing_features_and_log() {
             first.contains(msg),
             "{args:?}: log {msg:?} vs stderr {first:?}"
         );
+    }
+}
+
+#[test]
+fn explain_renders_the_terminal_steps() {
+    if !minc_tests::sandbox("explain_renders_the_terminal_steps") {
+        return;
+    }
+    let b = terminal_bundle();
+    b.edit(|c| {
+        c["process"]["args"] = json!(["true"]);
+        c["process"]["user"] = json!({"uid": 65534, "gid": 65534});
+    });
+    let mut t = PtySession::spawn(
+        &mut b.cmd(&["--explain", "run", "-b", &b.bundle_arg(), "ex1"]),
+        30,
+        90,
+    );
+    assert!(t.wait(20).success(), "{:?}", t.output);
+    let text = t.output.replace("\r\n", "\n");
+    for step in [
+        "+ exec setsid sh ",
+        "+ # open /dev/pts/ptmx: a new pty pair whose slave is /dev/pts/0",
+        "+ stty -F /dev/pts/0 rows 30 cols 90\n",
+        "+ touch /dev/console\n",
+        "+ mount --bind /dev/pts/0 /dev/console\n",
+        "+ # ioctl(TIOCSCTTY): /dev/pts/0 becomes the controlling terminal",
+        "+ chown 65534 /dev/pts/0\n",
+        " -- env -i PATH=",
+        " /bin/true </dev/pts/0 >/dev/pts/0 2>&1 ",
+    ] {
+        assert!(text.contains(step), "missing {step:?} in:\n{text}");
     }
 }
