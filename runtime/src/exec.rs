@@ -289,9 +289,9 @@ impl Runtime {
     }
 
     /// `run`: create, start and (unless `detach`) wait for the container, forwarding
-    /// signals and relaying its terminal or shielded stdio, then delete it. Returns the
-    /// container's exit code.
-    pub fn run(&self, id: &str, opts: &CreateOptions, detach: bool) -> Result<i32> {
+    /// signals and relaying its terminal or shielded stdio, then delete it (unless `keep`).
+    /// Returns the container's exit code.
+    pub fn run(&self, id: &str, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
         if !detach && opts.console_socket.is_some() {
             return Err(Error::Init(
                 "--console-socket is only for a detached run (-d): without it, minc relays the terminal itself".into(),
@@ -326,7 +326,9 @@ impl Runtime {
             }
             let pid = self.load(id)?.oci.pid;
             let code = io.wait(pid);
-            self.delete(id, true)?;
+            if !keep {
+                self.delete(id, true)?;
+            }
             Ok(code)
         })();
         sys::set_sigmask(&old_mask);

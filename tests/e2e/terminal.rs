@@ -738,6 +738,22 @@ fn client_details_delete_missing_features_and_log() {
     let out = b.minc(&["delete", "nosuch"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("does not exist"));
+    // run --keep leaves the stopped container for the client to inspect and delete.
+    let out = b.minc(&["run", "--keep", "-b", &b.bundle_arg(), "kept"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(b.status("kept"), "stopped");
+    b.ok(&["delete", "kept"]);
+    let out = b.minc(&[
+        "run",
+        "--pidfd-socket",
+        "/x",
+        "-b",
+        &b.bundle_arg(),
+        "pidfd",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not supported"), "{}", stderr(&out));
+    b.assert_no_state();
     // features: runc 1.1+'s JSON.
     let f: Value = serde_json::from_str(&b.ok(&["features"])).unwrap();
     assert_eq!(f["ociVersionMin"], "1.0.0");

@@ -121,8 +121,12 @@ pub struct RunArgs {
     pub detach: bool,
     #[command(flatten)]
     pub bundle_flags: runc::BundleFlags,
+    /// Keep the stopped container instead of deleting it (runc's --keep)
     #[arg(long, hide = true)]
     pub keep: bool,
+    /// Accepted for runc compatibility (minc's run is the init's parent: no subreaper)
+    #[arg(long = "no-subreaper", hide = true)]
+    pub no_subreaper: bool,
     #[command(flatten)]
     pub image: docker::ImageRunArgs,
     /// IMAGE [CMD...], or with a bundle the container ID
@@ -344,7 +348,7 @@ fn run(ctx: &docker::Ctx, rt: &crate::Runtime, a: &RunArgs, strict: bool) -> Res
             flags: a.bundle_flags.clone(),
             id: id.clone(),
         };
-        return runc::run(rt, &create, a.detach, strict);
+        return runc::run(rt, &create, a.detach, a.keep, strict);
     }
     let (image, cmd) = a.args.split_first().expect("clap requires one argument");
     docker::run(ctx, &a.image, a.detach, image, cmd).map_err(|e| e.context(format!("run {image}")))

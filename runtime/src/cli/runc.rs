@@ -32,9 +32,13 @@ pub struct BundleFlags {
     /// Accepted for runc compatibility
     #[arg(long = "no-pivot", hide = true)]
     pub no_pivot: bool,
-    /// Accepted for runc compatibility
+    /// Accepted for runc compatibility (minc never gives a container a session keyring of
+    /// its own)
     #[arg(long = "no-new-keyring", hide = true)]
     pub no_new_keyring: bool,
+    /// runc's pidfd socket: not supported (an error, so a client does not wait for it)
+    #[arg(long = "pidfd-socket", hide = true, value_name = "PATH")]
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 impl BundleFlags {
@@ -94,6 +98,9 @@ pub struct ListArgs {
 
 impl CreateArgs {
     pub fn options(&self, strict: bool) -> Result<CreateOptions> {
+        if let Some(p) = &self.flags.pidfd_socket {
+            bail!("--pidfd-socket {}: not supported by minc", p.display());
+        }
         let preserve_fds = self.flags.preserve_fds.unwrap_or(0);
         check_preserved_fds(preserve_fds)?;
         Ok(CreateOptions {
@@ -190,13 +197,19 @@ pub fn ps(rt: &Runtime, id: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `run -b BUNDLE ID`: create, start, wait, delete.
-pub fn run(rt: &Runtime, create: &CreateArgs, detach: bool, strict: bool) -> Result<i32> {
+/// `run -b BUNDLE ID`: create, start, wait, delete (not with `keep`, runc's --keep).
+pub fn run(
+    rt: &Runtime,
+    create: &CreateArgs,
+    detach: bool,
+    keep: bool,
+    strict: bool,
+) -> Result<i32> {
     let id = &create.id;
     let opts = create
         .options(strict)
         .with_context(|| format!("run {id}"))?;
-    rt.run(id, &opts, detach)
+    rt.run(id, &opts, detach, keep)
         .with_context(|| format!("run {id}"))
 }
 
