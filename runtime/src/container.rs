@@ -418,7 +418,23 @@ impl Runtime {
             Err(Error::NotFound(_)) if force => return Ok(()),
             Err(e) => return Err(e),
         };
-        let _lock = Lock::acquire(&lock_path(&dir)).map_err(|e| Error::io(&dir, e))?;
+        // Another delete (a foreground `run` finishing while a client deletes with --force)
+        // may have removed the container while we waited for the lock: then it is gone.
+        let gone = || {
+            if force {
+                Ok(())
+            } else {
+                Err(Error::NotFound(id.to_string()))
+            }
+        };
+        let _lock = match Lock::acquire(&lock_path(&dir)) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return gone(),
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        if !dir.join("state.json").exists() {
+            return gone();
+        }
         match state.status() {
             Status::Running if !force => {
                 return Err(Error::WrongState {

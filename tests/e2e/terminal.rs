@@ -738,6 +738,38 @@ fn client_details_delete_missing_features_and_log() {
     let out = b.minc(&["delete", "nosuch"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("does not exist"));
+    // Concurrent deletes (a foreground run finishing while clients delete --force): all
+    // succeed, whoever gets there first.
+    b.edit(|c| c["process"]["args"] = json!(["sleep", "1000"]));
+    let mut run = b
+        .cmd(&["run", "-b", &b.bundle_arg(), "racy"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.minc(&["state", "racy"]).status.success() {
+        assert!(Instant::now() < deadline, "racy never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let deleters: Vec<_> = (0..3)
+        .map(|_| {
+            b.cmd(&["delete", "--force", "racy"])
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for d in deleters {
+        let out = d.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(run.wait().unwrap().code(), Some(137));
+    b.assert_no_state();
+    b.edit(|c| c["process"]["args"] = json!(["sh", "-c", "true"]));
     // run --keep leaves the stopped container for the client to inspect and delete.
     let out = b.minc(&["run", "--keep", "-b", &b.bundle_arg(), "kept"]);
     assert!(out.status.success(), "{}", stderr(&out));
