@@ -7,6 +7,7 @@ include!("../build-support/static_bin.rs");
 
 fn main() {
     println!("cargo:rerun-if-changed=../build-support/static_bin.rs");
+    println!("cargo:rerun-if-changed=monitor/protocol.rs");
     build_static_bin("monitor/main.rs", "minc-monitor", "s");
     build_freestanding_bin("dmz/main.rs", "minc-dmz");
 }

@@ -33,7 +33,7 @@ pub use options::{
     parse_devices, parse_size, DeviceNodes, StoreOptions, ENV_LAYER_DEVICES, ENV_MAX_ARCHIVE_SIZE,
     ENV_MAX_LAYER_ENTRIES, ENV_MAX_LAYER_SIZE,
 };
-pub use spec::{default_spec, runtime_spec, RunOptions, PRIVILEGED};
+pub use spec::{default_spec, lookup_user, runtime_spec, RunOptions, PRIVILEGED};
 pub use store::{Image, ImageRef, ImageSummary, Rootfs, Store};
 
 /// The echo-server program of the built-in image: a static binary built by build.rs.

@@ -156,7 +156,8 @@ fn privileged(spec: &mut Value) {
 /// Resolves `user[:group]` against the image's /etc/passwd and /etc/group (read inside the
 /// rootfs, never following a link out of it; a FIFO or device there is not opened for
 /// reading, and at most 16 MiB is read). Returns (uid, gid, supplementary gids).
-fn lookup_user(rootfs: &Path, spec: &str) -> Result<(u32, u32, Vec<u32>)> {
+/// (`minc run -u` and `minc exec -u` of an image container.)
+pub fn lookup_user(rootfs: &Path, spec: &str) -> Result<(u32, u32, Vec<u32>)> {
     let root = sysops::inroot::Root::open(rootfs).map_err(|e| Error::io(rootfs, e))?;
     let read = |p: &str| {
         use std::io::Read;

@@ -5,6 +5,10 @@
 //! or the start socket): message boundaries are kept, and a peer that dies is seen as EOF,
 //! never as a silent hang. Successful execve of the container's program closes the last
 //! close-on-exec end, which is how `start` and `exec` learn that the program really runs.
+//!
+//! A message can carry one file descriptor (SCM_RIGHTS ancillary data, see unix(7) and
+//! cmsg(3)): that is how the pty master of a container's terminal leaves the container.
+//! [`send_fd`] and [`recv_fd`] are the raw form, also used for runc's console-socket protocol.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -40,72 +44,15 @@ pub enum Msg {
     SeccompListener,
     /// runtime → container process: the agent has the listener; go on.
     SeccompOk,
+    /// init or exec helper → runtime: the pty master of the process's terminal is attached
+    /// (SCM_RIGHTS); its slave is `/dev/pts/{index}` in the container.
+    Console { index: u32 },
 }
 
 /// Sends one message.
 pub fn send(fd: &OwnedFd, msg: &Msg) -> Result<()> {
     let data = serde_json::to_vec(msg).expect("messages serialize");
     sys::send(fd, &data).map_err(|e| Error::sys("send to a minc process", e))
-}
-
-/// Sends one message with a file descriptor attached (SCM_RIGHTS, see unix(7)).
-pub fn send_with_fd(fd: &OwnedFd, msg: &Msg, passed: BorrowedFd<'_>) -> Result<()> {
-    let data = serde_json::to_vec(msg).expect("messages serialize");
-    send_bytes_with_fd(fd, &data, passed).map_err(|e| Error::sys("send to a minc process", e))
-}
-
-/// Sends raw bytes with a file descriptor attached (for peers that are not minc's).
-pub fn send_bytes_with_fd(
-    fd: &OwnedFd,
-    data: &[u8],
-    passed: BorrowedFd<'_>,
-) -> std::io::Result<()> {
-    let fds = [passed.as_raw_fd()];
-    sendmsg::<()>(
-        fd.as_raw_fd(),
-        &[IoSlice::new(data)],
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::MSG_NOSIGNAL,
-        None,
-    )
-    .map(|_| ())
-    .map_err(std::io::Error::from)
-}
-
-/// Receives one message and the first descriptor that came with it (close-on-exec).
-pub fn recv_with_fd(fd: &OwnedFd) -> Result<(Option<Msg>, Option<OwnedFd>)> {
-    let mut buf = vec![0u8; 8192];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let (len, fds) = loop {
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        match recvmsg::<()>(
-            fd.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Ok(m) => {
-                let mut fds = Vec::new();
-                for c in m.cmsgs().into_iter().flatten() {
-                    if let ControlMessageOwned::ScmRights(v) = c {
-                        fds.extend(v);
-                    }
-                }
-                break (m.bytes, fds);
-            }
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(Error::sys("receive from a minc process", e)),
-        }
-    };
-    // SAFETY: the kernel just gave us these descriptors; we own them.
-    let mut fds = fds.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) });
-    let passed = fds.next();
-    if len == 0 {
-        return Ok((None, passed));
-    }
-    let msg = serde_json::from_slice(&buf[..len])
-        .map_err(|e| Error::Init(format!("garbled message from a minc process: {e}")))?;
-    Ok((Some(msg), passed))
 }
 
 /// Receives one message; `None` when the peer closed its end (or exec'd the program).
@@ -117,6 +64,68 @@ pub fn recv(fd: &OwnedFd) -> Result<Option<Msg>> {
     serde_json::from_slice(&data)
         .map(Some)
         .map_err(|e| Error::Init(format!("garbled message from a minc process: {e}")))
+}
+
+/// Sends one message with a file descriptor attached.
+pub fn send_with_fd(sock: &OwnedFd, msg: &Msg, fd: BorrowedFd<'_>) -> Result<()> {
+    let data = serde_json::to_vec(msg).expect("messages serialize");
+    send_fd(sock, &data, fd).map_err(|e| Error::sys("send to a minc process", e))
+}
+
+/// Receives one message and the descriptor attached to it, if any.
+pub fn recv_with_fd(sock: &OwnedFd) -> Result<(Option<Msg>, Option<OwnedFd>)> {
+    let (data, fd) = recv_fd(sock).map_err(|e| Error::sys("receive from a minc process", e))?;
+    if data.is_empty() {
+        return Ok((None, fd));
+    }
+    let msg = serde_json::from_slice(&data)
+        .map_err(|e| Error::Init(format!("garbled message from a minc process: {e}")))?;
+    Ok((Some(msg), fd))
+}
+
+/// Sends `payload` with `fd` attached as SCM_RIGHTS: the receiver gets its own descriptor
+/// for the same open file.
+pub fn send_fd(sock: &OwnedFd, payload: &[u8], fd: BorrowedFd<'_>) -> std::io::Result<()> {
+    let fds = [fd.as_raw_fd()];
+    let iov = [IoSlice::new(payload)];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    loop {
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => return Ok(()),
+        }
+    }
+}
+
+/// Receives one packet (empty = peer closed) and the first descriptor attached to it
+/// (close-on-exec); any further descriptors a peer crammed in are closed.
+pub fn recv_fd(sock: &OwnedFd) -> std::io::Result<(Vec<u8>, Option<OwnedFd>)> {
+    let mut buf = vec![0u8; 8192];
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let (len, fds) = loop {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let msg = match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(m) => m,
+        };
+        let mut fds: Vec<OwnedFd> = Vec::new();
+        for c in msg.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(list) = c {
+                // SAFETY: the kernel just installed these descriptors for us.
+                fds.extend(list.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
+            }
+        }
+        break (msg.bytes, fds);
+    };
+    buf.truncate(len);
+    Ok((buf, fds.into_iter().next()))
 }
 
 /// The message that reports `e` to the runtime.

@@ -5,17 +5,19 @@
 //! the start socket, so it can run in any later process, as OCI clients expect.
 
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use sysops::explain::{self, Cmd};
 use sysops::lock::Lock;
 
 use crate::channel::{self, Msg};
+use crate::console;
 use crate::dmz::Dmz;
 use crate::error::{check, Error, Result};
 use crate::hooks;
 use crate::init::{self, InitArgs};
+use crate::pty;
 use crate::seccomp;
 use crate::spec::{self, LinuxNamespaceType, Spec};
 use crate::state::{self, OciState, State, Status};
@@ -35,6 +37,10 @@ pub struct CreateOptions {
     pub stdio: Option<[RawFd; 3]>,
     /// Refuse config.json fields minc does not know (`--strict`).
     pub strict: bool,
+    /// runc's `--console-socket`: where the pty master goes when `process.terminal` is set.
+    pub console_socket: Option<PathBuf>,
+    /// The terminal's size, instead of the spec's consoleSize (a relaying caller's own).
+    pub console_size: Option<pty::Size>,
 }
 
 /// Rejects ids that could escape the root directory or confuse tools (see
@@ -106,6 +112,27 @@ impl Runtime {
     /// The init is a fork of this process (no exec), which is only sound while the process
     /// has a single thread: this is checked, and an error otherwise.
     pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<State> {
+        let (state, _) = self.create_inner(id, opts, false)?;
+        Ok(state)
+    }
+
+    /// Like [`Runtime::create`], but a container with `process.terminal` and no console socket
+    /// is allowed: its pty master is returned, for the caller to relay (a foreground `run`)
+    /// or keep (the `-d` monitor).
+    pub fn create_with_terminal(
+        &self,
+        id: &str,
+        opts: &CreateOptions,
+    ) -> Result<(State, Option<OwnedFd>)> {
+        self.create_inner(id, opts, true)
+    }
+
+    fn create_inner(
+        &self,
+        id: &str,
+        opts: &CreateOptions,
+        keep_master: bool,
+    ) -> Result<(State, Option<OwnedFd>)> {
         validate_id(id)?;
         if sys::thread_count() != 1 {
             return Err(Error::Init(
@@ -117,6 +144,8 @@ impl Runtime {
             reason: format!("bundle: {e}"),
         })?;
         let spec = spec::load(&bundle, opts.strict)?;
+        let terminal = spec::process(&spec).terminal() == Some(true);
+        check_terminal(terminal, opts.console_socket.as_deref(), keep_master)?;
         let rootfs = spec::rootfs(&spec, &bundle);
         match fs::metadata(&rootfs) {
             Ok(m) if m.is_dir() => {}
@@ -142,9 +171,9 @@ impl Runtime {
         }
         let mut guard = DirGuard(Some(&dir));
         let lock = Lock::acquire(&lock_path(&dir)).map_err(|e| Error::io(&dir, e))?;
-        let state = self.spawn_init(id, &dir, &bundle, &rootfs, &spec, opts, lock)?;
+        let made = self.spawn_init(id, &dir, &bundle, &rootfs, &spec, opts, lock)?;
         guard.0 = None;
-        Ok(state)
+        Ok(made)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -157,7 +186,7 @@ impl Runtime {
         spec: &Spec,
         opts: &CreateOptions,
         lock: Lock,
-    ) -> Result<State> {
+    ) -> Result<(State, Option<OwnedFd>)> {
         // Compiled here, before the clone: the init only loads it.
         let seccomp = seccomp::for_spec(spec, &bundle.join("config.json"))?;
         let config_copy = dir.join("config.json");
@@ -199,7 +228,7 @@ impl Runtime {
                 unshare = m.unshare_args(unshare).args(["--setuid=0", "--setgid=0"]);
             }
             unshare
-                .args(["--propagation", "unchanged", "--fork", "--", "sh"])
+                .args(["--propagation", "unchanged", "--fork", "--", "setsid", "sh"])
                 .note(
                     "the container's init: clone(2) with these namespaces; what follows runs in it",
                 )
@@ -230,6 +259,11 @@ impl Runtime {
                 preserve_fds: opts.preserve_fds,
                 stdio: opts.stdio,
                 seccomp: seccomp.as_ref(),
+                console_size: opts
+                    .console_size
+                    .or_else(|| init::console::spec_size(spec::process(spec))),
+                release_stdio: spec::process(spec).terminal() == Some(true)
+                    && opts.console_socket.is_some(),
             });
         }
         drop(theirs);
@@ -280,17 +314,26 @@ impl Runtime {
                     state: created_state,
                 },
             )?;
-            match channel::recv(&ours)? {
-                Some(Msg::Ready) => {}
-                Some(Msg::Error { message, code }) => return Err(Error::from_child(message, code)),
+            // With a terminal, its master comes first (runc: during create, so a client
+            // holds it before `start`).
+            // The console socket is connected only now, so the init (a copy of this
+            // process) never holds the client's connection.
+            let no_agent = || -> Result<seccomp::notify::Agent> {
+                Err(Error::Init("a seccomp listener before start".into()))
+            };
+            let master = match console::receive(&ours, opts.console_socket.as_deref(), no_agent)? {
+                (Some(Msg::Ready), master) => master,
+                (Some(Msg::Error { message, code }), _) => {
+                    return Err(Error::from_child(message, code))
+                }
                 _ => return Err(Error::Init("container init exited unexpectedly".into())),
-            }
+            };
             state.oci.status = Status::Created;
             state.save(dir)?;
             if let Some(pf) = &opts.pid_file {
                 write_pid_file(pf, pid)?;
             }
-            Ok(state)
+            Ok((state, master))
         })();
         if result.is_err() {
             // SAFETY: killing and reaping our own child.
@@ -402,9 +445,28 @@ impl Runtime {
             Err(Error::NotFound(_)) if force && dir.is_dir() => {
                 return fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))
             }
+            // As runc and crun: `delete --force` of a container that does not exist succeeds
+            // (Podman and containerd's shim rely on it when cleaning up).
+            Err(Error::NotFound(_)) if force => return Ok(()),
             Err(e) => return Err(e),
         };
-        let _lock = Lock::acquire(&lock_path(&dir)).map_err(|e| Error::io(&dir, e))?;
+        // Another delete (a foreground `run` finishing while a client deletes with --force)
+        // may have removed the container while we waited for the lock: then it is gone.
+        let gone = || {
+            if force {
+                Ok(())
+            } else {
+                Err(Error::NotFound(id.to_string()))
+            }
+        };
+        let _lock = match Lock::acquire(&lock_path(&dir)) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return gone(),
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        if !dir.join("state.json").exists() {
+            return gone();
+        }
         match state.status() {
             Status::Running if !force => {
                 return Err(Error::WrongState {
@@ -544,7 +606,25 @@ fn signal_init(state: &State, signal: i32) -> Result<()> {
         .map_err(|e| Error::sys(format!("kill {} {signal}", state.oci.pid), e))
 }
 
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+/// runc's rules for terminals and console sockets: a container that detaches (every
+/// `create`) needs a console socket for its terminal, and a console socket is only for a
+/// terminal. `relay`: the caller takes the master itself (a foreground `run`, the monitor).
+pub fn check_terminal(terminal: bool, socket: Option<&Path>, relay: bool) -> Result<()> {
+    match (terminal, socket) {
+        (true, None) if !relay => Err(Error::Init(
+            "process.terminal is set but there is no --console-socket to send the terminal to \
+             (minc cannot relay a terminal it detaches from)"
+                .into(),
+        )),
+        (false, Some(p)) => Err(Error::Init(format!(
+            "--console-socket {}: the process has no terminal (process.terminal is false; -t for exec)",
+            p.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     // Write then rename, so a client polling for the file never reads it half-written.
     let tmp = path.with_extension("minc-tmp");
     fs::write(&tmp, pid.to_string()).map_err(|e| Error::io(&tmp, e))?;
@@ -613,68 +693,15 @@ fn for_children(
     Ok((own, kind))
 }
 
-/// A unix socket address for `DIR/start.sock`, reached through /proc/self/fd so that long
-/// `--root` paths do not hit the 108-byte sun_path limit.
-fn start_addr(dir_fd: &OwnedFd) -> (libc::sockaddr_un, libc::socklen_t) {
-    // SAFETY: zeroed sockaddr_un is valid.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    let path = format!("/proc/self/fd/{}/start.sock", dir_fd.as_raw_fd());
-    for (d, s) in addr.sun_path.iter_mut().zip(path.bytes()) {
-        *d = s as libc::c_char;
-    }
-    let len = std::mem::size_of::<libc::sa_family_t>() + path.len() + 1;
-    (addr, len as libc::socklen_t)
-}
-
-fn open_dir(dir: &Path) -> Result<OwnedFd> {
-    Ok(fs::File::open(dir).map_err(|e| Error::io(dir, e))?.into())
-}
-
-fn seqpacket_socket() -> Result<OwnedFd> {
-    // SAFETY: socket() returns a fresh fd or -1.
-    let fd = check(
-        unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) },
-        || "socket".into(),
-    )?;
-    // SAFETY: fresh fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// The start socket the init will wait on, bound before the clone.
+/// The start socket the init will wait on, bound before the clone (SOCK_SEQPACKET: each
+/// message is one packet, and the init's exec shows up as EOF).
 fn listen(dir: &Path) -> Result<OwnedFd> {
-    let dfd = open_dir(dir)?;
-    let sock = seqpacket_socket()?;
-    let (addr, len) = start_addr(&dfd);
-    // SAFETY: valid socket and address.
-    unsafe {
-        check(
-            libc::bind(
-                sock.as_raw_fd(),
-                (&addr as *const libc::sockaddr_un).cast(),
-                len,
-            ),
-            || format!("bind {}/start.sock", dir.display()),
-        )?;
-        check(libc::listen(sock.as_raw_fd(), 1), || "listen".into())?;
-    }
-    Ok(sock)
+    let path = dir.join("start.sock");
+    sys::unix_listen(&path, libc::SOCK_SEQPACKET)
+        .map_err(|e| Error::sys(format!("bind {}", path.display()), e))
 }
 
 fn connect(dir: &Path) -> Result<OwnedFd> {
-    let dfd = open_dir(dir)?;
-    let sock = seqpacket_socket()?;
-    let (addr, len) = start_addr(&dfd);
-    // SAFETY: valid socket and address.
-    check(
-        unsafe {
-            libc::connect(
-                sock.as_raw_fd(),
-                (&addr as *const libc::sockaddr_un).cast(),
-                len,
-            )
-        },
-        || format!("connect to the init of {}", dir.display()),
-    )?;
-    Ok(sock)
+    sys::unix_connect(&dir.join("start.sock"), libc::SOCK_SEQPACKET)
+        .map_err(|e| Error::sys(format!("connect to the init of {}", dir.display()), e))
 }

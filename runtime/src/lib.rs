@@ -5,6 +5,7 @@
 
 pub mod channel;
 pub mod cli;
+pub mod console;
 pub mod container;
 pub mod dmz;
 pub mod error;
@@ -12,6 +13,8 @@ pub mod exec;
 pub mod hooks;
 pub mod init;
 pub mod ops;
+pub mod pty;
+pub mod relay;
 pub mod rfc3339;
 pub mod seccomp;
 pub mod spec;

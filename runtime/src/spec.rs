@@ -49,21 +49,7 @@ pub fn load(bundle: &Path, strict: bool) -> Result<Spec> {
             );
         }
     }
-    let mut de = serde_json::Deserializer::from_slice(&data);
-    let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let at = e.path().to_string();
-        // The field path says where; serde's " at line L column C" would say it twice.
-        let inner = e.into_inner().to_string();
-        let inner = match inner.rfind(" at line ") {
-            Some(i) if at != "." => inner[..i].to_string(),
-            _ => inner,
-        };
-        if at == "." {
-            bad(inner.to_string())
-        } else {
-            bad(format!("{at}: {inner}"))
-        }
-    })?;
+    let spec: Spec = parse(&path, &data)?;
     validate(&spec).map_err(bad)?;
     Ok(spec)
 }
@@ -71,18 +57,7 @@ pub fn load(bundle: &Path, strict: bool) -> Result<Spec> {
 /// What the spec requires beyond its JSON shape, and what minc does not support yet.
 fn validate(spec: &Spec) -> std::result::Result<(), String> {
     let process = spec.process().as_ref().ok_or("no \"process\"")?;
-    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err("process.args is empty".into());
-    }
-    if process.terminal() == Some(true) {
-        return Err("process.terminal is not supported yet (set it to false)".into());
-    }
-    if !process.cwd().is_absolute() {
-        return Err(format!(
-            "process.cwd {:?} is not absolute",
-            process.cwd().display()
-        ));
-    }
+    validate_process(process)?;
     let root = spec.root().as_ref().ok_or("no \"root\"")?;
     if root.path().as_os_str().is_empty() {
         return Err("root.path is empty".into());
@@ -128,6 +103,70 @@ fn validate(spec: &Spec) -> std::result::Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// What a process (config.json's, or an `exec --process` file's) must satisfy.
+fn validate_process(process: &Process) -> std::result::Result<(), String> {
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err("process.args is empty".into());
+    }
+    if !process.cwd().is_absolute() {
+        return Err(format!(
+            "process.cwd {:?} is not absolute",
+            process.cwd().display()
+        ));
+    }
+    // No LSM support in minc: a profile or label it cannot apply is an error, never a
+    // silently weaker container (runc fails too when it cannot apply one).
+    if process
+        .apparmor_profile()
+        .as_ref()
+        .is_some_and(|p| !p.is_empty())
+    {
+        return Err("process.apparmorProfile: AppArmor is not supported by minc".into());
+    }
+    if process
+        .selinux_label()
+        .as_ref()
+        .is_some_and(|l| !l.is_empty())
+    {
+        return Err("process.selinuxLabel: SELinux is not supported by minc".into());
+    }
+    Ok(())
+}
+
+/// Reads a process.json (`exec --process FILE`): the spec's `process` object on its own.
+/// Errors name the file, the field and the cause, as [`load`]'s do.
+pub fn load_process(path: &Path) -> Result<Process> {
+    let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let process: Process = parse(path, &data)?;
+    validate_process(&process).map_err(|reason| Error::Config {
+        path: path.to_path_buf(),
+        reason: reason.trim_start_matches("process.").to_string(),
+    })?;
+    Ok(process)
+}
+
+/// Deserializes JSON read from `path`; an error names the file and the field at fault.
+fn parse<T: serde::de::DeserializeOwned>(path: &Path, data: &[u8]) -> Result<T> {
+    let mut de = serde_json::Deserializer::from_slice(data);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let at = e.path().to_string();
+        // The field path says where; serde's " at line L column C" would say it twice.
+        let inner = e.into_inner().to_string();
+        let inner = match inner.rfind(" at line ") {
+            Some(i) if at != "." => inner[..i].to_string(),
+            _ => inner,
+        };
+        Error::Config {
+            path: path.to_path_buf(),
+            reason: if at == "." {
+                inner.to_string()
+            } else {
+                format!("{at}: {inner}")
+            },
+        }
+    })
 }
 
 /// Every hook stage with its name as the spec spells it.

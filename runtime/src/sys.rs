@@ -286,6 +286,85 @@ pub fn socketpair() -> Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// A unix socket address for `path`, reached through its directory's fd as
+/// `/proc/self/fd/N/NAME`, so that long paths do not hit sun_path's 108-byte limit. The
+/// directory fd must stay open until the bind or connect is done.
+fn unix_addr(path: &Path) -> std::io::Result<(OwnedFd, libc::sockaddr_un, libc::socklen_t)> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let dfd: OwnedFd = std::fs::File::open(dir)?.into();
+    // SAFETY: zeroed sockaddr_un is valid.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let mut full = format!("/proc/self/fd/{}/", dfd.as_raw_fd()).into_bytes();
+    full.extend_from_slice(name.as_bytes());
+    if full.len() >= addr.sun_path.len() {
+        return Err(std::io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    for (d, s) in addr.sun_path.iter_mut().zip(&full) {
+        *d = *s as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + full.len() + 1;
+    Ok((dfd, addr, len as libc::socklen_t))
+}
+
+fn unix_socket(kind: libc::c_int) -> std::io::Result<OwnedFd> {
+    // SAFETY: socket() returns a fresh fd or -1.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, kind | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fresh fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Connects a new unix socket of `kind` (SOCK_STREAM, SOCK_SEQPACKET) to `path`.
+pub fn unix_connect(path: &Path, kind: libc::c_int) -> std::io::Result<OwnedFd> {
+    let sock = unix_socket(kind)?;
+    let (_dir, addr, len) = unix_addr(path)?;
+    loop {
+        // SAFETY: valid socket and address.
+        let r = unsafe {
+            libc::connect(
+                sock.as_raw_fd(),
+                (&addr as *const libc::sockaddr_un).cast(),
+                len,
+            )
+        };
+        if r == 0 {
+            return Ok(sock);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Binds a new unix socket of `kind` at `path` and listens on it.
+pub fn unix_listen(path: &Path, kind: libc::c_int) -> std::io::Result<OwnedFd> {
+    let sock = unix_socket(kind)?;
+    let (_dir, addr, len) = unix_addr(path)?;
+    // SAFETY: valid socket and address.
+    unsafe {
+        if libc::bind(
+            sock.as_raw_fd(),
+            (&addr as *const libc::sockaddr_un).cast(),
+            len,
+        ) != 0
+            || libc::listen(sock.as_raw_fd(), 16) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(sock)
+}
+
 /// Sends one message on a seqpacket socket.
 pub fn send(fd: &OwnedFd, msg: &[u8]) -> std::io::Result<()> {
     // SAFETY: valid buffer.

@@ -63,28 +63,7 @@ impl Host {
 
     /// Imports a busybox rootfs tarball as the image `busybox`.
     fn busybox_image(&self) {
-        let rootfs = self.dir.join("bb");
-        minc_tests::busybox_rootfs(&rootfs);
-        let tar = self.dir.join("busybox.tar");
-        minc_tests::run(
-            "tar",
-            &[
-                "-C",
-                rootfs.to_str().unwrap(),
-                "-cf",
-                tar.to_str().unwrap(),
-                ".",
-            ],
-        );
-        self.ok(&[
-            "image",
-            "import",
-            tar.to_str().unwrap(),
-            "--name",
-            "busybox",
-            "--cmd",
-            "sh",
-        ]);
+        minc_tests::docker_face::import_busybox(&self.dir, &[], |args| self.ok(args));
     }
 
     fn inspect(&self, name: &str) -> Value {

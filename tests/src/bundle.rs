@@ -136,3 +136,52 @@ pub fn stray_processes() -> Vec<String> {
         })
         .collect()
 }
+
+/// The descriptors process `pid` holds, as "0 1 2 " (from /proc/PID/fd, read from outside).
+pub fn open_fds(pid: i32) -> String {
+    let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/fd: {e}"))
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort();
+    fds.iter().map(|f| format!("{f} ")).collect()
+}
+
+/// Reaps `pid`, a process this test became the parent of (the sandbox's PID 1 inherits
+/// what detached processes leave behind, as a subreaper such as containerd's shim would):
+/// until it is reaped, a container whose PID namespace it was in cannot finish exiting.
+pub fn reap(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // SAFETY: waitpid without blocking.
+        let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        if r == pid || r < 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "process {pid} never exited");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The PID of a child of `parent` (bounded wait for it to appear).
+pub fn child_of(parent: u32) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 2..].split(' ').nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(parent) {
+                return pid;
+            }
+        }
+        assert!(Instant::now() < deadline, "{parent} has no child");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

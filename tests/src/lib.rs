@@ -7,11 +7,17 @@
 //! the sandbox's PID 1 exits — even when the test fails.
 
 mod bundle;
+pub mod console;
+pub mod containerd;
+pub mod docker_face;
+pub mod image;
+pub mod podman;
+pub mod pty;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub use bundle::{mounts_under, stderr, stdout, stray_processes, Bundle};
+pub use bundle::{child_of, mounts_under, open_fds, reap, stderr, stdout, stray_processes, Bundle};
 
 const SANDBOX_ENV: &str = "MINC_TEST_SANDBOX";
 

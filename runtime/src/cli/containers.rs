@@ -28,6 +28,9 @@ pub struct Record {
     pub ports: Vec<netsetup::PortMapping>,
     /// `--rm`: the monitor (or the foreground run) removes the container when it exits.
     pub auto_remove: bool,
+    /// `-t`: the container has a terminal, which its monitor keeps (`minc attach`).
+    #[serde(default)]
+    pub tty: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,6 +77,7 @@ impl Containers {
             ip: None,
             ports: Vec::new(),
             auto_remove: false,
+            tty: false,
         };
         self.save(&placeholder)?;
         Ok(path)
@@ -110,15 +114,33 @@ impl Containers {
 
     /// Finds a container by name, full id or unique id prefix.
     pub fn find(&self, key: &str) -> Result<Record> {
+        match self.lookup(key)? {
+            Some(r) => Ok(r),
+            None => bail!("no such container: {key}"),
+        }
+    }
+
+    /// Like `find`, but a key that names nothing is `None`; an ambiguous prefix is an error
+    /// that lists the containers it matches.
+    pub fn lookup(&self, key: &str) -> Result<Option<Record>> {
+        if key.is_empty() {
+            return Ok(None);
+        }
         let all = self.all()?;
         if let Some(r) = all.iter().find(|r| r.name == key || r.id == key) {
-            return Ok(r.clone());
+            return Ok(Some(r.clone()));
         }
         let matches: Vec<&Record> = all.iter().filter(|r| r.id.starts_with(key)).collect();
         match matches.as_slice() {
-            [one] if !key.is_empty() => Ok((*one).clone()),
-            [] | [_] => bail!("no such container: {key}"),
-            _ => bail!("container id prefix {key} is ambiguous"),
+            [] => Ok(None),
+            [one] => Ok(Some((*one).clone())),
+            many => bail!(
+                "container id prefix {key} is ambiguous: it matches {}",
+                many.iter()
+                    .map(|r| format!("{} ({})", &r.id[..12.min(r.id.len())], r.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 
@@ -139,6 +161,11 @@ impl Containers {
 
     pub fn log_path(&self, id: &str) -> PathBuf {
         self.path(id).join("container.log")
+    }
+
+    /// Where the monitor of a `-t` container listens for `minc attach`.
+    pub fn attach_path(&self, id: &str) -> PathBuf {
+        self.path(id).join("attach.sock")
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::io::{Read, Seek, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,8 +16,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 
 use super::containers::{ago, new_id, Containers, Record};
-use super::{format, monitor, security};
+use super::{attach, format, monitor, security};
 use crate::container::{CreateOptions, Runtime};
+use crate::relay::{Io, Stdin};
 use crate::state::Status;
 use crate::sys;
 
@@ -66,6 +67,12 @@ pub struct ImageRunArgs {
     /// All capabilities, no seccomp, writable /sys
     #[arg(long)]
     pub privileged: bool,
+    /// Keep stdin open: the container reads ours (without it, /dev/null)
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Give the container a terminal (a pty of its own; Ctrl-P Ctrl-Q detaches)
+    #[arg(short = 't', long)]
+    pub tty: bool,
 }
 
 impl ImageRunArgs {
@@ -85,6 +92,8 @@ impl ImageRunArgs {
             || !self.cap_add.is_empty()
             || !self.cap_drop.is_empty()
             || self.privileged
+            || self.interactive
+            || self.tty
     }
 }
 
@@ -145,6 +154,9 @@ pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String
     }
     let security = security::parse(&a.security_opt)?;
     images::capabilities::tweak(&a.cap_add, &a.cap_drop, a.privileged)?;
+    if a.tty && a.interactive && !detach && !attach::stdin_is_terminal() {
+        bail!("-it: the input device is not a terminal (drop -t to pipe input)");
+    }
     let store = ctx.store()?;
     let img = store.resolve(image).map_err(|e| {
         anyhow!("{e} (see `minc images`; to run an OCI bundle instead: minc run -b BUNDLE {image})")
@@ -242,6 +254,24 @@ fn setup_and_start(
             }
         }
     }
+    if a.tty {
+        // Docker's: a terminal, TERM=xterm unless the image or -e says otherwise, and the
+        // caller's own size from the start (a detached one gets it when attached).
+        config["process"]["terminal"] = serde_json::json!(true);
+        let env = config["process"]["env"]
+            .as_array_mut()
+            .ok_or_else(|| anyhow!("spec without env"))?;
+        if !env
+            .iter()
+            .any(|e| e.as_str().is_some_and(|e| e.starts_with("TERM=")))
+        {
+            env.push(serde_json::json!("TERM=xterm"));
+        }
+        if let (false, Some(size)) = (detach, Io::caller_size()) {
+            config["process"]["consoleSize"] =
+                serde_json::json!({"height": size.rows, "width": size.cols});
+        }
+    }
     let command = config["process"]["args"]
         .as_array()
         .map(|v| {
@@ -261,21 +291,34 @@ fn setup_and_start(
         ip: alloc.as_ref().map(|al| al.ip),
         ports,
         auto_remove: a.rm,
+        tty: a.tty,
     })?;
 
     if detach {
-        start_detached(ctx, id, dir)?;
+        start_monitored(ctx, id, dir, a.tty, None)?;
         println!("{id}");
         return Ok(0);
     }
+    if a.tty {
+        // The terminal lives in a monitor, as with -d, and this process attaches to it: so
+        // Ctrl-P Ctrl-Q can leave the container running.
+        let code = start_monitored(ctx, id, dir, true, Some(a.interactive))?;
+        return Ok(code.unwrap_or(0));
+    }
     // Foreground: this process is the init's parent; signals are blocked before the init
-    // exists so a quick exit cannot be missed, and SIGINT/SIGTERM are forwarded.
+    // exists so a quick exit cannot be missed, and SIGINT/SIGTERM are forwarded. The
+    // container gets pipes, never our terminal; stdin only with -i.
     let mut set = sys::FORWARDED.to_vec();
     set.push(libc::SIGCHLD);
     let old = sys::sigmask(libc::SIG_BLOCK, &set);
     let result = (|| -> Result<i32> {
-        let pid = create_connect_start(ctx, id, dir, None)?;
-        Ok(sys::wait_forwarding(pid))
+        let io = Io::shielded(if a.interactive {
+            Stdin::Ours
+        } else {
+            Stdin::Null
+        })?;
+        let (pid, _) = create_connect_start(ctx, id, dir, io.container_fds())?;
+        Ok(io.wait(pid))
     })();
     sys::set_sigmask(&old);
     let code = result?;
@@ -283,15 +326,21 @@ fn setup_and_start(
     Ok(code)
 }
 
-/// create -> connect the network -> start. Returns the init's PID.
-fn create_connect_start(ctx: &Ctx, id: &str, dir: &Path, stdio: Option<[i32; 3]>) -> Result<i32> {
+/// create -> connect the network -> start. Returns the init's PID and, when the container
+/// has a terminal, its pty master.
+fn create_connect_start(
+    ctx: &Ctx,
+    id: &str,
+    dir: &Path,
+    stdio: Option<[i32; 3]>,
+) -> Result<(i32, Option<OwnedFd>)> {
     let rt = ctx.runtime();
     let opts = CreateOptions {
         bundle: dir.to_path_buf(),
         stdio,
         ..Default::default()
     };
-    let state = rt.create(id, &opts)?;
+    let (state, master) = rt.create_with_terminal(id, &opts)?;
     let pid = state.oci.pid;
     let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
     if ctx.containers().load(id)?.ip.is_some() {
@@ -300,12 +349,21 @@ fn create_connect_start(ctx: &Ctx, id: &str, dir: &Path, stdio: Option<[i32; 3]>
         netsetup::loopback_up(&netns)?; // --network none: only lo, but up
     }
     rt.start(id)?;
-    Ok(pid)
+    Ok((pid, master))
 }
 
-/// `-d`: fork a monitor that creates and starts the container as its own child, reports
-/// back, then re-executes itself as the small `__monitor` waiter.
-fn start_detached(ctx: &Ctx, id: &str, dir: &Path) -> Result<()> {
+/// `-d` and `-t`: fork a monitor that creates and starts the container as its own child,
+/// reports back, then re-executes itself as the small `minc-monitor` waiter. With `tty`, the
+/// monitor keeps the pty master and serves `attach.sock`. With `attach` (a foreground
+/// `run -t`; the value says whether stdin is sent), this process stays attached to it until
+/// the container exits (its code is returned) or the user detaches (None).
+fn start_monitored(
+    ctx: &Ctx,
+    id: &str,
+    dir: &Path,
+    tty: bool,
+    attach: Option<bool>,
+) -> Result<Option<i32>> {
     let log = fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -320,9 +378,21 @@ fn start_detached(ctx: &Ctx, id: &str, dir: &Path) -> Result<()> {
     if pid == 0 {
         drop(ours);
         monitor::detach();
-        let stdio = [null.as_raw_fd(), log.as_raw_fd(), log.as_raw_fd()];
-        let msg = match create_connect_start(ctx, id, dir, Some(stdio)) {
-            Ok(init) => {
+        // Without a terminal the container writes straight to its log; with one, the
+        // monitor copies the terminal there.
+        let stdio = (!tty).then(|| [null.as_raw_fd(), log.as_raw_fd(), log.as_raw_fd()]);
+        let started = create_connect_start(ctx, id, dir, stdio).and_then(|(init, master)| {
+            let listen = match &master {
+                Some(_) => Some(
+                    sys::unix_listen(&ctx.containers().attach_path(id), libc::SOCK_SEQPACKET)
+                        .context("attach socket")?,
+                ),
+                None => None,
+            };
+            Ok((init, master, listen))
+        });
+        let msg = match started {
+            Ok((init, master, listen)) => {
                 // Let go of the starting command's terminal or pipes.
                 // SAFETY: dup2 onto our own stdio.
                 unsafe {
@@ -331,10 +401,20 @@ fn start_detached(ctx: &Ctx, id: &str, dir: &Path) -> Result<()> {
                     }
                 }
                 let _ = sys::send(&theirs, b"ok");
-                drop(theirs);
-                let err = monitor::exec(&ctx.root, &ctx.data_root, id, init);
+                let client = attach.map(|_| theirs);
+                let fds = match (&master, &listen) {
+                    (Some(m), Some(l)) => Some(monitor::TerminalFds {
+                        master: m.as_raw_fd(),
+                        listen: l.as_raw_fd(),
+                        log: log.as_raw_fd(),
+                        client: client.as_ref().map(|c| c.as_raw_fd()),
+                    }),
+                    _ => None,
+                };
+                let err = monitor::exec(&ctx.root, &ctx.data_root, id, init, fds.as_ref());
                 // Could not become the monitor: wait here instead (bigger, but correct).
                 tracing::warn!("container {id}: monitor: {err}");
+                drop((master, listen, client));
                 let mut status = 0;
                 // SAFETY: waiting for our own child, the init.
                 unsafe { libc::waitpid(init, &mut status, 0) };
@@ -349,15 +429,55 @@ fn start_detached(ctx: &Ctx, id: &str, dir: &Path) -> Result<()> {
     }
     drop(theirs);
     let reply = sys::recv(&ours).unwrap_or_default();
-    if reply == b"ok" {
-        return Ok(());
+    if reply != b"ok" {
+        // SAFETY: reaping the failed monitor.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+        if reply.is_empty() {
+            bail!("the container monitor exited unexpectedly");
+        }
+        bail!("{}", String::from_utf8_lossy(&reply));
     }
-    // SAFETY: reaping the failed monitor.
-    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-    if reply.is_empty() {
-        bail!("the container monitor exited unexpectedly");
+    let Some(input) = attach else {
+        return Ok(None);
+    };
+    let init = ctx.runtime().load(id)?.oci.pid;
+    match attach::client(&ours, init, input)? {
+        attach::Ended::Exited(code) => {
+            // The monitor (our child) goes on to record the exit and clean up (`--rm`):
+            // return once that is done, as `docker run --rm` does.
+            drop(ours);
+            // SAFETY: waiting for our own child, the monitor.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            Ok(Some(code))
+        }
+        attach::Ended::Detached => Ok(None),
     }
-    bail!("{}", String::from_utf8_lossy(&reply))
+}
+
+/// `minc attach NAME`: the terminal of a running `-t` container, until it exits (its exit
+/// code) or Ctrl-P Ctrl-Q (0).
+pub fn attach(ctx: &Ctx, key: &str) -> Result<i32> {
+    let r = ctx.containers().find(key)?;
+    if !r.tty {
+        bail!(
+            "container {} has no terminal (it was not started with -t): see minc logs {}",
+            r.name,
+            r.name
+        );
+    }
+    let state = ctx
+        .runtime()
+        .load(&r.id)
+        .ok()
+        .filter(|s| s.alive())
+        .ok_or_else(|| anyhow!("container {} is not running", r.name))?;
+    let path = ctx.containers().attach_path(&r.id);
+    let sock = sys::unix_connect(&path, libc::SOCK_SEQPACKET)
+        .with_context(|| format!("attach {}: {}", r.name, path.display()))?;
+    Ok(match attach::client(&sock, state.oci.pid, true)? {
+        attach::Ended::Exited(code) => code,
+        attach::Ended::Detached => 0,
+    })
 }
 
 /// After the container's process exited: record the exit, and with `--rm` remove it all.

@@ -1,18 +1,24 @@
 //! The `minc` command line.
 //!
 //! - runc-compatible verbs (`runc.rs`): spec, create, start, state, kill, delete, run -b,
-//!   list, ps ID, exec; global options follow runc's so OCI clients can call minc instead.
+//!   list, ps ID, features; global options follow runc's so OCI clients can call minc instead.
 //! - Docker-like verbs (`docker.rs`, `image.rs`): run IMAGE, ps, logs, stop, rm, inspect,
-//!   images, image ...; they compose the images and netsetup crates with the runtime core.
+//!   attach, images, image ...; they compose the images and netsetup crates with the runtime
+//!   core.
+//! - `exec` (`exec.rs`) serves both faces; containers are named as `resolve.rs` says.
 //!
 //! `run` serves both faces; see [`RunArgs::bundle_mode`] for the rule that tells them apart.
 
+mod attach;
 mod containers;
 mod docker;
+mod exec;
+mod features;
 pub mod format;
 mod image;
 mod log;
 pub mod monitor;
+mod resolve;
 mod runc;
 mod security;
 
@@ -89,8 +95,12 @@ pub enum Command {
     List(runc::ListArgs),
     /// Without ID: list containers (Docker style); with ID: the processes in that container
     Ps(PsArgs),
-    /// Run a process in a running container
-    Exec(runc::ExecArgs),
+    /// Run a process in a running container (runc's flags and Docker's -i -t -d -u -w)
+    Exec(Box<exec::ExecArgs>),
+    /// Attach to the terminal of a container started with -t (Ctrl-P Ctrl-Q detaches)
+    Attach(NameArg),
+    /// Print the features this runtime supports, as JSON (runc features)
+    Features,
     /// Print a container's output (-f: follow)
     Logs(LogsArgs),
     /// Stop containers: SIGTERM, then SIGKILL after the timeout
@@ -120,8 +130,12 @@ pub struct RunArgs {
     pub detach: bool,
     #[command(flatten)]
     pub bundle_flags: runc::BundleFlags,
+    /// Keep the stopped container instead of deleting it (runc's --keep)
     #[arg(long, hide = true)]
     pub keep: bool,
+    /// Accepted for runc compatibility (minc's run is the init's parent: no subreaper)
+    #[arg(long = "no-subreaper", hide = true)]
+    pub no_subreaper: bool,
     #[command(flatten)]
     pub image: docker::ImageRunArgs,
     /// IMAGE [CMD...], or with a bundle the container ID
@@ -333,7 +347,10 @@ fn dispatch(cli: &Cli) -> Result<i32> {
     match &cli.command {
         Command::Run(a) => run(&ctx, &rt, a, cli.strict),
         Command::Ps(a) => match &a.id {
-            Some(id) => runc::ps(&rt, id, a.format == "json").map(|_| 0),
+            Some(key) => {
+                let id = resolve::id(&cli.root, &cli.data_root, key)?;
+                runc::ps(&rt, &id, a.format == "json").map(|_| 0)
+            }
             None => docker::ps(&ctx, a.all, a.quiet).map(|_| 0),
         },
         Command::Logs(a) => docker::logs(&ctx, &a.name, a.follow).map(|_| 0),
@@ -345,6 +362,8 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         }
         Command::Rm(a) => docker::rm(&ctx, &a.names, a.force).map(|_| 0),
         Command::Inspect(a) => docker::inspect(&ctx, &a.name).map(|_| 0),
+        Command::Attach(a) => docker::attach(&ctx, &a.name),
+        Command::Exec(a) => exec::exec(cli, a),
         Command::Images => image::ls(&ctx).map(|_| 0),
         Command::Image(c) => image::dispatch(&ctx, c).map(|_| 0),
         Command::SeccompDefault { caps } => security::print_default(caps).map(|_| 0),
@@ -357,7 +376,8 @@ fn run(ctx: &docker::Ctx, rt: &crate::Runtime, a: &RunArgs, strict: bool) -> Res
         if a.image.any() {
             bail!(
                 "run: --rm, --name, -p, -e, --hostname, --dns, --network, --entrypoint, -w, -u, \
-                 --security-opt, --cap-add, --cap-drop and --privileged apply to images; a bundle's config.json decides those (drop -b to run an image)"
+                 --security-opt, --cap-add, --cap-drop, --privileged, -i and -t apply to images; a \
+                 bundle's config.json decides those (drop -b to run an image)"
             );
         }
         let [id] = a.args.as_slice() else {
@@ -368,7 +388,7 @@ fn run(ctx: &docker::Ctx, rt: &crate::Runtime, a: &RunArgs, strict: bool) -> Res
             flags: a.bundle_flags.clone(),
             id: id.clone(),
         };
-        return runc::run(rt, &create, a.detach, strict);
+        return runc::run(rt, &create, a.detach, a.keep, strict);
     }
     let (image, cmd) = a.args.split_first().expect("clap requires one argument");
     docker::run(ctx, &a.image, a.detach, image, cmd).map_err(|e| e.context(format!("run {image}")))

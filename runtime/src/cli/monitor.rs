@@ -7,10 +7,12 @@
 //! The forked setup process, once the container runs, execs it: exec keeps the PID, so the
 //! init stays its child, and the memory the setup used (image store, netlink, JSON) is gone.
 //! When the container exits, the monitor execs `minc __finish ...` to record the exit and
-//! clean up.
+//! clean up. With `-t` the monitor also keeps the container's pty master and serves it to
+//! `minc attach` over `attach.sock` (see runtime/monitor/protocol.rs and `attach.rs`).
 
 use std::ffi::CString;
 use std::io::Write;
+use std::os::fd::RawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -32,26 +34,43 @@ pub fn finish(args: &[String]) -> i32 {
 }
 
 /// Detaches from the terminal and the starting command's session, so Ctrl-C or a hangup in
-/// the shell that ran `minc run -d` never reaches the monitor.
+/// the shell that ran `minc run -d` never reaches the monitor (a session of its own is
+/// enough: it has no controlling terminal to get them from; ignoring them would pass the
+/// ignoring on to the container's processes).
 pub fn detach() {
-    // SAFETY: setsid in the freshly forked monitor; ignoring SIGHUP and SIGINT.
+    // SAFETY: setsid in the freshly forked monitor.
     unsafe {
         libc::setsid();
-        libc::signal(libc::SIGHUP, libc::SIG_IGN);
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
     }
+}
+
+/// The descriptors a `-t` container's monitor serves its terminal with.
+pub struct TerminalFds {
+    pub master: RawFd,
+    /// The listening `attach.sock`.
+    pub listen: RawFd,
+    /// The container's log, appended to.
+    pub log: RawFd,
+    /// A client already connected (the foreground `run -t` that started it).
+    pub client: Option<RawFd>,
 }
 
 /// Replaces this process with the monitor for container `id` whose init is `pid`. Returns
 /// only if that failed.
-pub fn exec(root: &Path, data_root: &Path, id: &str, pid: i32) -> std::io::Error {
+pub fn exec(
+    root: &Path,
+    data_root: &Path,
+    id: &str,
+    pid: i32,
+    tty: Option<&TerminalFds>,
+) -> std::io::Error {
     let minc = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
     let program = match installed(data_root) {
         Ok(p) => p,
         Err(e) => return e,
     };
     let s = |v: &str| CString::new(v).unwrap_or_default();
-    let argv = [
+    let mut argv = vec![
         s("minc-monitor"),
         s(&minc.display().to_string()),
         s(&root.display().to_string()),
@@ -59,6 +78,15 @@ pub fn exec(root: &Path, data_root: &Path, id: &str, pid: i32) -> std::io::Error
         s(id),
         s(&pid.to_string()),
     ];
+    if let Some(t) = tty {
+        let fds = [Some(t.master), Some(t.listen), Some(t.log), t.client];
+        for fd in fds.into_iter().flatten() {
+            // The monitor inherits these; everything else of ours is close-on-exec.
+            // SAFETY: fcntl on descriptors we hold.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+            argv.push(s(&fd.to_string()));
+        }
+    }
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
     // A clean environment, but with a PATH: `__finish` runs `nft` to unpublish ports.

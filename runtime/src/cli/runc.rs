@@ -7,7 +7,6 @@ use clap::Args;
 
 use super::{format, Cli, Command};
 use crate::container::{CreateOptions, Runtime};
-use crate::exec::ExecOptions;
 use crate::spec::DEFAULT_SPEC;
 use crate::sys;
 
@@ -27,15 +26,19 @@ pub struct BundleFlags {
     /// Pass N extra file descriptors (3..3+N) to the container
     #[arg(long = "preserve-fds", value_name = "N")]
     pub preserve_fds: Option<u32>,
-    /// Not supported yet: minc rejects process.terminal
-    #[arg(long = "console-socket", hide = true)]
+    /// Send the pty master of a process.terminal container to the unix socket at PATH
+    #[arg(long = "console-socket", value_name = "PATH")]
     pub console_socket: Option<PathBuf>,
     /// Accepted for runc compatibility
     #[arg(long = "no-pivot", hide = true)]
     pub no_pivot: bool,
-    /// Accepted for runc compatibility
+    /// Accepted for runc compatibility (minc never gives a container a session keyring of
+    /// its own)
     #[arg(long = "no-new-keyring", hide = true)]
     pub no_new_keyring: bool,
+    /// runc's pidfd socket: not supported (an error, so a client does not wait for it)
+    #[arg(long = "pidfd-socket", hide = true, value_name = "PATH")]
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 impl BundleFlags {
@@ -93,28 +96,10 @@ pub struct ListArgs {
     quiet: bool,
 }
 
-#[derive(Args, Debug)]
-pub struct ExecArgs {
-    /// Set an environment variable (KEY=VALUE), repeatable
-    #[arg(short, long = "env", value_name = "KEY=VALUE")]
-    env: Vec<String>,
-    /// Working directory inside the container
-    #[arg(long)]
-    cwd: Option<String>,
-    /// Write the process's PID to FILE
-    #[arg(long = "pid-file", value_name = "FILE")]
-    pid_file: Option<PathBuf>,
-    /// Container id
-    id: String,
-    /// The command and its arguments
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
-}
-
 impl CreateArgs {
     pub fn options(&self, strict: bool) -> Result<CreateOptions> {
-        if self.flags.console_socket.is_some() {
-            bail!("--console-socket: terminals are not supported yet");
+        if let Some(p) = &self.flags.pidfd_socket {
+            bail!("--pidfd-socket {}: not supported by minc", p.display());
         }
         let preserve_fds = self.flags.preserve_fds.unwrap_or(0);
         check_preserved_fds(preserve_fds)?;
@@ -124,6 +109,8 @@ impl CreateArgs {
             preserve_fds,
             stdio: None,
             strict,
+            console_socket: self.flags.console_socket.clone(),
+            console_size: None,
         })
     }
 }
@@ -140,9 +127,11 @@ pub fn check_preserved_fds(n: u32) -> Result<()> {
     Ok(())
 }
 
-/// Runs one of the runc-style verbs.
+/// Runs one of the runc-style verbs. A container is named by its exact id, or, for a
+/// Docker-like container, by its name or a unique id prefix (see `resolve`).
 pub fn dispatch(cli: &Cli) -> Result<i32> {
     let rt = Runtime::new(&cli.root);
+    let id = |key: &str| super::resolve::id(&cli.root, &cli.data_root, key);
     match &cli.command {
         Command::Spec(a) => {
             let path = a.bundle.join("config.json");
@@ -167,37 +156,29 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
                 .with_context(|| format!("create {}", a.id))?;
         }
         Command::Start(a) => {
-            rt.start(&a.id).with_context(|| format!("start {}", a.id))?;
+            let id = id(&a.id)?;
+            rt.start(&id).with_context(|| format!("start {id}"))?;
         }
         Command::State(a) => {
-            let state = rt
-                .report(&a.id)
-                .with_context(|| format!("state {}", a.id))?;
+            let id = id(&a.id)?;
+            let state = rt.report(&id).with_context(|| format!("state {id}"))?;
             println!("{}", serde_json::to_string_pretty(&state)?);
         }
         Command::Kill(a) => {
+            let id = id(&a.id)?;
             let sig = sys::parse_signal(&a.signal)
                 .ok_or_else(|| crate::Error::BadSignal(a.signal.clone()))
-                .with_context(|| format!("kill {}", a.id))?;
-            rt.kill(&a.id, sig, a.all)
-                .with_context(|| format!("kill {}", a.id))?;
+                .with_context(|| format!("kill {id}"))?;
+            rt.kill(&id, sig, a.all)
+                .with_context(|| format!("kill {id}"))?;
         }
         Command::Delete(a) => {
-            rt.delete(&a.id, a.force)
-                .with_context(|| format!("delete {}", a.id))?;
+            let id = id(&a.id)?;
+            rt.delete(&id, a.force)
+                .with_context(|| format!("delete {id}"))?;
         }
         Command::List(a) => list(&rt, a)?,
-        Command::Exec(a) => {
-            let opts = ExecOptions {
-                args: a.command.clone(),
-                env: a.env.clone(),
-                cwd: a.cwd.clone(),
-                pid_file: a.pid_file.clone(),
-            };
-            return rt
-                .exec(&a.id, &opts)
-                .with_context(|| format!("exec {}", a.id));
-        }
+        Command::Features => super::features::print()?,
         _ => unreachable!("not a runc-style verb"),
     }
     Ok(0)
@@ -223,13 +204,19 @@ pub fn ps(rt: &Runtime, id: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `run -b BUNDLE ID`: create, start, wait, delete.
-pub fn run(rt: &Runtime, create: &CreateArgs, detach: bool, strict: bool) -> Result<i32> {
+/// `run -b BUNDLE ID`: create, start, wait, delete (not with `keep`, runc's --keep).
+pub fn run(
+    rt: &Runtime,
+    create: &CreateArgs,
+    detach: bool,
+    keep: bool,
+    strict: bool,
+) -> Result<i32> {
     let id = &create.id;
     let opts = create
         .options(strict)
         .with_context(|| format!("run {id}"))?;
-    rt.run(id, &opts, detach)
+    rt.run(id, &opts, detach, keep)
         .with_context(|| format!("run {id}"))
 }
 

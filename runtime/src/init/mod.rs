@@ -10,6 +10,7 @@
 //!   init `Start`; init → start nothing on success (the connection is close-on-exec, so the
 //!   program's successful execve closes it), or `Error` / `ExecFailed`.
 
+pub mod console;
 mod mount_options;
 mod process;
 mod rootfs;
@@ -22,11 +23,13 @@ use sysops::explain::{self, Cmd};
 
 use crate::channel::{self, Msg};
 use crate::dmz::{self, Dmz};
-use crate::error::{check, Error, Result};
+use crate::error::{Error, Result};
 use crate::hooks;
-use crate::ops::{Linux, Sys};
+use crate::ops::{Linux, Stdio, Sys};
+use crate::pty;
 use crate::spec::{self, LinuxNamespaceType, Spec};
 
+pub use mount_options::KNOWN as KNOWN_MOUNT_OPTIONS;
 pub use process::{
     attributes, close_fds_on_exec, env_get, env_set, environment, find_executable, identity,
     reset_signals, rlimits, DEFAULT_PATH,
@@ -49,6 +52,13 @@ pub struct InitArgs<'a> {
     pub stdio: Option<[RawFd; 3]>,
     /// The compiled `linux.seccomp` filter (compiled by `create` before the clone).
     pub seccomp: Option<&'a crate::seccomp::Filter>,
+    /// The terminal's size when `process.terminal` is set (the spec's consoleSize, or the
+    /// caller's own terminal size when minc relays the terminal).
+    pub console_size: Option<pty::Size>,
+    /// Let go of `create`'s stdin, stdout and stderr once prepared: the terminal went to a
+    /// console socket, and clients (containerd's go-runc) wait for EOF on the pipes they gave
+    /// `create` before they call `start` (runc's init never holds them either).
+    pub release_stdio: bool,
 }
 
 /// Runs the init; never returns. Any error goes back to whoever is waiting (create, or start
@@ -68,6 +78,14 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
     let sys = &Linux;
     let spec = a.spec;
     let process = spec::process(spec);
+    // A session of its own: the container never shares the caller's terminal session.
+    sys.setsid()?;
+    let null = match a.release_stdio {
+        true => Some(
+            std::fs::File::open("/dev/null").map_err(|e| Error::io(Path::new("/dev/null"), e))?,
+        ),
+        false => None,
+    };
 
     // 1. Wait for the runtime's go-ahead (after its prestart/createRuntime hooks).
     let state = match channel::recv(&a.sock)? {
@@ -133,6 +151,18 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
             rootfs::sysctl(sys, key, value)?;
         }
     }
+    // The terminal, from the container's own /dev/pts (runc: after the mounts, before the
+    // rootfs is finalized); its master goes to `create` now.
+    let tty = match process.terminal() {
+        Some(true) => Some(console::open(
+            sys,
+            &a.sock,
+            a.console_size,
+            process.user().uid(),
+            has_mount_ns,
+        )?),
+        _ => None,
+    };
     let (masked, readonly) = rootfs::linux_paths(spec);
     rootfs::mask_paths(sys, &masked)?;
     rootfs::readonly_paths(sys, &readonly)?;
@@ -164,6 +194,10 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
     let program = find_executable(&args[0], &env)?;
     let id = identity(process)?;
     close_fds_on_exec(a.preserve_fds);
+    if let Some(null) = &null {
+        explain::comment("create's stdin, stdout and stderr are let go: the console socket's client owns the terminal");
+        sys.set_stdio(&Stdio::Fds([null.as_raw_fd(); 3]))?;
+    }
 
     // 5. Ready: wait for `start`.
     channel::send(&a.sock, &Msg::Ready)?;
@@ -189,21 +223,18 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
     load_seccomp(a.seccomp, !id.no_new_privs, conn)?;
     sys.set_identity(&id)?;
     // The container's own stdio last, so the init's --explain lines and errors go to the
-    // runtime's stderr, not into the container's log (which is why the exec line is
-    // rendered just before the dup2s it follows).
-    if a.stdio.is_some() {
-        explain::comment("the container's stdin, stdout and stderr are set (dup2)");
-    }
+    // runtime's stderr, not into the container's log or terminal (which is why the exec
+    // line is rendered just before the dup2s it follows).
+    let stdio = match (&tty, a.stdio) {
+        (Some(t), _) => Some(Stdio::Pty(t)),
+        (None, Some(fds)) => Some(Stdio::Fds(fds)),
+        (None, None) => None,
+    };
     if explain::enabled() {
-        render_exec(&id, &program, args, &env).emit();
+        explain_exec(&id, &program, args, &env, stdio.as_ref());
     }
-    if let Some(fds) = a.stdio {
-        for (target, fd) in fds.into_iter().enumerate() {
-            // SAFETY: dup2 onto our own stdio descriptors.
-            check(unsafe { libc::dup2(fd, target as i32) }, || {
-                "set up stdio".into()
-            })?;
-        }
+    if let Some(s) = &stdio {
+        sys.set_stdio(s)?;
     }
     reset_signals();
     load_seccomp(a.seccomp, id.no_new_privs, conn)?;
@@ -226,22 +257,37 @@ pub fn load_seccomp(
     }
 }
 
-/// The last line of a transcript: `exec setpriv ... -- env -i K=V ... PROGRAM ARGS`.
-pub fn render_exec(
+/// The last line of a transcript: `exec setpriv ... -- env -i K=V ... PROGRAM ARGS`, with the
+/// terminal as redirections (`<PTY >PTY 2>&1`), or after a comment for other stdio.
+pub fn explain_exec(
     id: &crate::ops::Identity,
     program: &Path,
     args: &[String],
     env: &[String],
-) -> Cmd {
+    stdio: Option<&Stdio>,
+) {
     let mut words = vec!["exec".to_string()];
     words.extend(id.render_setpriv().words().iter().cloned());
     words.extend(["--", "env", "-i"].map(String::from));
     words.extend(env.iter().cloned());
     words.push(program.display().to_string());
     words.extend(args.iter().skip(1).cloned());
-    Cmd::new(&words[0])
-        .args(&words[1..])
-        .note("minc execs it through its sealed minc-dmz stub")
+    let mut cmd = Cmd::new(&words[0]).args(&words[1..]);
+    match stdio {
+        Some(Stdio::Pty(tty)) => {
+            let q = explain::quote(&tty.path.to_string_lossy()).into_owned();
+            cmd = cmd
+                .raw_arg(&format!("<{q}"))
+                .raw_arg(&format!(">{q}"))
+                .raw_arg("2>&1");
+        }
+        Some(Stdio::Fds(_)) => {
+            explain::comment("the container's stdin, stdout and stderr are set (dup2)")
+        }
+        None => {}
+    }
+    cmd.note("minc execs it through its sealed minc-dmz stub")
+        .emit();
 }
 
 fn accept(listener: &OwnedFd) -> Result<OwnedFd> {

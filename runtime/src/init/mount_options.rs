@@ -22,6 +22,62 @@ pub struct MountOptions {
     pub attr_clear: u64,
 }
 
+/// Every option `parse` understands (anything else goes to the filesystem as data); what
+/// `minc features` reports as mountOptions.
+pub const KNOWN: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "private",
+    "ratime",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "relatime",
+    "remount",
+    "rexec",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rnosymfollow",
+    "ro",
+    "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
+    "runbindable",
+    "rw",
+    "shared",
+    "slave",
+    "strictatime",
+    "suid",
+    "sync",
+    "unbindable",
+];
+
 pub fn parse(options: &[String]) -> MountOptions {
     let mut o = MountOptions::default();
     let mut data = Vec::new();
@@ -149,6 +205,14 @@ mod tests {
             MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOATIME
         );
         assert_eq!(o.attr_clear & MOUNT_ATTR_RDONLY, 0);
+    }
+
+    #[test]
+    fn known_options_are_all_understood() {
+        for k in KNOWN {
+            assert_eq!(parse(&opts(&[k])).data, "", "{k} is passed as data");
+        }
+        assert_eq!(parse(&opts(&["mode=755"])).data, "mode=755");
     }
 
     #[test]

@@ -248,11 +248,17 @@ pub fn environment(p: &Process) -> Vec<String> {
 }
 
 /// Undoes what the Rust runtime and the parent set up that must not leak into the container:
-/// SIGPIPE ignored (std does that at startup) and the blocked signal mask.
+/// ignored signals (std ignores SIGPIPE; `nohup` or a shell may have ignored SIGHUP, SIGINT,
+/// SIGQUIT; an ignored disposition survives execve) and the blocked signal mask. The
+/// program starts with every signal at its default, as in a fresh login.
 pub fn reset_signals() {
     // SAFETY: resetting dispositions and the mask of this thread.
     unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        for sig in 1..libc::SIGRTMIN() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());

@@ -7,15 +7,17 @@
 //! youki's `Syscall` trait is the model.
 //!
 //! The rendering rules live beside each domain: [`mount`] turns mount(2) flags into mount(8)
-//! options, [`process`] turns the process attributes into one `setpriv` line.
+//! options, [`process`] turns the process attributes into one `setpriv` line, [`terminal`]
+//! renders the session and pty steps (several of which no shell command does exactly).
 
 pub mod attrs;
 pub mod mount;
 pub mod process;
+pub mod terminal;
 mod tree;
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use sysops::explain::{self, Cmd};
@@ -26,6 +28,9 @@ use crate::sys::{cstr, cstring};
 
 pub use mount::MountArgs;
 pub use process::Identity;
+pub use terminal::Stdio;
+
+use crate::pty::{self, Pty, Slave};
 
 /// The privileged steps of the runtime. Each method is one step, explained by [`Linux`].
 pub trait Sys {
@@ -84,6 +89,21 @@ pub trait Sys {
     /// Becomes the container's process identity: bounding set, user and groups, capability
     /// sets, no_new_privs (rendered together with the exec, as one `setpriv` line).
     fn set_identity(&self, id: &Identity) -> Result<()>;
+    /// setsid(2): the process leads a new session with no controlling terminal, so it can
+    /// never reach the terminal of the session minc was started from.
+    fn setsid(&self) -> Result<()>;
+    /// Opens a new pty pair in the devpts instance at `pts` (the container's /dev/pts).
+    fn open_pty(&self, pts: &Path) -> Result<Pty>;
+    /// ioctl(TIOCSWINSZ): the terminal's size (`process.consoleSize`, or the caller's).
+    fn set_console_size(&self, tty: &Slave, size: pty::Size) -> Result<()>;
+    /// ioctl(TIOCSCTTY): the pty becomes the controlling terminal of our session.
+    fn set_controlling_terminal(&self, tty: &Slave) -> Result<()>;
+    /// fchown(2) of the pty's slave to the process's user (the group stays the devpts one),
+    /// so a process that is not root can use its own terminal.
+    fn chown_pty(&self, tty: &Slave, uid: u32) -> Result<()>;
+    /// dup2(2) the container's stdin, stdout and stderr into place (rendered with the exec
+    /// line, as its redirections).
+    fn set_stdio(&self, stdio: &Stdio) -> Result<()>;
 }
 
 /// The real implementation: explain, then perform.
@@ -378,6 +398,59 @@ impl Sys for Linux {
         // Rendered by the exec step that follows (one `setpriv ... -- PROGRAM` line).
         id.perform()
     }
+
+    fn setsid(&self) -> Result<()> {
+        if explain::enabled() {
+            terminal::render_setsid();
+        }
+        pty::new_session()
+    }
+
+    fn open_pty(&self, pts: &Path) -> Result<Pty> {
+        let p = pty::open(pts)?;
+        if explain::enabled() {
+            // Rendered after the fact: the slave's number is the kernel's answer.
+            terminal::render_open(&p);
+        }
+        Ok(p)
+    }
+
+    fn set_console_size(&self, tty: &Slave, size: pty::Size) -> Result<()> {
+        if explain::enabled() {
+            terminal::render_size(tty, size).emit();
+        }
+        pty::set_size(tty.fd.as_fd(), size)
+    }
+
+    fn set_controlling_terminal(&self, tty: &Slave) -> Result<()> {
+        if explain::enabled() {
+            terminal::render_ctty(tty);
+        }
+        pty::make_controlling(tty.fd.as_fd())
+    }
+
+    fn chown_pty(&self, tty: &Slave, uid: u32) -> Result<()> {
+        if explain::enabled() {
+            Cmd::new("chown").arg(uid.to_string()).arg(&tty.path).emit();
+        }
+        // SAFETY: fchown on our fd; -1 keeps the group.
+        check(
+            unsafe { libc::fchown(tty.fd.as_raw_fd(), uid, u32::MAX) },
+            || format!("chown {}", tty.path.display()),
+        )
+        .map(|_| ())
+    }
+
+    fn set_stdio(&self, stdio: &Stdio) -> Result<()> {
+        // Rendered by the exec step that follows (redirections on the `exec` line).
+        for (target, fd) in stdio.fds().into_iter().enumerate() {
+            // SAFETY: dup2 onto our own stdio descriptors.
+            check(unsafe { libc::dup2(fd, target as i32) }, || {
+                "set up stdio".into()
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// Records the steps instead of performing them (tests).
@@ -481,5 +554,31 @@ impl Sys for Recorder {
     }
     fn set_identity(&self, id: &Identity) -> Result<()> {
         self.push(format!("identity {}", id.render_setpriv().render()))
+    }
+    fn setsid(&self) -> Result<()> {
+        self.push("setsid".into())
+    }
+    fn open_pty(&self, pts: &Path) -> Result<Pty> {
+        // A real pair from the host's devpts (no privilege needed), so callers can use it.
+        self.push(format!("open_pty {}", pts.display()))?;
+        pty::open(Path::new("/dev/pts"))
+    }
+    fn set_console_size(&self, _tty: &Slave, size: pty::Size) -> Result<()> {
+        self.push(format!("console_size {}x{}", size.rows, size.cols))
+    }
+    fn set_controlling_terminal(&self, _tty: &Slave) -> Result<()> {
+        self.push("ctty".into())
+    }
+    fn chown_pty(&self, _tty: &Slave, uid: u32) -> Result<()> {
+        self.push(format!("chown_pty {uid}"))
+    }
+    fn set_stdio(&self, stdio: &Stdio) -> Result<()> {
+        self.push(format!(
+            "stdio {}",
+            match stdio {
+                Stdio::Fds(_) => "fds",
+                Stdio::Pty(_) => "pty",
+            }
+        ))
     }
 }

@@ -61,7 +61,7 @@ impl Agent {
             msg["metadata"] = m.as_str().into();
         }
         let sock = std::os::unix::net::UnixStream::connect(&self.path).map_err(|e| fail(&e))?;
-        channel::send_bytes_with_fd(
+        channel::send_fd(
             &OwnedFd::from(sock),
             msg.to_string().as_bytes(),
             listener.as_fd(),
@@ -86,25 +86,28 @@ pub fn load(filter: Option<&Filter>, sock: &OwnedFd) -> crate::Result<()> {
     }
 }
 
-/// In the runtime, waiting on the container process (`start`, `exec`): passes a listener on
-/// to the agent (made by `agent` only then), and returns the first other message (an error,
-/// or `None` once the process exec'd).
+/// In the runtime: passes a listener the container process sent (`Msg::SeccompListener`)
+/// on to the agent (described by `agent` only now), then tells the process to go on.
+pub fn hand_over(
+    sock: &OwnedFd,
+    listener: Option<OwnedFd>,
+    agent: Option<impl FnOnce() -> crate::Result<Agent>>,
+) -> crate::Result<()> {
+    match (listener, agent) {
+        (Some(fd), Some(make)) => {
+            make()?.send(&fd)?;
+            channel::send(sock, &Msg::SeccompOk)
+        }
+        _ => Err(Error::Load("unexpected seccomp listener message".into()).into()),
+    }
+}
+
+/// In the runtime, waiting on the container process (`start`): passes a listener on to the
+/// agent, and returns the first other message (an error, or `None` once the process
+/// exec'd).
 pub fn relay(
     sock: &OwnedFd,
     agent: impl FnOnce() -> crate::Result<Agent>,
 ) -> crate::Result<Option<Msg>> {
-    let mut agent = Some(agent);
-    loop {
-        let (msg, fd) = channel::recv_with_fd(sock)?;
-        match (msg, fd, agent.take()) {
-            (Some(Msg::SeccompListener), Some(fd), Some(make)) => {
-                make()?.send(&fd)?;
-                channel::send(sock, &Msg::SeccompOk)?;
-            }
-            (Some(Msg::SeccompListener), _, _) => {
-                return Err(Error::Load("unexpected seccomp listener message".into()).into())
-            }
-            (msg, _, _) => return Ok(msg),
-        }
-    }
+    crate::console::receive(sock, None, agent).map(|(msg, _)| msg)
 }
