@@ -795,7 +795,7 @@ fn client_details_delete_missing_features_and_log() {
         .unwrap()
         .contains(&json!("rbind")));
     let ns = f["linux"]["namespaces"].as_array().unwrap();
-    assert!(ns.contains(&json!("pid")) && !ns.contains(&json!("user")));
+    assert!(ns.contains(&json!("pid")) && ns.contains(&json!("user")));
     // --log: every verb's failure is in the log, as JSON with --log-format json.
     let log = b.dir.join("log.json");
     let d = DockerFace::new(MINC);
