@@ -88,7 +88,13 @@ impl Runtime {
             self.reclaim_if_orphan(&dir);
             return Err(Error::NotFound(id.to_string()));
         }
-        State::load(&dir)
+        // A concurrent delete may remove it between the check and the read.
+        State::load(&dir).map_err(|e| match e {
+            Error::Io { ref err, .. } if err.kind() == std::io::ErrorKind::NotFound => {
+                Error::NotFound(id.to_string())
+            }
+            e => e,
+        })
     }
 
     /// Removes a container directory that has no state.json and whose creator is gone.
