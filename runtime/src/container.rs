@@ -8,6 +8,7 @@ use std::fs;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
+use crate::cgroups;
 use crate::error::{check, Error, Result};
 use crate::explain;
 use crate::hooks;
@@ -28,6 +29,8 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     /// Descriptors to give the container as stdin, stdout and stderr (default: ours).
     pub stdio: Option<[RawFd; 3]>,
+    /// `--systemd-cgroup`: linux.cgroupsPath is systemd's `slice:prefix:name`.
+    pub systemd_cgroup: bool,
 }
 
 /// Rejects ids that could escape the root directory or confuse tools.
@@ -132,7 +135,9 @@ impl Runtime {
         let mut created = Vec::new();
         let mut words = Vec::new();
         for ns in spec.namespaces() {
-            if ns.path.is_none() {
+            // The cgroup namespace is unshared by the init once it is in its cgroup (the
+            // namespace's root is the cgroup its creator is in).
+            if ns.path.is_none() && ns.kind != NamespaceKind::Cgroup {
                 flags |= ns.kind.flag();
                 created.push(ns.kind.proc_name().to_string());
                 words.push(ns.kind.unshare_flag());
@@ -150,6 +155,16 @@ impl Runtime {
             Some(path) => Some(enter_pid_ns(path)?),
             None => None,
         };
+        // The container's cgroup, made and limited before the init exists.
+        let linux = spec.linux.as_ref();
+        let cg = cgroups::setup(
+            dir,
+            id,
+            linux.and_then(|l| l.cgroups_path.as_deref()),
+            linux.and_then(|l| l.resources.as_ref()),
+            opts.systemd_cgroup,
+        )?;
+        let mut undo_cgroup = cgroups::Undo(Some(&cg));
         explain!(
             "unshare {} --fork -- minc-init   # the container's init",
             words.join(" ")
@@ -177,6 +192,8 @@ impl Runtime {
         drop(listener);
 
         let result = (|| {
+            // Into its cgroup before it may run anything (it waits for "go" below).
+            cg.add(pid)?;
             let mut state = State {
                 oci: OciState {
                     oci_version: OCI_VERSION.into(),
@@ -185,6 +202,7 @@ impl Runtime {
                     pid,
                     bundle: bundle.to_path_buf(),
                     annotations: spec.annotations.clone(),
+                    oom_killed: false,
                 },
                 init_start_time: state::proc_start_time(pid).unwrap_or(0),
                 created: state::now(),
@@ -192,6 +210,7 @@ impl Runtime {
                 started: false,
                 hooks: spec.hooks(),
                 namespaces: created,
+                cgroup: Some(cg.clone()),
             };
             state.save(dir)?;
             let json = serde_json::to_vec(&state.oci).expect("state serializes");
@@ -219,6 +238,8 @@ impl Runtime {
                 libc::kill(pid, libc::SIGKILL);
                 libc::waitpid(pid, std::ptr::null_mut(), 0);
             }
+        } else {
+            undo_cgroup.0 = None;
         }
         result
     }
@@ -268,7 +289,7 @@ impl Runtime {
     pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
         let state = self.load(id)?;
         let status = state.status();
-        if !matches!(status, Status::Created | Status::Running) {
+        if !matches!(status, Status::Created | Status::Running | Status::Paused) {
             return Err(Error::WrongState {
                 id: id.into(),
                 status: status.as_str(),
@@ -277,6 +298,12 @@ impl Runtime {
         }
         explain!("kill -{signal} {}", state.oci.pid);
         signal_init(&state, signal)?;
+        if status == Status::Paused && signal == libc::SIGKILL {
+            // Frozen tasks only die once thawed (v1).
+            if let Some(cg) = &state.cgroup {
+                cgroups::freezer::thaw(cg)?;
+            }
+        }
         if all {
             for pid in self.pids(&state) {
                 if pid != state.oci.pid {
@@ -296,24 +323,31 @@ impl Runtime {
             Ok(s) => s,
             // A directory without state.json is a crashed create: remove it.
             Err(Error::NotFound(_)) if dir.is_dir() && force => {
-                return fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))
+                if let Some(cg) = cgroups::recorded(&dir) {
+                    cgroups::remove(&self.root, &cg);
+                }
+                return fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e));
             }
             Err(e) => return Err(e),
         };
         let _lock = Lock::acquire(&dir)?;
         match state.status() {
-            Status::Running if !force => {
+            s @ (Status::Running | Status::Paused) if !force => {
                 return Err(Error::WrongState {
                     id: id.into(),
-                    status: "running",
+                    status: s.as_str(),
                     what: "stop it first or use delete -f",
                 })
             }
-            Status::Created | Status::Running | Status::Creating => {
+            Status::Created | Status::Running | Status::Paused | Status::Creating => {
                 self.stop_all(&state)?;
             }
             Status::Stopped => {}
         }
+        if let Some(cg) = &state.cgroup {
+            cgroups::remove(&self.root, cg);
+        }
+        cgroups::retry_stale(&self.root);
         explain!("rm -rf {}", dir.display());
         fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let mut gone = state.oci.clone();
@@ -340,6 +374,13 @@ impl Runtime {
         for pid in self.pids(state) {
             // SAFETY: plain kill.
             unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        if let Some(cg) = state
+            .cgroup
+            .as_ref()
+            .filter(|c| cgroups::freezer::frozen(c))
+        {
+            let _ = cgroups::freezer::thaw(cg); // frozen tasks die once thawed
         }
         // A PID 1 that dies takes its namespace with it; wait until it is really gone so the
         // container's mounts are released before we report success.
@@ -377,6 +418,9 @@ impl Runtime {
     pub fn pids(&self, state: &State) -> Vec<i32> {
         if !state.alive() {
             return Vec::new();
+        }
+        if let Some(cg) = state.cgroup.as_ref().filter(|c| c.exists()) {
+            return cg.pids();
         }
         let init = state.oci.pid;
         let own_ns = state.namespaces.iter().any(|n| n == "pid");

@@ -40,6 +40,8 @@ pub enum Error {
     Init(String),
     #[error("hook {}: {reason}", path.display())]
     Hook { path: PathBuf, reason: String },
+    #[error("cgroup: {0}")]
+    Cgroup(#[from] crate::cgroups::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -37,6 +37,13 @@ impl Runtime {
     pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<i32> {
         let state = self.load(id)?;
         let status = state.status();
+        if status == Status::Paused {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: "paused",
+                what: "resume it before exec",
+            });
+        }
         if status != Status::Running && status != Status::Created {
             return Err(Error::WrongState {
                 id: id.into(),
@@ -74,6 +81,11 @@ impl Runtime {
             Ok(Some(f.into()))
         };
         let pid_ns = open_ns(NamespaceKind::Pid)?;
+        // The container's cgroup.procs files, for the child to join by itself.
+        let cgroup_procs = match &state.cgroup {
+            Some(cg) => cg.open_procs()?,
+            None => Vec::new(),
+        };
         let mut joins = Vec::new();
         for kind in JOIN_ORDER {
             if let Some(fd) = open_ns(*kind)? {
@@ -109,7 +121,7 @@ impl Runtime {
         }
         if child == 0 {
             drop(ours);
-            let err = exec_child(&joins, &process);
+            let err = exec_child(&cgroup_procs, &joins, &process);
             let _ = sys::send(
                 &theirs,
                 &[init::MSG_ERROR, err.to_string().as_bytes()].concat(),
@@ -165,8 +177,15 @@ fn block_signals() -> libc::sigset_t {
 }
 
 /// In the forked child: join the namespaces, become the container's user, exec.
-fn exec_child(joins: &[(NamespaceKind, OwnedFd)], process: &crate::spec::Process) -> Error {
+fn exec_child(
+    cgroup_procs: &[OwnedFd],
+    joins: &[(NamespaceKind, OwnedFd)],
+    process: &crate::spec::Process,
+) -> Error {
     let run = || -> Result<std::convert::Infallible> {
+        // Into the container's cgroup first, so everything below is counted and limited.
+        crate::cgroups::join_self(cgroup_procs)
+            .map_err(|e| Error::sys("join the container's cgroup", e))?;
         for (kind, fd) in joins {
             // SAFETY: setns on a namespace fd.
             check(unsafe { libc::setns(fd.as_raw_fd(), kind.flag()) }, || {

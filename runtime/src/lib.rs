@@ -5,6 +5,7 @@
 
 pub mod explain;
 
+pub mod cgroups;
 pub mod cli;
 pub mod container;
 pub mod error;

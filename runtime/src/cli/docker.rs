@@ -54,6 +54,8 @@ pub struct ImageRunArgs {
     /// User (name or uid[:gid]) to run as
     #[arg(short = 'u', long = "user")]
     pub user: Option<String>,
+    #[command(flatten)]
+    pub resources: super::cgroups::ResourceFlags,
 }
 
 impl ImageRunArgs {
@@ -69,6 +71,7 @@ impl ImageRunArgs {
             || self.entrypoint.is_some()
             || self.workdir.is_some()
             || self.user.is_some()
+            || self.resources.any()
     }
 }
 
@@ -129,6 +132,7 @@ pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String
             bail!("-e {kv}: expected KEY=VALUE");
         }
     }
+    a.resources.to_spec()?; // limits and devices are checked before anything is made
     let store = ctx.store()?;
     let img = store.resolve(image).map_err(|e| {
         anyhow!("{e} (see `minc images`; to run an OCI bundle instead: minc run -b BUNDLE {image})")
@@ -190,6 +194,7 @@ fn setup_and_start(
         None
     };
 
+    let (resources, devices) = a.resources.to_spec()?;
     let opts = images::RunOptions {
         entrypoint: a.entrypoint.as_ref().map(|e| vec![e.clone()]),
         cmd: cmd.to_vec(),
@@ -197,6 +202,13 @@ fn setup_and_start(
         workdir: a.workdir.clone(),
         user: a.user.clone(),
         hostname: Some(hostname),
+        resources: Some(resources),
+        devices,
+        cgroups_path: a
+            .resources
+            .cgroup_parent
+            .as_ref()
+            .map(|p| format!("{}/{id}", p.trim_end_matches('/'))),
     };
     let spec = images::runtime_spec(img, &rootfs.path, &opts)?;
     let mut config = serde_json::to_value(&spec)?;
@@ -344,7 +356,9 @@ pub fn finish(root: &Path, data_root: &Path, id: &str, code: i32) {
     let Some(_lock) = lock(&ctx, id) else {
         return; // already removed
     };
-    let _ = containers.record_exit(id, code);
+    // Read before `delete` removes the cgroup that counts OOM kills.
+    let oom = ctx.runtime().state(id).is_ok_and(|s| s.oom_killed);
+    let _ = containers.record_exit(id, code, oom);
     match containers.load(id) {
         Ok(r) if r.auto_remove => teardown_locked(&ctx, id),
         _ => {
@@ -393,7 +407,15 @@ fn status_of(ctx: &Ctx, r: &Record) -> (bool, String) {
         ),
         Some(Status::Created) | Some(Status::Creating) => (true, "Created".into()),
         _ => match ctx.containers().exit(&r.id) {
-            Some(e) => (false, format!("Exited ({}) {}", e.code, ago(e.finished))),
+            Some(e) => (
+                false,
+                format!(
+                    "Exited ({}){} {}",
+                    e.code,
+                    if e.oom_killed { " OOM-killed" } else { "" },
+                    ago(e.finished)
+                ),
+            ),
             None => (false, "Exited".into()),
         },
     }
@@ -429,6 +451,7 @@ pub fn ps(ctx: &Ctx, all: bool, quiet: bool) -> Result<()> {
             status,
             r.ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
             ports,
+            limits_of(ctx, &r.id).summary(),
             ago(r.created),
         ]);
     }
@@ -440,11 +463,37 @@ pub fn ps(ctx: &Ctx, all: bool, quiet: bool) -> Result<()> {
             "STATUS",
             "IP",
             "PORTS",
+            "LIMITS",
             "CREATED",
         ];
         print!("{}", format::table(&header, &rows));
     }
     Ok(())
+}
+
+/// The limits in force (read from the cgroup while it exists, so `update` shows), else
+/// those the container was created with.
+fn limits_of(ctx: &Ctx, id: &str) -> crate::cgroups::stats::Limits {
+    use crate::cgroups::stats::Limits;
+    if let Some(cg) = ctx.runtime().load(id).ok().and_then(|s| s.cgroup) {
+        if cg.exists() {
+            return Limits::read(&cg);
+        }
+    }
+    let config = std::fs::read(ctx.containers().path(id).join("config.json")).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_slice(&config).unwrap_or_default();
+    let r = &v["linux"]["resources"];
+    let cpus = match (r["cpu"]["quota"].as_f64(), r["cpu"]["period"].as_f64()) {
+        (Some(q), Some(p)) if q > 0.0 && p > 0.0 => Some(q / p),
+        _ => None,
+    };
+    Limits {
+        memory: r["memory"]["limit"].as_u64(),
+        memory_swap: r["memory"]["swap"].as_u64(),
+        cpus,
+        pids: r["pids"]["limit"].as_u64(),
+        cpuset_cpus: r["cpu"]["cpus"].as_str().map(String::from),
+    }
 }
 
 /// `minc logs [-f] NAME`.
@@ -538,6 +587,10 @@ pub fn inspect(ctx: &Ctx, key: &str) -> Result<()> {
         "Status": status_of(ctx, &r).1,
         "Exit": exit,
         "Network": {"IPAddress": r.ip, "Ports": r.ports},
+        "OOMKilled": state.as_ref().is_some_and(|s| s.oom_killed)
+            || exit.as_ref().is_some_and(|e| e.oom_killed),
+        "Limits": limits_of(ctx, &r.id),
+        "Cgroup": ctx.runtime().load(&r.id).ok().and_then(|s| s.cgroup).map(|c| c.path),
         "AutoRemove": r.auto_remove,
         "Bundle": ctx.containers().path(&r.id),
         "LogPath": ctx.containers().log_path(&r.id),

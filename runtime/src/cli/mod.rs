@@ -7,6 +7,7 @@
 //!
 //! `run` serves both faces; see [`RunArgs::bundle_mode`] for the rule that tells them apart.
 
+mod cgroups;
 mod containers;
 mod docker;
 pub mod format;
@@ -17,7 +18,7 @@ mod runc;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -51,8 +52,8 @@ pub struct Cli {
     /// Print each privileged step as the shell command it stands for
     #[arg(long, global = true)]
     pub explain: bool,
-    /// Accepted for runc compatibility (minc does not manage cgroups through systemd)
-    #[arg(long = "systemd-cgroup", global = true, hide = true)]
+    /// cgroupsPath is systemd's slice:prefix:name (mapped to cgroupfs; refused when systemd runs the host)
+    #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
     /// Accepted for runc compatibility
     #[arg(long, global = true, hide = true, num_args = 0..=1, default_missing_value = "true")]
@@ -96,6 +97,18 @@ pub enum Command {
     /// Manage images: ls, inspect, rm, unpack, import
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// Freeze every process of a container (cgroup freezer)
+    Pause(cgroups::IdArg),
+    /// Thaw a paused container
+    Resume(cgroups::IdArg),
+    /// Change a running container's resource limits (runc's flags, or -r resources.json)
+    Update(Box<cgroups::UpdateArgs>),
+    /// Print a container's resource usage and OOM events as JSON lines (like runc)
+    Events(cgroups::EventsArgs),
+    /// Live resource usage of containers (like docker stats)
+    Stats(cgroups::StatsArgs),
+    /// The processes of a container (like docker top)
+    Top(NameArg),
 }
 
 #[derive(Args, Debug)]
@@ -217,7 +230,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
     };
     let rt = crate::Runtime::new(&cli.root);
     match &cli.command {
-        Command::Run(a) => run(&ctx, &rt, a),
+        Command::Run(a) => run(&ctx, &rt, a, cli.systemd_cgroup),
         Command::Ps(a) => match &a.id {
             Some(id) => runc::ps(&rt, id, a.format == "json").map(|_| 0),
             None => docker::ps(&ctx, a.all, a.quiet).map(|_| 0),
@@ -233,11 +246,23 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Inspect(a) => docker::inspect(&ctx, &a.name).map(|_| 0),
         Command::Images => image::ls(&ctx).map(|_| 0),
         Command::Image(c) => image::dispatch(&ctx, c).map(|_| 0),
+        Command::Pause(a) => cgroups::pause(&rt, &a.id)
+            .with_context(|| format!("pause {}", a.id))
+            .map(|_| 0),
+        Command::Resume(a) => cgroups::resume(&rt, &a.id)
+            .with_context(|| format!("resume {}", a.id))
+            .map(|_| 0),
+        Command::Update(a) => cgroups::update(&rt, a).map(|_| 0),
+        Command::Events(a) => cgroups::events(&rt, a).map(|_| 0),
+        Command::Stats(a) => cgroups::stats_cmd(&ctx, a).map(|_| 0),
+        Command::Top(a) => cgroups::top(&ctx, &a.name)
+            .with_context(|| format!("top {}", a.name))
+            .map(|_| 0),
         _ => runc::dispatch(cli),
     }
 }
 
-fn run(ctx: &docker::Ctx, rt: &crate::Runtime, a: &RunArgs) -> Result<i32> {
+fn run(ctx: &docker::Ctx, rt: &crate::Runtime, a: &RunArgs, systemd: bool) -> Result<i32> {
     if a.bundle_mode() {
         if a.image.any() {
             bail!(
@@ -252,6 +277,7 @@ fn run(ctx: &docker::Ctx, rt: &crate::Runtime, a: &RunArgs) -> Result<i32> {
             bundle: a.bundle.clone().unwrap_or_else(|| PathBuf::from(".")),
             flags: a.bundle_flags.clone(),
             id: id.clone(),
+            systemd_cgroup: systemd,
         };
         return runc::run(rt, &create, a.detach);
     }

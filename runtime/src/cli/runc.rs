@@ -54,6 +54,9 @@ pub struct CreateArgs {
     pub flags: BundleFlags,
     /// Container id
     pub id: String,
+    /// The global --systemd-cgroup (set by the dispatcher).
+    #[arg(skip)]
+    pub systemd_cgroup: bool,
 }
 
 #[derive(Args, Debug)]
@@ -121,6 +124,7 @@ impl CreateArgs {
             pid_file: self.flags.pid_file.clone(),
             preserve_fds: self.flags.preserve_fds.unwrap_or(0),
             stdio: None,
+            systemd_cgroup: self.systemd_cgroup,
         })
     }
 }
@@ -138,7 +142,8 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
                 .with_context(|| format!("spec: write {}", path.display()))?;
         }
         Command::Create(a) => {
-            let opts = a.options().with_context(|| format!("create {}", a.id))?;
+            let mut opts = a.options().with_context(|| format!("create {}", a.id))?;
+            opts.systemd_cgroup = cli.systemd_cgroup;
             rt.create(&a.id, &opts)
                 .with_context(|| format!("create {}", a.id))?;
         }

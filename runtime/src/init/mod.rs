@@ -70,6 +70,20 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
         .ok_or_else(|| Error::Init("runtime went away before the container was set up".into()))?
         .to_vec();
 
+    // The cgroup namespace: `create` has put us in our cgroup, so a new namespace is rooted
+    // there (cgroup_namespaces(7)).
+    if spec
+        .namespaces()
+        .iter()
+        .any(|n| n.kind == NamespaceKind::Cgroup && n.path.is_none())
+    {
+        explain!("unshare --cgroup   # rooted at the container's cgroup");
+        // SAFETY: unshare of the cgroup namespace only.
+        check(unsafe { libc::unshare(libc::CLONE_NEWCGROUP) }, || {
+            "unshare cgroup namespace".into()
+        })?;
+    }
+
     // 2. Namespaces given by path are joined (the new ones came with the clone).
     for ns in spec.namespaces() {
         if let (Some(path), false) = (&ns.path, ns.kind == NamespaceKind::Pid) {

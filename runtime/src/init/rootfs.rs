@@ -79,8 +79,9 @@ pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<()> {
     }
 
     let mut dev_bound = false;
+    let cgroupns = spec.has_namespace(crate::spec::NamespaceKind::Cgroup);
     for m in &spec.mounts {
-        mount_one(rootfs, bundle, m)?;
+        mount_one(rootfs, bundle, m, cgroupns)?;
         if m.destination == Path::new("/dev") && mount_options::parse(&m.options).bind {
             dev_bound = true;
         }
@@ -92,7 +93,7 @@ pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<()> {
 }
 
 /// Performs one entry of the spec's `mounts`.
-fn mount_one(rootfs: &Path, bundle: &Path, m: &Mount) -> Result<()> {
+fn mount_one(rootfs: &Path, bundle: &Path, m: &Mount, cgroupns: bool) -> Result<()> {
     let dest = secure_join(rootfs, &m.destination)?;
     let kind = m.kind.as_deref().unwrap_or("none");
     let o = mount_options::parse(&m.options);
@@ -142,12 +143,15 @@ fn mount_one(rootfs: &Path, bundle: &Path, m: &Mount) -> Result<()> {
         }
     } else {
         make_target(&dest, true)?;
-        explain!(
-            "mount -t {kind}{explain_opts} {} {}",
-            source.as_deref().unwrap_or(Path::new(kind)).display(),
-            dest.display()
-        );
-        mount_fs(kind, source.as_deref(), &dest, &o)?;
+        if !matches!(kind, "cgroup" | "cgroup2") {
+            // (the cgroup filesystem explains its own steps)
+            explain!(
+                "mount -t {kind}{explain_opts} {} {}",
+                source.as_deref().unwrap_or(Path::new(kind)).display(),
+                dest.display()
+            );
+        }
+        mount_fs(kind, source.as_deref(), &dest, &o, cgroupns)?;
     }
     if o.propagation != 0 {
         set_propagation(&dest, o.propagation)?;
@@ -156,22 +160,18 @@ fn mount_one(rootfs: &Path, bundle: &Path, m: &Mount) -> Result<()> {
 }
 
 /// Mounts a filesystem (proc, sysfs, tmpfs, devpts, mqueue, cgroup, ...).
-fn mount_fs(kind: &str, source: Option<&Path>, dest: &Path, o: &MountOptions) -> Result<()> {
+fn mount_fs(
+    kind: &str,
+    source: Option<&Path>,
+    dest: &Path,
+    o: &MountOptions,
+    cgroupns: bool,
+) -> Result<()> {
     let src = source.unwrap_or(Path::new(kind));
     match kind {
-        // The container gets the cgroup v2 hierarchy (its namespace root when it has a cgroup
-        // namespace). On hosts without cgroup2 the mount is skipped rather than failing.
+        // The host's cgroup design as runc shows it: v2 one mount, v1 one per hierarchy.
         "cgroup" | "cgroup2" => {
-            if let Err(e) = mount(
-                Some(Path::new("cgroup2")),
-                dest,
-                Some("cgroup2"),
-                o.flags,
-                "",
-            ) {
-                tracing::debug!("skipping cgroup mount at {}: {e}", dest.display());
-            }
-            Ok(())
+            crate::cgroups::mount::mount_cgroupfs(dest, o.flags, cgroupns, &mount)
         }
         // sysfs cannot be mounted when the network namespace is shared with the host: bind
         // the host's read-only instead, as runc does.

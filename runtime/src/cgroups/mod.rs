@@ -1,0 +1,469 @@
+//! Control groups: every container gets its own cgroup, which limits what its processes may
+//! use (memory, CPU, PIDs, block I/O, huge pages, devices), counts what they did use, and can
+//! freeze them all at once.
+//!
+//! A cgroup is a directory in a cgroup filesystem; its files are the knobs
+//! (`memory.max`, `pids.max`) and the counters (`memory.current`), and writing a PID to its
+//! `cgroup.procs` moves that process in. Children of a process start in its cgroup. There are
+//! two designs, and a host may use both at once:
+//!
+//! - **v1** (legacy): one hierarchy per controller (`/sys/fs/cgroup/memory/`,
+//!   `/sys/fs/cgroup/pids/`, ...), each with its own tree; a process is in one cgroup per
+//!   hierarchy. See the kernel's `Documentation/admin-guide/cgroup-v1/`.
+//! - **v2** (unified): one tree (`/sys/fs/cgroup/`) where a parent enables controllers for its
+//!   children in `cgroup.subtree_control`, and only leaves hold processes. See the kernel's
+//!   `Documentation/admin-guide/cgroup-v2.rst`.
+//! - **hybrid**: v1 controllers plus an (often controller-less) v2 tree at
+//!   `/sys/fs/cgroup/unified`; a process is placed in both.
+//!
+//! Man pages: cgroups(7), cgroup_namespaces(7); bpf(2) for v2 device control.
+//!
+//! The modules follow the concepts: [`paths`] finds the hierarchies and turns
+//! `linux.cgroupsPath` into directories, [`v1`] and [`v2`] write `linux.resources` into the
+//! files of each design, [`devices`] builds the device allowlist (v1 lines or a v2 eBPF
+//! program), [`freezer`] pauses and resumes, [`stats`] reads the counters in runc's
+//! `events` shape. [`Cgroup`] ties them together for one container.
+//!
+//! minc writes the cgroup files itself instead of using a crate (youki's libcgroups,
+//! cgroups-rs): see the README's design notes for the comparison.
+
+pub mod devices;
+pub mod freezer;
+mod fs;
+pub mod mount;
+pub mod paths;
+pub mod stats;
+pub mod v1;
+pub mod v2;
+
+use std::fs as stdfs;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::LinuxResources;
+use serde::{Deserialize, Serialize};
+
+pub use paths::{Layout, Mode};
+
+/// What can go wrong with cgroups; each variant names the file or value concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel refused a value written to a cgroup file.
+    #[error("{}: write {value:?}: {source}{hint}", path.display())]
+    Write {
+        path: PathBuf,
+        value: String,
+        #[source]
+        source: std::io::Error,
+        hint: String,
+    },
+    /// A setting this host's kernel or cgroup layout cannot apply.
+    #[error("{what}: not supported here: {why}")]
+    Unsupported { what: String, why: String },
+    /// A value of `linux.resources` that is wrong whatever the host.
+    #[error("linux.resources: {0}")]
+    Invalid(String),
+    /// A `linux.cgroupsPath` that cannot be used.
+    #[error("cgroupsPath {path:?}: {reason}")]
+    Path { path: String, reason: String },
+    #[error("{what}: {source}")]
+    Sys {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    fn io(path: &Path, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// One directory of a container's cgroup: its place in one hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dir {
+    /// The v1 controllers of this hierarchy (`["cpu"]`, `["name=systemd"]`); empty for the
+    /// v2 (unified) hierarchy.
+    #[serde(default)]
+    pub controllers: Vec<String>,
+    /// The directory, e.g. `/sys/fs/cgroup/memory/minc/ID`.
+    pub path: PathBuf,
+}
+
+impl Dir {
+    pub fn unified(&self) -> bool {
+        self.controllers.is_empty()
+    }
+
+    pub fn has(&self, controller: &str) -> bool {
+        self.controllers.iter().any(|c| c == controller)
+    }
+}
+
+/// A container's cgroup: where it is in every hierarchy. Saved in the container's state so
+/// later commands (exec, pause, update, stats, delete) find it without looking again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cgroup {
+    /// The path inside the hierarchies, as given or derived (`/minc/ID`,
+    /// `/kubepods/burstable/podUID/ID`).
+    pub path: String,
+    pub mode: Mode,
+    pub dirs: Vec<Dir>,
+}
+
+/// Where a container's cgroup goes when its config gives no `linux.cgroupsPath`.
+pub const DEFAULT_PARENT: &str = "/minc";
+
+impl Cgroup {
+    /// Works out the container's cgroup (no side effects): `cgroups_path` with runc's rules
+    /// (absolute: from the hierarchy's root; relative: under minc's own cgroup; with
+    /// `systemd`, the `slice:prefix:name` form), or `/minc/ID` when none is given.
+    pub fn resolve(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<Cgroup> {
+        let layout = Layout::detect()?;
+        layout.place(cgroups_path, id, systemd)
+    }
+
+    pub fn dir(&self, controller: &str) -> Option<&Dir> {
+        self.dirs.iter().find(|d| d.has(controller))
+    }
+
+    pub fn unified_dir(&self) -> Option<&Dir> {
+        self.dirs.iter().find(|d| d.unified())
+    }
+
+    /// The directory that lists the container's processes: the v2 one on a v2 host, else
+    /// the first v1 hierarchy (pids if mounted).
+    pub fn procs_dir(&self) -> Option<&Path> {
+        match self.mode {
+            Mode::V2 => self.unified_dir(),
+            _ => self
+                .dir("pids")
+                .or_else(|| self.dirs.iter().find(|d| !d.unified())),
+        }
+        .map(|d| d.path.as_path())
+    }
+
+    /// Makes the cgroup's directories (and missing parents: on v2 with the controllers
+    /// enabled down the path). A directory that already exists is reused if no process is
+    /// in it (left over by a crash); one with processes in it is an error.
+    pub fn create(&self) -> Result<()> {
+        if let Some(dir) = self.procs_dir() {
+            if dir.is_dir() && !procs_in(dir).is_empty() {
+                return Err(Error::Path {
+                    path: self.path.clone(),
+                    reason: format!(
+                        "{} already holds processes (is another container using it?)",
+                        dir.display()
+                    ),
+                });
+            }
+        }
+        for d in &self.dirs {
+            if d.unified() {
+                v2::create(&d.path, self.mode == Mode::V2)?;
+            } else {
+                v1::create(d)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `res` into the cgroup's files. `update` is set for `minc update` (values not
+    /// given keep their current setting; device rules are not changed then, as in runc).
+    pub fn apply(&self, res: &LinuxResources, update: bool) -> Result<()> {
+        match self.mode {
+            Mode::V2 => {
+                let d = self.unified_dir().expect("v2 cgroup has its dir");
+                v2::apply(&d.path, res, update)?;
+                if !update {
+                    devices::apply_v2(&d.path, res.devices().as_deref().unwrap_or(&[]))?;
+                }
+            }
+            Mode::V1 | Mode::Hybrid => {
+                v1::apply(self, res, update)?;
+                if !update {
+                    if let Some(d) = self.dir("devices") {
+                        devices::apply_v1(&d.path, res.devices().as_deref().unwrap_or(&[]))?;
+                    } else if let Some(d) = self.unified_dir() {
+                        // No v1 devices controller: the unified tree enforces the list.
+                        devices::apply_v2(&d.path, res.devices().as_deref().unwrap_or(&[]))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves process `pid` (and its threads) into the cgroup, in every hierarchy.
+    pub fn add(&self, pid: i32) -> Result<()> {
+        let value = pid.to_string();
+        for d in &self.dirs {
+            fs::write(&d.path.join("cgroup.procs"), &value)?;
+        }
+        Ok(())
+    }
+
+    /// Opens every `cgroup.procs` for writing, for a process that will join by itself
+    /// (`exec`: the forked child writes "0", meaning itself, to each; no allocation there).
+    pub fn open_procs(&self) -> Result<Vec<OwnedFd>> {
+        self.dirs
+            .iter()
+            .map(|d| {
+                let p = d.path.join("cgroup.procs");
+                sysops::explain::Cmd::new("echo")
+                    .arg("$$")
+                    .stdout_to(&p)
+                    .note("the exec'd process joins the container's cgroup")
+                    .emit();
+                stdfs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .map(OwnedFd::from)
+                    .map_err(|e| Error::io(&p, e))
+            })
+            .collect()
+    }
+
+    /// The PIDs in the cgroup (host view), sorted.
+    pub fn pids(&self) -> Vec<i32> {
+        let mut pids = self.procs_dir().map(procs_in).unwrap_or_default();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// Whether the cgroup's directories still exist.
+    pub fn exists(&self) -> bool {
+        self.procs_dir().is_some_and(|d| d.is_dir())
+    }
+
+    /// Sends `signal` to every process in the cgroup. On v2 a SIGKILL uses `cgroup.kill`,
+    /// which also catches processes forked while it runs; on v1 the cgroup is frozen first
+    /// (when the freezer is there) so nothing forks between listing and signalling.
+    pub fn signal_all(&self, signal: i32) -> Result<()> {
+        if signal == libc::SIGKILL && self.mode == Mode::V2 {
+            let d = self.unified_dir().expect("v2 dir");
+            let kill = d.path.join("cgroup.kill");
+            if kill.exists() {
+                return fs::write(&kill, "1");
+            }
+        }
+        let frozen = signal == libc::SIGKILL && freezer::freeze(self).is_ok();
+        for pid in self.pids() {
+            // SAFETY: plain kill(2).
+            unsafe { libc::kill(pid, signal) };
+        }
+        if frozen {
+            let _ = freezer::thaw(self);
+        }
+        Ok(())
+    }
+
+    /// Removes the cgroup: kills what is left in it, then removes its directories (retrying
+    /// while the kernel finishes taking exiting processes out).
+    pub fn destroy(&self) -> Result<()> {
+        if !self.exists() {
+            return self.remove_dirs();
+        }
+        if !self.pids().is_empty() {
+            self.signal_all(libc::SIGKILL)?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut delay = Duration::from_micros(200);
+        loop {
+            match self.remove_dirs() {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => {
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+
+    fn remove_dirs(&self) -> Result<()> {
+        let mut first_err = None;
+        for d in &self.dirs {
+            sysops::explain::Cmd::new("rmdir").arg(&d.path).emit();
+            match stdfs::remove_dir(&d.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    first_err.get_or_insert(Error::io(&d.path, e));
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// How many processes the kernel's OOM killer killed in this cgroup.
+    pub fn oom_kills(&self) -> u64 {
+        let read = |p: PathBuf, key: &str| {
+            fs::read_keyed(&p)
+                .ok()
+                .and_then(|m| m.get(key).copied())
+                .unwrap_or(0)
+        };
+        match self.mode {
+            Mode::V2 => self
+                .unified_dir()
+                .map(|d| read(d.path.join("memory.events"), "oom_kill"))
+                .unwrap_or(0),
+            _ => self
+                .dir("memory")
+                .map(|d| read(d.path.join("memory.oom_control"), "oom_kill"))
+                .unwrap_or(0),
+        }
+    }
+
+    /// A file to watch for OOM events: readable (poll) when one happens. v2: an inotify on
+    /// memory.events; v1: an eventfd registered in cgroup.event_control.
+    pub fn oom_notifier(&self) -> Result<OwnedFd> {
+        stats::oom_notifier(self)
+    }
+}
+
+/// The PIDs listed in `dir/cgroup.procs`.
+fn procs_in(dir: &Path) -> Vec<i32> {
+    stdfs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// In a forked child: joins the cgroup through descriptors from [`Cgroup::open_procs`].
+/// Async-signal-safe (plain write(2) calls), so it may run between fork and exec.
+pub fn join_self(fds: &[OwnedFd]) -> std::io::Result<()> {
+    for fd in fds {
+        // SAFETY: writing a static buffer to an fd we own.
+        if unsafe { libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Cleans up cgroups that an earlier `delete` could not remove (a process that took long to
+/// die): their paths are listed in `ROOT/stale-cgroups`, one JSON [`Cgroup`] a line. Cheap
+/// when there are none (one failed open).
+pub fn retry_stale(root: &Path) {
+    let list = root.join("stale-cgroups");
+    let Ok(text) = stdfs::read_to_string(&list) else {
+        return;
+    };
+    let _lock = sysops::lock::Lock::acquire(&root.join(".stale-cgroups.lock")).ok();
+    let keep: Vec<&str> = text
+        .lines()
+        .filter(|l| match serde_json::from_str::<Cgroup>(l) {
+            Ok(cg) => {
+                let _ = cg.signal_all(libc::SIGKILL);
+                cg.remove_dirs().is_err()
+            }
+            Err(_) => false,
+        })
+        .collect();
+    if keep.is_empty() {
+        let _ = stdfs::remove_file(&list);
+    } else {
+        let _ = stdfs::write(&list, keep.join("\n") + "\n");
+    }
+}
+
+/// Records a cgroup that could not be removed now, for [`retry_stale`].
+pub fn remember_stale(root: &Path, cg: &Cgroup) {
+    use std::io::Write;
+    let _lock = sysops::lock::Lock::acquire(&root.join(".stale-cgroups.lock")).ok();
+    if let Ok(mut f) = stdfs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join("stale-cgroups"))
+    {
+        let _ = writeln!(
+            f,
+            "{}",
+            serde_json::to_string(cg).expect("cgroup serializes")
+        );
+    }
+}
+
+/// The file in a container's state directory that records its cgroup before the cgroup is
+/// made, so a `delete` after a crashed `create` still finds and removes it.
+const RECORD: &str = "cgroup.json";
+
+/// `create`'s cgroup step, run by the parent before the init may run anything: work out the
+/// cgroup, record it, make it and write the limits. The init's PID is added with
+/// [`Cgroup::add`] right after the clone. On error nothing is left behind.
+pub fn setup(
+    state_dir: &Path,
+    id: &str,
+    cgroups_path: Option<&str>,
+    resources: Option<&serde_json::Value>,
+    systemd: bool,
+) -> Result<Cgroup> {
+    let res: LinuxResources = match resources {
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| Error::Invalid(format!("in config.json: {e}")))?,
+        None => LinuxResources::default(),
+    };
+    if systemd && paths::systemd_running() {
+        return Err(Error::Unsupported {
+            what: "--systemd-cgroup".into(),
+            why: "systemd manages this host's cgroups and minc does not drive systemd over \
+                  D-Bus; use the cgroupfs driver (podman --cgroup-manager cgroupfs, containerd \
+                  SystemdCgroup = false)"
+                .into(),
+        });
+    }
+    let cg = Cgroup::resolve(cgroups_path, id, systemd)?;
+    let record = state_dir.join(RECORD);
+    stdfs::write(&record, serde_json::to_vec(&cg).expect("cgroup serializes"))
+        .map_err(|e| Error::io(&record, e))?;
+    let made = cg.create().and_then(|()| cg.apply(&res, false));
+    if let Err(e) = made {
+        let _ = cg.destroy();
+        return Err(e);
+    }
+    Ok(cg)
+}
+
+/// The cgroup recorded by [`setup`] in a state directory, if any.
+pub fn recorded(state_dir: &Path) -> Option<Cgroup> {
+    let data = stdfs::read(state_dir.join(RECORD)).ok()?;
+    serde_json::from_slice(&data).ok()
+}
+
+/// Removes a deleted container's cgroup; one that cannot be removed yet is remembered and
+/// retried by later `delete`s ([`retry_stale`]), so a slow-dying process never leaves an
+/// empty cgroup behind for good.
+pub fn remove(root: &Path, cg: &Cgroup) {
+    if let Err(e) = cg.destroy() {
+        tracing::warn!("cgroup {}: {e} (will retry on a later delete)", cg.path);
+        remember_stale(root, cg);
+    }
+}
+
+/// Destroys a cgroup when dropped unless disarmed: `create`'s error paths.
+pub struct Undo<'a>(pub Option<&'a Cgroup>);
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if let Some(cg) = self.0 {
+            let _ = cg.destroy();
+        }
+    }
+}
