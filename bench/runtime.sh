@@ -7,9 +7,13 @@
 # exec RUNTIME ...'`, because crun needs that on hosts with a hybrid cgroup layout; the
 # wrapper costs the same for all, so the ratios are fair.
 #
-# Usage: sudo bench/runtime.sh [RUNS]   (builds minc in release mode first)
+# Every runtime creates a cgroup per container (runc and crun too). With `resources` as the
+# second argument the bundle also sets memory, swap, CPU quota, CPU shares and pids limits.
+#
+# Usage: sudo bench/runtime.sh [RUNS] [resources]   (builds minc in release mode first)
 set -euo pipefail
 runs=${1:-200}
+with_resources=${2:-}
 here=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --release -q -p minc --manifest-path "$here/Cargo.toml"
 minc=$here/target/x86_64-unknown-linux-gnu/release/minc
@@ -26,6 +30,19 @@ for a in sh true; do ln -s busybox "$bundle/rootfs/bin/$a"; done
 (cd "$bundle" && "$minc" spec)
 sed -i 's/"sh"$/"true"/; s/"terminal": true/"terminal": false/' "$bundle/config.json"
 grep -q '"true"' "$bundle/config.json"
+if [ "$with_resources" = resources ]; then
+	python3 - "$bundle/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["linux"]["resources"].update({
+    "memory": {"limit": 67108864, "swap": 67108864},
+    "cpu": {"shares": 512, "quota": 50000, "period": 100000},
+    "pids": {"limit": 100},
+})
+json.dump(c, open(p, "w"), indent=1)
+PY
+fi
 
 wrap() { # runtime-name command...
 	echo "unshare -m sh -c 'umount /sys/fs/cgroup/unified 2>/dev/null; exec $*'"

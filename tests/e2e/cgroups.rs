@@ -537,6 +537,11 @@ fn cgroup_paths_systemd_form_and_bad_input() {
         err(&twin)
     );
     assert!(!c.root.join("k2").exists(), "failed create left state");
+    assert_eq!(
+        c.state("k1")["status"],
+        "created",
+        "the failed create harmed k1"
+    );
     c.ok(&["delete", "-f", "k1"]);
     assert!(cgroup_dirs("/kubepods/burstable/pod42/ctr1").is_empty());
 

@@ -25,7 +25,6 @@ use std::path::Path;
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
-use super::fs::write;
 use super::{Error, Result};
 
 pub const ACC_MKNOD: u32 = 1;
@@ -159,19 +158,53 @@ pub fn effective(spec: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>> {
     Ok(out)
 }
 
-/// v1: start from "deny everything", then replay the rules in order.
+/// v1: start from "deny everything", then replay the rules in order. Each write(2) is one
+/// rule, so both files are opened once and written to repeatedly.
 pub fn apply_v1(dir: &Path, spec: &[LinuxDeviceCgroup]) -> Result<()> {
     let rules = effective(spec)?;
-    write(&dir.join("devices.deny"), "a")?;
+    let mut allow = Writer::open(&dir.join("devices.allow"))?;
+    let mut deny = Writer::open(&dir.join("devices.deny"))?;
+    deny.rule("a")?;
     for r in &rules {
-        let file = if r.allow {
-            "devices.allow"
-        } else {
-            "devices.deny"
-        };
-        write(&dir.join(file), &r.v1_line())?;
+        let w = if r.allow { &mut allow } else { &mut deny };
+        w.rule(&r.v1_line())?;
     }
     Ok(())
+}
+
+/// An open devices.allow or devices.deny.
+struct Writer {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+}
+
+impl Writer {
+    fn open(path: &Path) -> Result<Writer> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        Ok(Writer {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    fn rule(&mut self, line: &str) -> Result<()> {
+        use std::io::Write;
+        sysops::explain::Cmd::new("echo")
+            .arg(line)
+            .stdout_to(&self.path)
+            .emit();
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(|e| Error::Write {
+                path: self.path.clone(),
+                value: line.to_string(),
+                source: e,
+                hint: String::new(),
+            })
+    }
 }
 
 /// v2: load the program for the rules and attach it to the cgroup `dir`.

@@ -160,8 +160,22 @@ impl Cgroup {
     /// enabled down the path). A directory that already exists is reused if no process is
     /// in it (left over by a crash); one with processes in it is an error.
     pub fn create(&self) -> Result<()> {
+        self.check_unused()?;
+        for d in &self.dirs {
+            if d.unified() {
+                v2::create(&d.path, self.mode == Mode::V2)?;
+            } else {
+                v1::create(d)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a cgroup that already has processes: it belongs to someone else (a running
+    /// container), and `create` must neither share nor, on failure, remove it.
+    pub fn check_unused(&self) -> Result<()> {
         if let Some(dir) = self.procs_dir() {
-            if dir.is_dir() && !procs_in(dir).is_empty() {
+            if !procs_in(dir).is_empty() {
                 return Err(Error::Path {
                     path: self.path.clone(),
                     reason: format!(
@@ -169,13 +183,6 @@ impl Cgroup {
                         dir.display()
                     ),
                 });
-            }
-        }
-        for d in &self.dirs {
-            if d.unified() {
-                v2::create(&d.path, self.mode == Mode::V2)?;
-            } else {
-                v1::create(d)?;
             }
         }
         Ok(())
@@ -430,6 +437,7 @@ pub fn setup(
         });
     }
     let cg = Cgroup::resolve(cgroups_path, id, systemd)?;
+    cg.check_unused()?; // before anything is made: a failed create must not remove it
     let record = state_dir.join(RECORD);
     stdfs::write(&record, serde_json::to_vec(&cg).expect("cgroup serializes"))
         .map_err(|e| Error::io(&record, e))?;

@@ -37,27 +37,25 @@ pub fn create(d: &Dir) -> Result<()> {
     Ok(())
 }
 
-/// `mkdir -p`, returning the directories it made, top first.
+/// `mkdir -p`, returning the directories it made, top first (empty: it existed). The
+/// common case, a parent that exists, is one mkdir(2).
 pub(super) fn mkdir_all(path: &Path) -> Result<Vec<std::path::PathBuf>> {
-    let mut missing = Vec::new();
-    let mut p = path;
-    while !p.exists() {
-        missing.push(p.to_path_buf());
-        p = match p.parent() {
-            Some(parent) => parent,
-            None => break,
-        };
-    }
-    missing.reverse();
-    for dir in &missing {
-        sysops::explain::Cmd::new("mkdir").arg(dir).emit();
-        match std::fs::create_dir(dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io(dir, e)),
+    sysops::explain::Cmd::new("mkdir").arg(path).emit();
+    match std::fs::create_dir(path) {
+        Ok(()) => Ok(vec![path.to_path_buf()]),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let parent = path.parent().ok_or_else(|| Error::io(path, e))?;
+            let mut made = mkdir_all(parent)?;
+            match std::fs::create_dir(path) {
+                Ok(()) => made.push(path.to_path_buf()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io(path, e)),
+            }
+            Ok(made)
         }
+        Err(e) => Err(Error::io(path, e)),
     }
-    Ok(missing)
 }
 
 /// Writes the resources into the v1 hierarchies (device rules are separate: `devices`).
