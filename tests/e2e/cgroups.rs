@@ -590,3 +590,186 @@ fn cgroup_paths_systemd_form_and_bad_input() {
         assert!(!c.root.join("bad").exists(), "{res}: state left");
     }
 }
+
+/// The Docker-like face: resource flags, limits in `ps` and `inspect`, `stats`, `top`,
+/// `--device`, and OOM kills in `inspect` and `ps -a`.
+#[test]
+fn docker_face_limits_stats_top_and_devices() {
+    if !minc_tests::sandbox("docker_face_limits_stats_top_and_devices") {
+        return;
+    }
+    let tmp = minc_tests::tempdir();
+    let (root, data) = (tmp.path().join("run"), tmp.path().join("data"));
+    let minc = |args: &[&str]| {
+        let mut c = Command::new(MINC);
+        c.arg("--root")
+            .arg(&root)
+            .arg("--data-root")
+            .arg(&data)
+            .args(args);
+        minc_tests::output_via_files(&mut c)
+    };
+    let ok = |args: &[&str]| {
+        let o = minc(args);
+        assert!(o.status.success(), "{args:?}: {}", err(&o));
+        out(&o)
+    };
+    let rootfs = tmp.path().join("bb");
+    minc_tests::busybox_rootfs(&rootfs);
+    let tar = tmp.path().join("bb.tar");
+    minc_tests::run(
+        "tar",
+        &[
+            "-C",
+            rootfs.to_str().unwrap(),
+            "-cf",
+            tar.to_str().unwrap(),
+            ".",
+        ],
+    );
+    ok(&[
+        "image",
+        "import",
+        tar.to_str().unwrap(),
+        "--name",
+        "busybox",
+        "--cmd",
+        "sh",
+    ]);
+
+    let id = ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lim",
+        "--network",
+        "none",
+        "--memory",
+        "32m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "20",
+        "busybox",
+        "sleep",
+        "100",
+    ])
+    .trim()
+    .to_string();
+    let ps = ok(&["ps"]);
+    assert!(ps.contains("mem 32MiB, cpus 0.5, pids 20"), "{ps}");
+    let v: Value = serde_json::from_str(&ok(&["inspect", "lim"])).unwrap();
+    assert_eq!(v["Limits"]["Memory"], 32 << 20, "{v}");
+    assert_eq!(v["Limits"]["Pids"], 20);
+    assert_eq!(v["Limits"]["Cpus"], 0.5);
+    let path = v["Cgroup"].as_str().unwrap().to_string();
+    assert_eq!(path, format!("/minc/{id}"));
+    let s: Value =
+        serde_json::from_str(ok(&["stats", "--no-stream", "--format", "json", "lim"]).trim())
+            .unwrap();
+    assert_eq!(s["MemLimit"], 32 << 20, "{s}");
+    assert_eq!(s["PIDs"], 1);
+    assert!(s["MemUsage"].as_u64().unwrap() > 0);
+    let table = ok(&["stats", "--no-stream"]);
+    assert!(
+        table.contains("MEM USAGE / LIMIT") && table.contains("/ 32MiB"),
+        "{table}"
+    );
+    let top = ok(&["top", "lim"]);
+    assert!(top.lines().any(|l| l.ends_with("sleep 100")), "{top}");
+    ok(&["pause", &id]);
+    assert!(ok(&["ps"]).contains("(Paused)"));
+    ok(&["resume", &id]);
+    ok(&["update", "--memory", "48m", &id]);
+    assert!(ok(&["ps"]).contains("mem 48MiB"), "update shows in ps");
+    ok(&["rm", "-f", "lim"]);
+    assert!(cgroup_dirs(&path).is_empty(), "{:?}", cgroup_dirs(&path));
+
+    // Devices: denied by default (CAP_MKNOD or not), allowed one by one with --device.
+    let o = minc(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "mknod /tmp/l b 7 0 && (exec 3</tmp/l) 2>&1",
+    ]);
+    assert!(
+        out(&o).contains("Operation not permitted"),
+        "{}{}",
+        out(&o),
+        err(&o)
+    );
+    if Path::new("/dev/loop0").exists() {
+        let o = minc(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--device",
+            "/dev/loop0:/dev/xloop:r",
+            "busybox",
+            "sh",
+            "-c",
+            "(exec 3</dev/xloop) && echo read-ok; (exec 3>/dev/xloop) 2>&1",
+        ]);
+        let text = out(&o);
+        assert!(text.contains("read-ok"), "{text}{}", err(&o));
+        assert!(
+            text.contains("Operation not permitted"),
+            "only r was granted: {text}"
+        );
+    }
+
+    // OOM: the exit is recorded as such.
+    let o = minc(&[
+        "run",
+        "--name",
+        "oomy",
+        "--network",
+        "none",
+        "--memory",
+        "16m",
+        "--memory-swap",
+        "16m",
+        "busybox",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64M",
+        "count=1",
+    ]);
+    assert_eq!(o.status.code(), Some(137), "{}", err(&o));
+    let v: Value = serde_json::from_str(&ok(&["inspect", "oomy"])).unwrap();
+    assert_eq!(v["OOMKilled"], true, "{v}");
+    assert!(ok(&["ps", "-a"]).contains("Exited (137) OOM-killed"));
+    ok(&["rm", "oomy"]);
+
+    // Bad flags: one line, nothing made.
+    for (flag, value, needle) in [
+        ("--memory", "1k", "minimum"),
+        ("--cpus", "0", "--cpus"),
+        ("--device", "/etc/passwd", "not a device"),
+        ("--memory-swap", "8m", "--memory"),
+    ] {
+        let o = minc(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            flag,
+            value,
+            "busybox",
+            "true",
+        ]);
+        assert!(!o.status.success(), "{flag} {value}");
+        assert!(err(&o).contains(needle), "{flag} {value}: {}", err(&o));
+        assert_eq!(err(&o).lines().count(), 1, "{}", err(&o));
+    }
+    assert!(
+        ok(&["ps", "-a", "-q"]).trim().is_empty(),
+        "a failed run left a container"
+    );
+}

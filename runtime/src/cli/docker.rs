@@ -405,6 +405,10 @@ fn status_of(ctx: &Ctx, r: &Record) -> (bool, String) {
             true,
             format!("Up {}", ago(r.created).trim_end_matches(" ago")),
         ),
+        Some(Status::Paused) => (
+            true,
+            format!("Up {} (Paused)", ago(r.created).trim_end_matches(" ago")),
+        ),
         Some(Status::Created) | Some(Status::Creating) => (true, "Created".into()),
         _ => match ctx.containers().exit(&r.id) {
             Some(e) => (
