@@ -10,6 +10,9 @@
 # Every runtime creates a cgroup per container (runc and crun too). With `resources` as the
 # second argument the bundle also sets memory, swap, CPU quota, CPU shares and pids limits.
 #
+# MINC_BASE=/path/to/an/older/minc adds that binary to the same run as `minc-base`, to
+# measure what a change costs.
+#
 # Usage: sudo bench/runtime.sh [RUNS] [resources]   (builds minc in release mode first)
 set -euo pipefail
 runs=${1:-200}
@@ -48,6 +51,7 @@ wrap() { # runtime-name command...
 	echo "unshare -m sh -c 'umount /sys/fs/cgroup/unified 2>/dev/null; exec $*'"
 }
 names=(minc); cmds=("$(wrap "$minc" --root "$work/minc" run -b "$bundle" bench)")
+if [ -n "${MINC_BASE:-}" ]; then names+=(minc-base); cmds+=("$(wrap "$MINC_BASE" --root "$work/minc-base" run -b "$bundle" bench)"); fi
 if command -v crun >/dev/null; then names+=(crun); cmds+=("$(wrap crun --root "$work/crun" run -b "$bundle" bench)"); fi
 if command -v runc >/dev/null; then names+=(runc); cmds+=("$(wrap runc --root "$work/runc" run -b "$bundle" bench)"); fi
 

@@ -138,12 +138,7 @@ pub fn mount_cgroupfs<E: From<super::Error>>(
 /// The host directory of this process's own cgroup in one hierarchy (the init is already in
 /// the container's cgroup).
 fn own_dir(layout: &Layout, controllers: &[String], mountpoint: &Path, root: &str) -> PathBuf {
-    let own = layout
-        .own
-        .iter()
-        .find(|(c, _)| c == controllers)
-        .map(|(_, p)| p.as_str())
-        .unwrap_or("/");
+    let own = layout.own_path(controllers).unwrap_or("/");
     let below = own
         .strip_prefix(root)
         .filter(|_| root != "/")

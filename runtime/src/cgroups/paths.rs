@@ -70,12 +70,79 @@ const V1_CONTROLLERS: &[&str] = &[
 
 impl Layout {
     /// Reads /proc/self/mountinfo and /proc/self/cgroup.
+    ///
+    /// The usual layout is recognized from /sys/fs/cgroup alone (a statfs per hierarchy:
+    /// O(1), where mountinfo grows with every mount on the host, containers' included);
+    /// anything else falls back to parsing mountinfo.
     pub fn detect() -> Result<Layout> {
         let read = |p: &str| std::fs::read_to_string(p).map_err(|e| Error::io(Path::new(p), e));
-        Ok(Layout::parse(
-            &read("/proc/self/mountinfo")?,
-            &read("/proc/self/cgroup")?,
-        ))
+        let own = read("/proc/self/cgroup")?;
+        if let Some(layout) = Layout::from_sys_fs_cgroup(&own) {
+            return Ok(layout);
+        }
+        Ok(Layout::parse(&read("/proc/self/mountinfo")?, &own))
+    }
+
+    /// The standard layout: cgroup2 at /sys/fs/cgroup, or a tmpfs there holding one mount
+    /// per v1 hierarchy named after its controllers (`cpu,cpuacct`, `systemd` for
+    /// name=systemd) and maybe `unified`. Each mount is taken to show its hierarchy from the
+    /// (namespace's) root, which is checked: our own cgroup must exist below it. `None`
+    /// when anything does not fit.
+    fn from_sys_fs_cgroup(own_text: &str) -> Option<Layout> {
+        const CGROUP_SUPER_MAGIC: i64 = 0x27e0eb;
+        const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+        const TMPFS_MAGIC: i64 = 0x0102_1994;
+        let fs_type = |p: &Path| -> Option<i64> {
+            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok()?;
+            // SAFETY: statfs into a zeroed struct with a valid C string.
+            let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+            (unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0).then_some(st.f_type as i64)
+        };
+        let mut layout = Layout::parse("", own_text);
+        let top = Path::new("/sys/fs/cgroup");
+        let hierarchy = |controllers: Vec<String>, mountpoint: PathBuf| Hierarchy {
+            controllers,
+            mountpoint,
+            root: "/".into(),
+        };
+        match fs_type(top)? {
+            CGROUP2_SUPER_MAGIC => layout.unified = Some(hierarchy(Vec::new(), top.into())),
+            TMPFS_MAGIC => {
+                for e in std::fs::read_dir(top).ok()?.flatten() {
+                    if !e.file_type().ok()?.is_dir() {
+                        continue; // the cpu -> cpu,cpuacct symlinks
+                    }
+                    let name = e.file_name().into_string().ok()?;
+                    match fs_type(&e.path())? {
+                        CGROUP2_SUPER_MAGIC if name == "unified" => {
+                            layout.unified = Some(hierarchy(Vec::new(), e.path()))
+                        }
+                        CGROUP_SUPER_MAGIC => {
+                            let controllers: Vec<String> = if name == "systemd" {
+                                vec!["name=systemd".into()]
+                            } else {
+                                name.split(',').map(String::from).collect()
+                            };
+                            layout.v1.push(hierarchy(controllers, e.path()));
+                        }
+                        _ => return None,
+                    }
+                }
+                layout.v1.sort_by(|a, b| a.mountpoint.cmp(&b.mountpoint));
+            }
+            _ => return None,
+        }
+        // Every hierarchy must be one of ours in /proc/self/cgroup, and our cgroup there must
+        // exist under the mount (else the mount shows a subtree: ask mountinfo).
+        let all = layout.v1.iter().chain(layout.unified.as_ref());
+        for h in all {
+            let own = layout.own_path(&h.controllers)?;
+            if !h.mountpoint.join(own.trim_start_matches('/')).is_dir() {
+                return None;
+            }
+        }
+        layout.mode()?;
+        Some(layout)
     }
 
     pub fn parse(mountinfo: &str, own: &str) -> Layout {
@@ -145,10 +212,12 @@ impl Layout {
     }
 
     /// Where this process is in the hierarchy with `controllers` (empty: v2).
-    fn own_path(&self, controllers: &[String]) -> Option<&str> {
+    pub(crate) fn own_path(&self, controllers: &[String]) -> Option<&str> {
         self.own
             .iter()
-            .find(|(c, _)| c == controllers)
+            .find(|(c, _)| {
+                c.len() == controllers.len() && controllers.iter().all(|x| c.contains(x))
+            })
             .map(|(_, p)| p.as_str())
     }
 
@@ -434,6 +503,31 @@ mod tests {
         }
         assert!(systemd_path("/kubepods/x", "x").is_err());
         assert!(systemd_path("a.slice:p:../../x", "x").is_err());
+    }
+
+    /// The fast path agrees with mountinfo on this host (whatever its layout).
+    #[test]
+    fn sys_fs_cgroup_agrees_with_mountinfo() {
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let slow = Layout::parse(&mi, &own);
+        let Some(fast) = Layout::from_sys_fs_cgroup(&own) else {
+            return; // not the standard layout here: mountinfo is what counts
+        };
+        let key = |l: &Layout| {
+            let mut v: Vec<(Vec<String>, PathBuf)> =
+                l.v1.iter()
+                    .map(|h| {
+                        let mut c = h.controllers.clone();
+                        c.sort();
+                        (c, h.mountpoint.clone())
+                    })
+                    .collect();
+            v.sort();
+            (v, l.unified.as_ref().map(|u| u.mountpoint.clone()))
+        };
+        assert_eq!(key(&fast), key(&slow));
+        assert_eq!(fast.mode(), slow.mode());
     }
 
     #[test]
