@@ -165,7 +165,9 @@ pub fn apply_v1(dir: &Path, spec: &[LinuxDeviceCgroup]) -> Result<()> {
     let mut allow = Writer::open(&dir.join("devices.allow"))?;
     let mut deny = Writer::open(&dir.join("devices.deny"))?;
     deny.rule("a")?;
-    for r in &rules {
+    // (a leading "deny everything" of the spec is what was just written)
+    let skip = rules.first().is_some_and(|r| !r.allow && r.is_everything());
+    for r in &rules[usize::from(skip)..] {
         let w = if r.allow { &mut allow } else { &mut deny };
         w.rule(&r.v1_line())?;
     }

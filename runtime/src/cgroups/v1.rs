@@ -40,15 +40,22 @@ pub fn create(d: &Dir) -> Result<()> {
 /// `mkdir -p`, returning the directories it made, top first (empty: it existed). The
 /// common case, a parent that exists, is one mkdir(2).
 pub(super) fn mkdir_all(path: &Path) -> Result<Vec<std::path::PathBuf>> {
-    sysops::explain::Cmd::new("mkdir").arg(path).emit();
+    // Explained once made, so the transcript has parents first.
+    let explain = |p: &Path| sysops::explain::Cmd::new("mkdir").arg(p).emit();
     match std::fs::create_dir(path) {
-        Ok(()) => Ok(vec![path.to_path_buf()]),
+        Ok(()) => {
+            explain(path);
+            Ok(vec![path.to_path_buf()])
+        }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Vec::new()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let parent = path.parent().ok_or_else(|| Error::io(path, e))?;
             let mut made = mkdir_all(parent)?;
             match std::fs::create_dir(path) {
-                Ok(()) => made.push(path.to_path_buf()),
+                Ok(()) => {
+                    explain(path);
+                    made.push(path.to_path_buf())
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(Error::io(path, e)),
             }
