@@ -509,6 +509,10 @@ fn exec_joins_the_cgroup_and_delete_leaves_nothing() {
     let pid = read(&pidfile);
     let procs = read(&cgfile("pids", &path, "cgroup.procs", "cgroup.procs"));
     assert!(procs.lines().any(|p| p == pid), "{pid} not in {procs}");
+    // Child cgroups made inside the container's (a nested runtime would) go too.
+    for d in cgroup_dirs(&path) {
+        std::fs::create_dir(d.join("nested")).unwrap();
+    }
     c.ok(&["delete", "-f", "ex"]);
     let _ = child.wait();
     assert!(
@@ -562,6 +566,27 @@ fn cgroup_paths_systemd_form_and_bad_input() {
     assert!(!cgroup_dirs(unit).is_empty(), "no {unit}");
     c.ok(&["delete", "-f", "s1"]);
     assert!(cgroup_dirs(unit).is_empty());
+
+    // A create that died before writing its state: `delete -f` still removes the cgroup it
+    // recorded first.
+    c.edit(|cfg| cfg["linux"]["cgroupsPath"] = json!("/t/crashed"));
+    c.ok(&["create", "-b", c.dir.to_str().unwrap(), "cr"]);
+    let pid = c.state("cr")["pid"].as_i64().unwrap() as i32;
+    std::fs::remove_file(c.root.join("cr/state.json")).unwrap();
+    // SAFETY: killing the init of our own test container.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!cgroup_dirs("/t/crashed").is_empty());
+    c.ok(&["delete", "-f", "cr"]);
+    assert!(
+        cgroup_dirs("/t/crashed").is_empty(),
+        "{:?}",
+        cgroup_dirs("/t/crashed")
+    );
+    assert!(!c.root.join("cr").exists());
 
     // `..` never leaves the hierarchy.
     c.edit(|cfg| cfg["linux"]["cgroupsPath"] = json!("/../../../escape"));

@@ -305,13 +305,8 @@ impl Cgroup {
     fn remove_dirs(&self) -> Result<()> {
         let mut first_err = None;
         for d in &self.dirs {
-            sysops::explain::Cmd::new("rmdir").arg(&d.path).emit();
-            match stdfs::remove_dir(&d.path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    first_err.get_or_insert(Error::io(&d.path, e));
-                }
+            if let Err(e) = rmdir_tree(&d.path) {
+                first_err.get_or_insert(e);
             }
         }
         first_err.map_or(Ok(()), Err)
@@ -342,6 +337,27 @@ impl Cgroup {
     pub fn oom_notifier(&self) -> Result<OwnedFd> {
         stats::oom_notifier(self)
     }
+}
+
+/// rmdir(2) of a cgroup; when it has child cgroups (a container may make some in its own
+/// cgroup), those go first, deepest first, as runc does. A missing directory is fine.
+fn rmdir_tree(dir: &Path) -> Result<()> {
+    sysops::explain::Cmd::new("rmdir").arg(dir).emit();
+    match stdfs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if !matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::ENOTEMPTY)) => {
+            return Err(Error::io(dir, e))
+        }
+        Err(_) => {}
+    }
+    let children = stdfs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for c in children.flatten() {
+        if c.file_type().is_ok_and(|t| t.is_dir()) {
+            rmdir_tree(&c.path())?;
+        }
+    }
+    stdfs::remove_dir(dir).map_err(|e| Error::io(dir, e))
 }
 
 /// The PIDs listed in `dir/cgroup.procs`.
@@ -473,5 +489,52 @@ impl Drop for Undo<'_> {
         if let Some(cg) = self.0 {
             let _ = cg.destroy();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `retry_stale` removes what it can and keeps the rest listed (plain directories stand
+    /// in for cgroups here; the kernel side is in the end-to-end tests).
+    #[test]
+    fn stale_cgroups_are_retried_and_forgotten_once_gone() {
+        let root = tempfile::tempdir().unwrap();
+        let gone = root.path().join("gone/c1");
+        let busy = root.path().join("busy/c2");
+        std::fs::create_dir_all(&gone).unwrap();
+        std::fs::create_dir_all(&busy).unwrap();
+        std::fs::write(busy.join("a file, as a stand-in for a live cgroup"), "").unwrap();
+        let cg = |dir: &Path| Cgroup {
+            path: "/x".into(),
+            mode: Mode::V2,
+            dirs: vec![Dir {
+                controllers: Vec::new(),
+                path: dir.to_path_buf(),
+            }],
+        };
+        remember_stale(root.path(), &cg(&gone));
+        remember_stale(root.path(), &cg(&busy));
+        retry_stale(root.path());
+        assert!(!gone.exists());
+        let left = std::fs::read_to_string(root.path().join("stale-cgroups")).unwrap();
+        assert_eq!(left.lines().count(), 1);
+        assert!(left.contains("busy"));
+        std::fs::remove_file(busy.join("a file, as a stand-in for a live cgroup")).unwrap();
+        retry_stale(root.path());
+        assert!(!busy.exists());
+        assert!(!root.path().join("stale-cgroups").exists());
+    }
+
+    #[test]
+    fn nested_child_cgroups_are_removed_first() {
+        let root = tempfile::tempdir().unwrap();
+        let c = root.path().join("ctr");
+        std::fs::create_dir_all(c.join("sub/deeper")).unwrap();
+        std::fs::create_dir_all(c.join("other")).unwrap();
+        rmdir_tree(&c).unwrap();
+        assert!(!c.exists());
+        rmdir_tree(&c).unwrap(); // already gone: fine
     }
 }
