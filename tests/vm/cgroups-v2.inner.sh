@@ -40,13 +40,14 @@ JSON
 }
 
 # 1. Limits are written, the cgroup is the container's namespace root, delete removes it.
-mkconfig 'cat /proc/self/cgroup; cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max' c1 \
-	',"memory":{"limit":33554432},"pids":{"limit":20},"cpu":{"quota":50000,"period":100000,"shares":1024}'
+mkconfig 'cat /proc/self/cgroup; cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max /sys/fs/cgroup/hugetlb.2MB.max' c1 \
+	',"memory":{"limit":33554432},"pids":{"limit":20},"cpu":{"quota":50000,"period":100000,"shares":1024},"hugepageLimits":[{"pageSize":"2MB","limit":4194304}]'
 minc $R run -b . c1 > /tmp/out 2>&1; cat /tmp/out
 check "container sees itself at its cgroup namespace root" [ "$(head -1 /tmp/out)" = "0::/" ]
 check "memory.max inside" hasline 33554432
 check "pids.max inside" hasline 20
 check "cpu.max inside" hasline '50000 100000'
+check "hugetlb.2MB.max inside" hasline 4194304
 check "delete removed /sys/fs/cgroup/vm/c1" [ ! -e /sys/fs/cgroup/vm/c1 ]
 
 # 2. OOM kill recorded in state.

@@ -106,7 +106,10 @@ pub fn apply(cg: &Cgroup, r: &LinuxResources, update: bool) -> Result<()> {
             }
             // Hybrid hosts may have hugetlb only in the v2 tree.
             None => match cg.unified_dir() {
-                Some(d) => v2::hugepages(&d.path, h)?,
+                Some(d) => {
+                    v2::enable_path(&d.path)?;
+                    v2::hugepages(&d.path, h)?
+                }
                 None => need("hugetlb", "linux.resources.hugepageLimits").map(|_| ())?,
             },
         }
@@ -141,7 +144,10 @@ pub fn apply(cg: &Cgroup, r: &LinuxResources, update: bool) -> Result<()> {
     if let Some(u) = r.unified().as_ref().filter(|u| !u.is_empty()) {
         // runc refuses these on v1; on a hybrid host they can go to the v2 tree.
         match cg.unified_dir() {
-            Some(d) => v2::unified(&d.path, u)?,
+            Some(d) => {
+                v2::enable_path(&d.path)?;
+                v2::unified(&d.path, u)?
+            }
             None => {
                 return Err(Error::Unsupported {
                     what: "linux.resources.unified".into(),

@@ -17,23 +17,30 @@ use oci_spec::runtime::{LinuxHugepageLimit, LinuxResources};
 use super::fs::{self, write};
 use super::{v1, Error, Result};
 
-/// Makes the container's v2 directory and the missing parents, enabling every available
-/// controller down the path (`+memory +pids ...` in each parent's `cgroup.subtree_control`).
-/// `enable` is false on a hybrid host's v2 tree, where only available controllers (often
-/// none) are enabled and failures are not fatal.
+/// Makes the container's v2 directory and the missing parents. On a v2 host (`enable`)
+/// every available controller is then enabled down the path; on a hybrid host's v2 tree
+/// (often without controllers) nothing is enabled until a setting needs it
+/// ([`enable_path`]), so the host's tree is left as it was.
 pub fn create(path: &Path, enable: bool) -> Result<()> {
-    let made = v1::mkdir_all(path)?;
-    let top = made.first().map(|p| p.as_path()).unwrap_or(path);
-    // Enable controllers in every parent from the first made directory's parent down, and
-    // also in the existing parent when it has not enabled all it could.
-    let mut parents: Vec<&Path> = top.ancestors().skip(1).take(1).collect();
-    parents.extend(made.iter().map(|p| p.as_path()).filter(|p| *p != path));
-    for parent in parents {
-        if let Err(e) = enable_controllers(parent) {
-            if enable {
-                return Err(e);
-            }
-        }
+    v1::mkdir_all(path)?;
+    if enable {
+        enable_path(path)?;
+    }
+    Ok(())
+}
+
+/// Enables the available controllers in every ancestor of `leaf` inside the cgroup
+/// filesystem, from the top down (`+memory +pids ...` in each `cgroup.subtree_control`), as
+/// runc does: a controller reaches a cgroup only if every parent passed it on.
+pub fn enable_path(leaf: &Path) -> Result<()> {
+    let mut ancestors: Vec<&Path> = leaf
+        .ancestors()
+        .skip(1)
+        .take_while(|a| a.join("cgroup.controllers").exists())
+        .collect();
+    ancestors.reverse();
+    for a in ancestors {
+        enable_controllers(a)?;
     }
     Ok(())
 }
@@ -490,14 +497,23 @@ mod tests {
         let r = root.path();
         std::fs::write(r.join("cgroup.controllers"), "cpu memory pids").unwrap();
         std::fs::write(r.join("cgroup.subtree_control"), "memory").unwrap();
-        // A real kernel fills a new directory's files; the fake fills them after mkdir.
-        let leaf = r.join("a/b");
-        create(&leaf, true).unwrap_err(); // a/ has no cgroup.controllers in a fake tree
+        std::fs::create_dir(r.join("a")).unwrap();
+        // (a real kernel fills a new cgroup's files itself)
+        std::fs::write(r.join("a/cgroup.controllers"), "cpu memory pids").unwrap();
+        std::fs::write(r.join("a/cgroup.subtree_control"), "").unwrap();
+        create(&r.join("a/b"), true).unwrap();
+        let ctl = |p: &str| std::fs::read_to_string(r.join(p)).unwrap();
         assert_eq!(
-            std::fs::read_to_string(r.join("cgroup.subtree_control")).unwrap(),
+            ctl("cgroup.subtree_control"),
             "+cpu +pids",
-            "only the missing ones are written"
+            "only the missing ones"
         );
+        assert_eq!(ctl("a/cgroup.subtree_control"), "+cpu +memory +pids");
+        assert!(r.join("a/b").is_dir());
+        // Hybrid: the directory only, the tree left as it was.
+        std::fs::write(r.join("a/cgroup.subtree_control"), "").unwrap();
+        create(&r.join("a/c"), false).unwrap();
+        assert_eq!(ctl("a/cgroup.subtree_control"), "");
     }
 
     #[test]
