@@ -60,7 +60,9 @@ impl Podman {
     fn cmd(&self, args: &[&str]) -> Command {
         let d = |s: &str| self.dir.join(s);
         let mut c = Command::new("podman");
-        c.env("CONTAINERS_CONF", d("cfg/containers.conf"))
+        // (conmon writes its `oom` marker into its working directory)
+        c.current_dir(&self.dir)
+            .env("CONTAINERS_CONF", d("cfg/containers.conf"))
             .env("TMPDIR", d("tmp"))
             .arg("--root")
             .arg(d("storage"))

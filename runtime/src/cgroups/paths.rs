@@ -125,6 +125,8 @@ impl Layout {
                             };
                             layout.v1.push(hierarchy(controllers, e.path()));
                         }
+                        // An empty mount point (e.g. `unified` unmounted): not a hierarchy.
+                        TMPFS_MAGIC => {}
                         _ => return None,
                     }
                 }

@@ -19,19 +19,37 @@ use super::fs::{self, write};
 use super::{v2, Cgroup, Dir, Error, Result};
 
 /// Makes the directory of one v1 hierarchy. cpuset is special: a new cpuset cgroup starts
-/// with no CPUs and no memory nodes (and then no process can join it), so each level made
-/// here gets its parent's.
+/// with no CPUs and no memory nodes (and then no process can join it) unless its parent has
+/// `cgroup.clone_children` set. So the parent gets that flag (once; it only makes children
+/// inherit the parent's CPUs and nodes, as crun does), which is much cheaper than writing
+/// `cpuset.cpus` into every new cgroup (a write that rebuilds scheduling domains).
 pub fn create(d: &Dir) -> Result<()> {
-    let made = mkdir_all(&d.path)?;
-    if d.has("cpuset") {
-        for dir in made {
-            for file in ["cpuset.cpus", "cpuset.mems"] {
-                let own = dir.join(file);
-                if fs::read(&own)?.is_empty() {
-                    let parent = dir.parent().expect("made below a mount").join(file);
-                    write(&own, &fs::read(&parent)?)?;
-                }
-            }
+    if !d.has("cpuset") {
+        mkdir_all(&d.path)?;
+        return Ok(());
+    }
+    if let Some(parent) = d.path.parent() {
+        for dir in mkdir_all(parent)? {
+            inherit_cpuset(&dir)?; // a parent made now needs CPUs itself
+        }
+        let flag = parent.join("cgroup.clone_children");
+        if fs::read(&flag).is_ok_and(|v| v != "1") {
+            write(&flag, "1")?;
+        }
+    }
+    for dir in mkdir_all(&d.path)? {
+        inherit_cpuset(&dir)?;
+    }
+    Ok(())
+}
+
+/// Gives a new cpuset cgroup its parent's CPUs and memory nodes if it has none.
+fn inherit_cpuset(dir: &Path) -> Result<()> {
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let own = dir.join(file);
+        if fs::read(&own)?.is_empty() {
+            let parent = dir.parent().expect("made below a mount").join(file);
+            write(&own, &fs::read(&parent)?)?;
         }
     }
     Ok(())
