@@ -165,12 +165,20 @@ impl Runtime {
             opts.systemd_cgroup,
         )?;
         let mut undo_cgroup = cgroups::Undo(Some(&cg));
+        let join = cg.prepare_join()?;
         explain!(
             "unshare {} --fork -- minc-init   # the container's init",
             words.join(" ")
         );
         // SAFETY: minc is single-threaded here (no thread is ever started before create).
-        let pid = unsafe { sys::clone_fork(flags) };
+        // The init is born in the container's v2 cgroup when the kernel can do that.
+        let (pid, born_in_v2) = match &join.v2_dir {
+            Some(dir) => match unsafe { sys::clone3_into_cgroup(flags, dir.as_raw_fd()) } {
+                Ok(pid) => (Ok(pid), true),
+                Err(_) => (unsafe { sys::clone_fork(flags) }, false),
+            },
+            None => (unsafe { sys::clone_fork(flags) }, false),
+        };
         if let Some(own) = restore {
             // SAFETY: setns back to our own PID namespace fd.
             unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) };
@@ -178,6 +186,17 @@ impl Runtime {
         let pid = pid?;
         if pid == 0 {
             drop(ours);
+            // Into the container's cgroup before anything else (see cgroups::Join).
+            let joined = cgroups::join_self(join.child_files(born_in_v2));
+            let msg = match &joined {
+                Ok(()) => cgroups::JOINED.to_vec(),
+                Err(e) => [init::MSG_ERROR, format!("join cgroup: {e}").as_bytes()].concat(),
+            };
+            let _ = sys::send(&theirs, &msg);
+            if joined.is_err() {
+                // SAFETY: leaving the forked copy.
+                unsafe { libc::_exit(1) };
+            }
             init::main(InitArgs {
                 spec,
                 bundle,
@@ -192,8 +211,15 @@ impl Runtime {
         drop(listener);
 
         let result = (|| {
-            // Into its cgroup before it may run anything (it waits for "go" below).
-            cg.add(pid)?;
+            // The init joined its cgroup before anything else (it waits for "go" below).
+            let reply = sys::recv(&ours).map_err(|e| Error::sys("read from container init", e))?;
+            if reply != cgroups::JOINED {
+                let msg = reply
+                    .strip_prefix(init::MSG_ERROR)
+                    .unwrap_or(b"exited unexpectedly");
+                return Err(Error::Init(String::from_utf8_lossy(msg).into_owned()));
+            }
+            join.explain(pid, born_in_v2);
             let mut state = State {
                 oci: OciState {
                     oci_version: OCI_VERSION.into(),

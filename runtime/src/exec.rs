@@ -82,9 +82,9 @@ impl Runtime {
         };
         let pid_ns = open_ns(NamespaceKind::Pid)?;
         // The container's cgroup.procs files, for the child to join by itself.
-        let cgroup_procs = match &state.cgroup {
-            Some(cg) => cg.open_procs()?,
-            None => Vec::new(),
+        let cgroup_join = match &state.cgroup {
+            Some(cg) => Some(cg.prepare_join()?),
+            None => None,
         };
         let mut joins = Vec::new();
         for kind in JOIN_ORDER {
@@ -121,7 +121,7 @@ impl Runtime {
         }
         if child == 0 {
             drop(ours);
-            let err = exec_child(&cgroup_procs, &joins, &process);
+            let err = exec_child(cgroup_join.as_ref(), &joins, &process);
             let _ = sys::send(
                 &theirs,
                 &[init::MSG_ERROR, err.to_string().as_bytes()].concat(),
@@ -130,6 +130,9 @@ impl Runtime {
             unsafe { libc::_exit(127) };
         }
         drop(theirs);
+        if let Some(j) = &cgroup_join {
+            j.explain(child, false);
+        }
         if let Some(pf) = &opts.pid_file {
             fs::write(pf, child.to_string()).map_err(|e| Error::io(pf, e))?;
         }
@@ -178,14 +181,16 @@ fn block_signals() -> libc::sigset_t {
 
 /// In the forked child: join the namespaces, become the container's user, exec.
 fn exec_child(
-    cgroup_procs: &[OwnedFd],
+    cgroup_join: Option<&crate::cgroups::Join>,
     joins: &[(NamespaceKind, OwnedFd)],
     process: &crate::spec::Process,
 ) -> Error {
     let run = || -> Result<std::convert::Infallible> {
         // Into the container's cgroup first, so everything below is counted and limited.
-        crate::cgroups::join_self(cgroup_procs)
-            .map_err(|e| Error::sys("join the container's cgroup", e))?;
+        if let Some(j) = cgroup_join {
+            crate::cgroups::join_self(j.child_files(false))
+                .map_err(|e| Error::sys("join the container's cgroup", e))?;
+        }
         for (kind, fd) in joins {
             // SAFETY: setns on a namespace fd.
             check(unsafe { libc::setns(fd.as_raw_fd(), kind.flag()) }, || {

@@ -38,6 +38,7 @@ pub mod v2;
 
 use std::fs as stdfs;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -214,34 +215,32 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Moves process `pid` (and its threads) into the cgroup, in every hierarchy.
-    pub fn add(&self, pid: i32) -> Result<()> {
-        let value = pid.to_string();
+    /// Opens what a new process needs to join the cgroup by itself (see [`Join`]).
+    pub fn prepare_join(&self) -> Result<Join> {
+        let open = |p: PathBuf, dir: bool| -> Result<(PathBuf, OwnedFd)> {
+            let mut o = stdfs::OpenOptions::new();
+            if dir {
+                o.read(true).custom_flags(libc::O_DIRECTORY);
+            } else {
+                o.write(true);
+            }
+            let f = o.open(&p).map_err(|e| Error::io(&p, e))?;
+            Ok((p, f.into()))
+        };
+        let mut join = Join {
+            v1_tasks: Vec::new(),
+            v2_dir: None,
+            v2_procs: None,
+        };
         for d in &self.dirs {
-            fs::write(&d.path.join("cgroup.procs"), &value)?;
+            if d.unified() {
+                join.v2_dir = Some(open(d.path.clone(), true)?.1);
+                join.v2_procs = Some(open(d.path.join("cgroup.procs"), false)?);
+            } else {
+                join.v1_tasks.push(open(d.path.join("tasks"), false)?);
+            }
         }
-        Ok(())
-    }
-
-    /// Opens every `cgroup.procs` for writing, for a process that will join by itself
-    /// (`exec`: the forked child writes "0", meaning itself, to each; no allocation there).
-    pub fn open_procs(&self) -> Result<Vec<OwnedFd>> {
-        self.dirs
-            .iter()
-            .map(|d| {
-                let p = d.path.join("cgroup.procs");
-                sysops::explain::Cmd::new("echo")
-                    .arg("$$")
-                    .stdout_to(&p)
-                    .note("the exec'd process joins the container's cgroup")
-                    .emit();
-                stdfs::OpenOptions::new()
-                    .write(true)
-                    .open(&p)
-                    .map(OwnedFd::from)
-                    .map_err(|e| Error::io(&p, e))
-            })
-            .collect()
+        Ok(join)
     }
 
     /// The PIDs in the cgroup (host view), sorted.
@@ -369,9 +368,67 @@ fn procs_in(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
-/// In a forked child: joins the cgroup through descriptors from [`Cgroup::open_procs`].
-/// Async-signal-safe (plain write(2) calls), so it may run between fork and exec.
-pub fn join_self(fds: &[OwnedFd]) -> std::io::Result<()> {
+/// How a new process (the init, an exec'd process) gets into the container's cgroup
+/// without paying for the global lock a move takes: moving a whole process (a write to
+/// `cgroup.procs`, even of "0") write-locks cgroup_threadgroup_rwsem, whose first writer
+/// waits for an RCU grace period (measured here: ~10 ms per `run`, crun pays it too). So:
+/// - v1: the process writes "0" (itself) to each hierarchy's `tasks`: moving the calling
+///   thread of a single-threaded process skips that lock (kernel: cgroup_procs_write_start);
+/// - v2: it is born in the cgroup (clone3 CLONE_INTO_CGROUP, [`Join::v2_dir`]); where that
+///   cannot be used, it writes "0" to `cgroup.procs` and pays the grace period.
+pub struct Join {
+    /// (path, fd) of each v1 hierarchy's `tasks`.
+    pub v1_tasks: Vec<(PathBuf, OwnedFd)>,
+    /// The v2 directory, for CLONE_INTO_CGROUP.
+    pub v2_dir: Option<OwnedFd>,
+    /// The v2 `cgroup.procs`, when the process was not born there.
+    pub v2_procs: Option<(PathBuf, OwnedFd)>,
+}
+
+/// What the init sends its parent once it joined its cgroup.
+pub const JOINED: &[u8] = b"joined";
+
+impl Join {
+    /// The files the process writes "0" to: all, or without the v2 one when it was born
+    /// in its v2 cgroup.
+    pub fn child_files(&self, born_in_v2: bool) -> impl Iterator<Item = &OwnedFd> {
+        self.v1_tasks
+            .iter()
+            .chain(self.v2_procs.iter().filter(move |_| !born_in_v2))
+            .map(|(_, fd)| fd)
+    }
+
+    /// The steps, for --explain (the process did them itself).
+    pub fn explain(&self, pid: i32, born_in_v2: bool) {
+        if !sysops::explain::enabled() {
+            return;
+        }
+        for (path, _) in &self.v1_tasks {
+            sysops::explain::Cmd::new("echo")
+                .arg(pid.to_string())
+                .stdout_to(path)
+                .note("written by the process itself: echo 0")
+                .emit();
+        }
+        if let Some((path, _)) = &self.v2_procs {
+            if born_in_v2 {
+                sysops::explain::comment(&format!(
+                    "clone3(CLONE_INTO_CGROUP): {pid} was born in {}",
+                    path.parent().unwrap_or(path).display()
+                ));
+            } else {
+                sysops::explain::Cmd::new("echo")
+                    .arg(pid.to_string())
+                    .stdout_to(path)
+                    .emit();
+            }
+        }
+    }
+}
+
+/// In a forked child: joins the cgroup by writing "0" to each file of
+/// [`Join::child_files`]. Async-signal-safe (plain write(2) calls).
+pub fn join_self<'a>(fds: impl Iterator<Item = &'a OwnedFd>) -> std::io::Result<()> {
     for fd in fds {
         // SAFETY: writing a static buffer to an fd we own.
         if unsafe { libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) } < 0 {
@@ -428,9 +485,9 @@ pub fn remember_stale(root: &Path, cg: &Cgroup) {
 /// made, so a `delete` after a crashed `create` still finds and removes it.
 const RECORD: &str = "cgroup.json";
 
-/// `create`'s cgroup step, run by the parent before the init may run anything: work out the
-/// cgroup, record it, make it and write the limits. The init's PID is added with
-/// [`Cgroup::add`] right after the clone. On error nothing is left behind.
+/// `create`'s cgroup step, run by the parent before the init exists: work out the cgroup,
+/// record it, make it and write the limits. The init then joins it first thing
+/// ([`Join`]). On error nothing is left behind.
 pub fn setup(
     state_dir: &Path,
     id: &str,
