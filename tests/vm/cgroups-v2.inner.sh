@@ -53,7 +53,7 @@ check "delete removed /sys/fs/cgroup/vm/c1" [ ! -e /sys/fs/cgroup/vm/c1 ]
 # 2. OOM kill recorded in state.
 mkconfig 'dd if=/dev/zero of=/dev/null bs=64M count=1' oom ',"memory":{"limit":16777216,"swap":16777216}'
 minc $R create -b . oom && minc $R start oom
-for i in $(seq 100); do minc $R state oom | grep -q '"status": "stopped"' && break; sleep 0.1; done
+for i in $(seq 100); do minc $R state oom > /tmp/st; grep -q '"status": "stopped"' /tmp/st && break; sleep 0.1; done
 minc $R state oom > /tmp/out; cat /tmp/out
 check "OOM kill shows in state" has '"oomKilled": true'
 check "memory.events counts it" grep -q 'oom_kill [1-9]' /sys/fs/cgroup/vm/oom/memory.events
