@@ -237,6 +237,22 @@ fn cpu_limits_are_in_the_cgroup_files_inside_and_out() {
     for l in lines {
         assert!(l.ends_with(":/"), "not rooted at its own cgroup: {l}");
     }
+    // Without a cgroup namespace the container's own cgroup directories are bound in
+    // instead (v1), so the same files show the same limits.
+    c.edit(|cfg| {
+        cfg["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "cgroup")
+    });
+    let o = c.run("cpu3");
+    let text = out(&o);
+    assert_eq!(
+        text.lines().next(),
+        Some("25000 100000"),
+        "{text}{}",
+        err(&o)
+    );
 }
 
 #[test]

@@ -510,6 +510,7 @@ pub fn setup(
         });
     }
     let cg = Cgroup::resolve(cgroups_path, id, systemd)?;
+    let _ = CURRENT.set(cg.clone()); // for the init, a copy of this process
     cg.check_unused()?; // before anything is made: a failed create must not remove it
     let record = state_dir.join(RECORD);
     stdfs::write(&record, serde_json::to_vec(&cg).expect("cgroup serializes"))
@@ -520,6 +521,14 @@ pub fn setup(
         return Err(e);
     }
     Ok(cg)
+}
+
+/// The cgroup [`setup`] made in this process (the init, cloned from it, sees it too).
+static CURRENT: std::sync::OnceLock<Cgroup> = std::sync::OnceLock::new();
+
+/// The container's cgroup, in the container's init.
+pub fn current() -> Option<&'static Cgroup> {
+    CURRENT.get()
 }
 
 /// The cgroup recorded by [`setup`] in a state directory, if any.

@@ -56,7 +56,7 @@ pub fn mount_cgroupfs<E: From<super::Error>>(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| h.controllers.join(","));
-            let host = own_dir(&layout, &h.controllers, &h.mountpoint, &h.root);
+            let host = container_dir(&layout, &h.controllers, &h.mountpoint, &h.root);
             (name, h.controllers.clone(), host)
         })
         .collect();
@@ -64,7 +64,7 @@ pub fn mount_cgroupfs<E: From<super::Error>>(
         hierarchies.push((
             "unified".into(),
             Vec::new(),
-            own_dir(&layout, &[], &u.mountpoint, &u.root),
+            container_dir(&layout, &[], &u.mountpoint, &u.root),
         ));
     }
     for (name, controllers, host) in &hierarchies {
@@ -135,10 +135,29 @@ pub fn mount_cgroupfs<E: From<super::Error>>(
     Ok(())
 }
 
-/// The host directory of this process's own cgroup in one hierarchy (the init is already in
-/// the container's cgroup).
-fn own_dir(layout: &Layout, controllers: &[String], mountpoint: &Path, root: &str) -> PathBuf {
-    let own = layout.own_path(controllers).unwrap_or("/");
+/// The host directory of the container's cgroup in one hierarchy: from `create`
+/// ([`super::current`]), else this process's own cgroup (the init is already in it).
+fn container_dir(
+    layout: &Layout,
+    controllers: &[String],
+    mountpoint: &Path,
+    root: &str,
+) -> PathBuf {
+    if let Some(d) = super::current().and_then(|cg| {
+        cg.dirs.iter().find(|d| {
+            d.controllers.len() == controllers.len()
+                && controllers.iter().all(|c| d.controllers.contains(c))
+        })
+    }) {
+        return d.path.clone();
+    }
+    let fresh = std::fs::read_to_string("/proc/self/cgroup")
+        .map(|own| Layout::parse("", &own))
+        .unwrap_or_default();
+    let own = fresh
+        .own_path(controllers)
+        .or(layout.own_path(controllers))
+        .unwrap_or("/");
     let below = own
         .strip_prefix(root)
         .filter(|_| root != "/")

@@ -74,7 +74,19 @@ impl Layout {
     /// The usual layout is recognized from /sys/fs/cgroup alone (a statfs per hierarchy:
     /// O(1), where mountinfo grows with every mount on the host, containers' included);
     /// anything else falls back to parsing mountinfo.
+    ///
+    /// Detected once per process: the container's init, a copy of `create` made by clone,
+    /// finds it already done (its own cgroup paths in it are `create`'s, not its own).
     pub fn detect() -> Result<Layout> {
+        static DETECTED: std::sync::OnceLock<Layout> = std::sync::OnceLock::new();
+        if let Some(l) = DETECTED.get() {
+            return Ok(l.clone());
+        }
+        let l = Layout::detect_now()?;
+        Ok(DETECTED.get_or_init(|| l).clone())
+    }
+
+    fn detect_now() -> Result<Layout> {
         let read = |p: &str| std::fs::read_to_string(p).map_err(|e| Error::io(Path::new(p), e));
         let own = read("/proc/self/cgroup")?;
         if let Some(layout) = Layout::from_sys_fs_cgroup(&own) {

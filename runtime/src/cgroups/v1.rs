@@ -28,17 +28,21 @@ pub fn create(d: &Dir) -> Result<()> {
         mkdir_all(&d.path)?;
         return Ok(());
     }
+    let mut inherits = false;
     if let Some(parent) = d.path.parent() {
         for dir in mkdir_all(parent)? {
             inherit_cpuset(&dir)?; // a parent made now needs CPUs itself
         }
         let flag = parent.join("cgroup.clone_children");
-        if fs::read(&flag).is_ok_and(|v| v != "1") {
-            write(&flag, "1")?;
+        inherits = fs::read(&flag).is_ok_and(|v| v == "1");
+        if !inherits {
+            inherits = write(&flag, "1").is_ok();
         }
     }
     for dir in mkdir_all(&d.path)? {
-        inherit_cpuset(&dir)?;
+        if !inherits {
+            inherit_cpuset(&dir)?;
+        }
     }
     Ok(())
 }
