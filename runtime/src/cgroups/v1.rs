@@ -3,13 +3,13 @@
 //! hugetlb,devices,freezer-subsystem}.rst; cgroups(7)).
 //!
 //! `linux.resources` maps onto v1 files almost one to one (the OCI spec was written for v1).
-//! The exceptions are what this kernel no longer has: kernel memory limits
-//! (`memory.kmem.limit_in_bytes` still exists but ignores writes since Linux 5.16 [sic: the
-//! kernel prints a deprecation warning]), blkio's CFQ weights (`blkio.weight`,
-//! `blkio.leaf_weight`: gone with CFQ in Linux 5.0; BFQ's `blkio.bfq.weight` is used for the
-//! weight), and, on a hybrid host, controllers that are only in the v2 tree (hugetlb here):
-//! those are written to the container's v2 directory instead. Anything else that cannot be
-//! applied is an error naming the file.
+//! The exceptions are what current kernels no longer have: kernel memory limits
+//! (`memory.kmem.limit_in_bytes` still exists but ignores writes on this host's 6.18: refused
+//! here, naming the file), blkio's CFQ weights (`blkio.weight`, `blkio.leaf_weight`: gone
+//! with CFQ in Linux 5.0; BFQ's `blkio.bfq.weight` takes the weight), and, on a hybrid host,
+//! controllers that are only in the v2 tree (hugetlb here): those are written to the
+//! container's v2 directory instead. Anything else that cannot be applied is an error naming
+//! the file.
 
 use std::path::Path;
 
