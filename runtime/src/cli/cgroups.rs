@@ -316,13 +316,21 @@ pub fn update(rt: &Runtime, a: &UpdateArgs) -> Result<()> {
     }
     let res: LinuxResources = match &a.resources {
         Some(src) => {
+            // Resources JSON is small; a bigger input is a mistake (or an attack).
+            const MAX: u64 = 1 << 20;
             let mut data = Vec::new();
             if src == "-" {
                 std::io::stdin()
+                    .take(MAX + 1)
                     .read_to_end(&mut data)
                     .context("read resources from stdin")?;
             } else {
-                data = std::fs::read(src).with_context(|| format!("read {src}"))?;
+                std::fs::File::open(src)
+                    .and_then(|f| f.take(MAX + 1).read_to_end(&mut data))
+                    .with_context(|| format!("read {src}"))?;
+            }
+            if data.len() as u64 > MAX {
+                bail!("resources {src}: larger than 1 MiB");
             }
             serde_json::from_slice(&data)
                 .with_context(|| format!("resources {src}: not valid linux.resources JSON"))?
