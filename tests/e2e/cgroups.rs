@@ -420,6 +420,9 @@ fn update_changes_live_limits() {
     );
     assert_eq!(err(&bad).lines().count(), 1, "{}", err(&bad));
     assert_eq!(read(&mem), "50331648");
+    std::fs::write(&json_file, vec![b' '; 2 << 20]).unwrap();
+    let bad = c.minc(&["update", "-r", json_file.to_str().unwrap(), "up"]);
+    assert!(err(&bad).contains("larger than 1 MiB"), "{}", err(&bad));
     let bad = c.minc(&["update", "--cpu-rt-runtime", "999999999", "up"]);
     assert!(!bad.status.success());
     assert!(
