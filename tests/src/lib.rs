@@ -373,6 +373,12 @@ impl TestCgroups {
             if !leftover.is_empty() {
                 eprintln!("note: cgroups left by the test: {leftover:?}");
             }
+            // A test that failed while its container was paused leaves frozen tasks, which
+            // cannot die: thaw everything first.
+            for d in &all {
+                let _ = std::fs::write(d.join("freezer.state"), "THAWED");
+                let _ = std::fs::write(d.join("cgroup.freeze"), "0");
+            }
             for d in &all {
                 for _ in 0..500 {
                     let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
