@@ -82,6 +82,13 @@ pub fn sandbox(name: &str) -> bool {
 /// and per-netns resolv.conf files stay inside the test.
 fn prepare_inside() {
     TestCgroups::remount();
+    // A test that fails while one of its containers is paused would leave frozen tasks,
+    // which cannot die: the sandbox's PID 1 would wait for them forever. Thaw on panic.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        thaw_all(Path::new("/sys/fs/cgroup"), 0);
+        default_hook(info);
+    }));
     run("ip", &["link", "set", "lo", "up"]);
     for dir in ["/run/netns", "/etc/netns", "/run/minc", "/var/lib/minc"] {
         std::fs::create_dir_all(dir).ok();
@@ -394,6 +401,20 @@ impl TestCgroups {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Thaws every cgroup below `dir` (v1 freezer.state, v2 cgroup.freeze).
+fn thaw_all(dir: &Path, depth: usize) {
+    let _ = std::fs::write(dir.join("freezer.state"), "THAWED");
+    let _ = std::fs::write(dir.join("cgroup.freeze"), "0");
+    if depth > 12 {
+        return;
+    }
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            thaw_all(&e.path(), depth + 1);
         }
     }
 }
