@@ -7,9 +7,16 @@
 # exec RUNTIME ...'`, because crun needs that on hosts with a hybrid cgroup layout; the
 # wrapper costs the same for all, so the ratios are fair.
 #
-# Usage: sudo [SECCOMP=docker] bench/runtime.sh [RUNS]   (builds minc in release mode first)
+# Every runtime creates a cgroup per container (runc and crun too). With `resources` as the
+# second argument the bundle also sets memory, swap, CPU quota, CPU shares and pids limits.
+#
+# MINC_BASE=/path/to/an/older/minc adds that binary to the same run as `minc-base`, to
+# measure what a change costs.
+#
+# Usage: sudo [SECCOMP=docker] bench/runtime.sh [RUNS] [resources]   (builds minc in release mode first)
 set -euo pipefail
 runs=${1:-200}
+with_resources=${2:-}
 here=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --release -q -p minc --manifest-path "$here/Cargo.toml"
 minc=$here/target/x86_64-unknown-linux-gnu/release/minc
@@ -41,11 +48,25 @@ json.dump(c, open(sys.argv[1], "w"), indent=1)
 PY
 	echo "bundle with Docker's default seccomp profile ($(grep -c '"SCMP_ACT' "$work/seccomp.json") rules)"
 fi
+if [ "$with_resources" = resources ]; then
+	python3 - "$bundle/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["linux"]["resources"].update({
+    "memory": {"limit": 67108864, "swap": 67108864},
+    "cpu": {"shares": 512, "quota": 50000, "period": 100000},
+    "pids": {"limit": 100},
+})
+json.dump(c, open(p, "w"), indent=1)
+PY
+fi
 
 wrap() { # runtime-name command...
 	echo "unshare -m sh -c 'umount /sys/fs/cgroup/unified 2>/dev/null; exec $*'"
 }
 names=(minc); cmds=("$(wrap "$minc" --root "$work/minc" run -b "$bundle" bench)")
+if [ -n "${MINC_BASE:-}" ]; then names+=(minc-base); cmds+=("$(wrap "$MINC_BASE" --root "$work/minc-base" run -b "$bundle" bench)"); fi
 if command -v crun >/dev/null; then names+=(crun); cmds+=("$(wrap crun --root "$work/crun" run -b "$bundle" bench)"); fi
 if command -v runc >/dev/null; then names+=(runc); cmds+=("$(wrap runc --root "$work/runc" run -b "$bundle" bench)"); fi
 

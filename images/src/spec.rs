@@ -29,6 +29,12 @@ pub struct RunOptions {
     pub privileged: bool,
     /// `--security-opt no-new-privileges`
     pub no_new_privileges: bool,
+    /// `linux.resources` from the resource flags (--memory, --cpus, ...), device rules aside.
+    pub resources: Option<Value>,
+    /// `--device`: (linux.devices entry, linux.resources.devices allow rule) pairs.
+    pub devices: Vec<(Value, Value)>,
+    /// `linux.cgroupsPath` (--cgroup-parent); the runtime's default otherwise.
+    pub cgroups_path: Option<String>,
 }
 
 /// The annotation that marks a `--privileged` container's spec.
@@ -54,10 +60,14 @@ fn defaults() -> Value {
             {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
             {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
             {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
         ],
         "linux": {
-            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
+            // Deny every device; the runtime appends Docker's and runc's allowlist (null,
+            // zero, full, random, urandom, tty, console, ptmx, pts, mknod of any node).
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
             "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
                 "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
@@ -129,6 +139,21 @@ pub fn runtime_spec(
     if let Some(h) = &opts.hostname {
         spec["hostname"] = json!(h);
     }
+    if let Some(Value::Object(r)) = &opts.resources {
+        for (k, v) in r {
+            spec["linux"]["resources"][k] = v.clone();
+        }
+    }
+    if !opts.devices.is_empty() {
+        spec["linux"]["devices"] = json!(opts.devices.iter().map(|d| &d.0).collect::<Vec<_>>());
+        let rules = spec["linux"]["resources"]["devices"]
+            .as_array_mut()
+            .expect("defaults have device rules");
+        rules.extend(opts.devices.iter().map(|d| d.1.clone()));
+    }
+    if let Some(p) = &opts.cgroups_path {
+        spec["linux"]["cgroupsPath"] = json!(p);
+    }
     let caps = capabilities::tweak(&opts.cap_add, &opts.cap_drop, opts.privileged)?;
     spec["process"]["capabilities"] =
         json!({"bounding": caps, "effective": caps, "permitted": caps});
@@ -150,6 +175,8 @@ fn privileged(spec: &mut Value) {
     }
     spec["linux"]["maskedPaths"] = json!([]);
     spec["linux"]["readonlyPaths"] = json!([]);
+    // Every device, as Docker's --privileged.
+    spec["linux"]["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
     spec["annotations"] = json!({ PRIVILEGED: "true" });
 }
 

@@ -23,6 +23,8 @@ use crate::sys;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Msg {
+    /// init → runtime: it is in the container's cgroup (its very first step).
+    Joined,
     /// runtime → init: the runtime-side hooks ran; prepare the container. The state is what
     /// the createContainer hooks get on stdin.
     Go { state: OciState },

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use sysops::explain::{self, Cmd};
 use sysops::lock::Lock;
 
+use crate::cgroups;
 use crate::channel::{self, Msg};
 use crate::console;
 use crate::dmz::Dmz;
@@ -41,6 +42,8 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     /// The terminal's size, instead of the spec's consoleSize (a relaying caller's own).
     pub console_size: Option<pty::Size>,
+    /// `--systemd-cgroup`: linux.cgroupsPath is systemd's `slice:prefix:name`.
+    pub systemd_cgroup: bool,
 }
 
 /// Rejects ids that could escape the root directory or confuse tools (see
@@ -106,6 +109,9 @@ impl Runtime {
         match Lock::try_acquire(&lock_path(dir)) {
             Ok(Some(_held)) if !dir.join("state.json").exists() => {
                 tracing::debug!("removing {}: its create did not finish", dir.display());
+                if let Some(cg) = cgroups::recorded(dir) {
+                    cgroups::remove(&self.root, &cg);
+                }
                 fs::remove_dir_all(dir).is_ok()
             }
             _ => false,
@@ -219,6 +225,11 @@ impl Runtime {
                     restore.push(for_children(kind, None, spec, &mut unshare)?);
                     created.push(spec::ns_proc_name(kind).to_string());
                 }
+                // The cgroup namespace is unshared by the init once it is in its cgroup (a
+                // cgroup namespace's root is the cgroup its creator is in).
+                (LinuxNamespaceType::Cgroup, None) => {
+                    created.push(spec::ns_proc_name(kind).to_string());
+                }
                 (_, Some(_)) => {} // joined by the init
                 (_, None) => {
                     flags |= spec::ns_flag(kind);
@@ -227,6 +238,29 @@ impl Runtime {
                 }
             }
         }
+        // The container's cgroup, made and limited before the init exists. Without root
+        // (rootless) there is none unless the spec asks for one: an unprivileged user cannot
+        // make cgroups unless they were delegated to it.
+        let linux = spec.linux().as_ref();
+        let cgroups_path = linux
+            .and_then(|l| l.cgroups_path().as_ref())
+            .and_then(|p| p.to_str());
+        let resources = linux.and_then(|l| l.resources().as_ref());
+        // SAFETY: geteuid cannot fail.
+        let rootless = unsafe { libc::geteuid() } != 0;
+        let cg = if rootless && cgroups_path.is_none() && resources.is_none() {
+            None
+        } else {
+            Some(cgroups::setup(
+                dir,
+                id,
+                cgroups_path,
+                resources,
+                opts.systemd_cgroup,
+            )?)
+        };
+        let mut undo_cgroup = cgroups::Undo(cg.as_ref());
+        let join = cg.as_ref().map(|c| c.prepare_join()).transpose()?;
         let maps = crate::userns::new_userns(spec).then(|| crate::userns::Maps::of(spec));
         if explain::enabled() {
             if let Some(m) = &maps {
@@ -241,8 +275,15 @@ impl Runtime {
                 .emit();
         }
         // SAFETY: checked single-threaded above (thread_count), and nothing below spawns a
-        // thread before the fork.
-        let pid = unsafe { sys::clone_fork(flags) };
+        // thread before the fork. The init is born in the container's v2 cgroup when the
+        // kernel can do that.
+        let (pid, born_in_v2) = match join.as_ref().and_then(|j| j.v2_dir.as_ref()) {
+            Some(dir) => match unsafe { sys::clone3_into_cgroup(flags, dir.as_raw_fd()) } {
+                Ok(pid) => (Ok(pid), true),
+                Err(_) => (unsafe { sys::clone_fork(flags) }, false),
+            },
+            None => (unsafe { sys::clone_fork(flags) }, false),
+        };
         if !matches!(pid, Ok(0)) {
             // Only the parent switches back: the init stays where it was born.
             for (own, kind) in restore {
@@ -255,6 +296,21 @@ impl Runtime {
             // The init must not hold the create lock: start and delete take it later.
             drop(lock);
             drop(ours);
+            // Into the container's cgroup before anything else (see cgroups::Join): the
+            // files were opened by the parent, whose credentials the kernel checks.
+            let joined = match &join {
+                Some(j) => cgroups::join_self(j.child_files(born_in_v2)),
+                None => Ok(()),
+            };
+            let msg = match &joined {
+                Ok(()) => Msg::Joined,
+                Err(e) => channel::error(&Error::sys("join the container's cgroup", e.kind())),
+            };
+            let _ = channel::send(&theirs, &msg);
+            if joined.is_err() {
+                // SAFETY: leaving the forked copy.
+                unsafe { libc::_exit(1) };
+            }
             init::main(InitArgs {
                 spec,
                 bundle,
@@ -277,6 +333,15 @@ impl Runtime {
         drop(dmz);
 
         let result = (|| {
+            // The init joined its cgroup before anything else (it waits for Go below).
+            match channel::recv(&ours)? {
+                Some(Msg::Joined) => {}
+                Some(Msg::Error { message, code }) => return Err(Error::from_child(message, code)),
+                _ => return Err(Error::Init("container init exited unexpectedly".into())),
+            }
+            if let Some(j) = &join {
+                j.explain(pid, born_in_v2);
+            }
             // The new user namespace's mappings, before the init does anything in it.
             if let Some(m) = &maps {
                 m.write(pid)?;
@@ -289,6 +354,7 @@ impl Runtime {
                     pid,
                     bundle: bundle.to_path_buf(),
                     annotations: spec.annotations().clone().unwrap_or_default(),
+                    oom_killed: false,
                 },
                 init_start_time: state::proc_start_time(pid).unwrap_or(0),
                 created: crate::rfc3339::rfc3339_nanos(std::time::SystemTime::now()),
@@ -296,6 +362,7 @@ impl Runtime {
                 started: false,
                 hooks: spec.hooks().clone().unwrap_or_default(),
                 namespaces: created,
+                cgroup: cg.clone(),
             };
             state.save(dir)?;
             // Each stage's hooks get the status the spec gives that stage: creating for
@@ -347,6 +414,8 @@ impl Runtime {
                 libc::kill(pid, libc::SIGKILL);
                 libc::waitpid(pid, std::ptr::null_mut(), 0);
             }
+        } else {
+            undo_cgroup.0 = None;
         }
         drop(lock);
         result
@@ -412,7 +481,7 @@ impl Runtime {
     pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
         let state = self.load(id)?;
         let status = state.status();
-        if !matches!(status, Status::Created | Status::Running) {
+        if !matches!(status, Status::Created | Status::Running | Status::Paused) {
             if all {
                 return Ok(());
             }
@@ -428,6 +497,12 @@ impl Runtime {
             Err(Error::NotRunning(_)) if all => {}
             Err(Error::NotRunning(_)) => return Err(Error::NotRunning(id.into())),
             other => other?,
+        }
+        if status == Status::Paused && signal == libc::SIGKILL {
+            // Frozen tasks only die once thawed (v1).
+            if let Some(cg) = &state.cgroup {
+                cgroups::freezer::thaw(cg)?;
+            }
         }
         if all {
             for pid in self.pids(&state) {
@@ -449,7 +524,10 @@ impl Runtime {
             // A directory without state.json whose creator is gone was removed by load; one
             // whose create is still running belongs to that create.
             Err(Error::NotFound(_)) if force && dir.is_dir() => {
-                return fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))
+                if let Some(cg) = cgroups::recorded(&dir) {
+                    cgroups::remove(&self.root, &cg);
+                }
+                return fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e));
             }
             // As runc and crun: `delete --force` of a container that does not exist succeeds
             // (Podman and containerd's shim rely on it when cleaning up).
@@ -474,18 +552,22 @@ impl Runtime {
             return gone();
         }
         match state.status() {
-            Status::Running if !force => {
+            s @ (Status::Running | Status::Paused) if !force => {
                 return Err(Error::WrongState {
                     id: id.into(),
-                    status: "running",
+                    status: s.as_str(),
                     what: "stop it first or use delete -f",
                 })
             }
-            Status::Created | Status::Running | Status::Creating => {
+            Status::Created | Status::Running | Status::Paused | Status::Creating => {
                 self.stop_all(&state)?;
             }
             Status::Stopped => {}
         }
+        if let Some(cg) = &state.cgroup {
+            cgroups::remove(&self.root, cg);
+        }
+        cgroups::retry_stale(&self.root);
         if explain::enabled() {
             Cmd::new("rm").arg("-rf").arg(&dir).emit();
         }
@@ -517,6 +599,13 @@ impl Runtime {
         for pid in self.pids(state) {
             // SAFETY: plain kill.
             unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        if let Some(cg) = state
+            .cgroup
+            .as_ref()
+            .filter(|c| cgroups::freezer::frozen(c))
+        {
+            let _ = cgroups::freezer::thaw(cg); // frozen tasks die once thawed
         }
         // A PID 1 that dies takes its namespace with it; wait until it is really gone so the
         // container's mounts are released before we report success.
@@ -558,6 +647,9 @@ impl Runtime {
     pub fn pids(&self, state: &State) -> Vec<i32> {
         if !state.alive() {
             return Vec::new();
+        }
+        if let Some(cg) = state.cgroup.as_ref().filter(|c| c.exists()) {
+            return cg.pids();
         }
         let init = state.oci.pid;
         let own_ns = state.namespaces.iter().any(|n| n == "pid");

@@ -51,6 +51,8 @@ pub enum Error {
     Hook { path: PathBuf, reason: String },
     #[error("{0}")]
     Seccomp(#[from] crate::seccomp::Error),
+    #[error("cgroup: {0}")]
+    Cgroup(#[from] crate::cgroups::Error),
 }
 
 impl Error {

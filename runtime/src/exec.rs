@@ -156,6 +156,13 @@ impl Runtime {
     pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<i32> {
         let state = self.load(id)?;
         let status = state.status();
+        if status == Status::Paused {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: "paused",
+                what: "resume it before exec",
+            });
+        }
         if status != Status::Running && status != Status::Created {
             return Err(Error::NotRunning(id.into()));
         }
@@ -188,6 +195,11 @@ impl Runtime {
             Ok(Some((f.into(), path)))
         };
         let pid_ns = open_ns(LinuxNamespaceType::Pid)?;
+        // The container's cgroup.procs files, for the child to join by itself.
+        let cgroup_join = match &state.cgroup {
+            Some(cg) => Some(cg.prepare_join()?),
+            None => None,
+        };
         let mut joins = Vec::new();
         for kind in JOIN_ORDER {
             if let Some((fd, path)) = open_ns(*kind)? {
@@ -249,6 +261,7 @@ impl Runtime {
         if child == 0 {
             drop(ours);
             let err = exec_child(
+                cgroup_join.as_ref(),
                 &joins,
                 process,
                 &dmz,
@@ -262,6 +275,9 @@ impl Runtime {
         }
         drop(theirs);
         drop(dmz);
+        if let Some(j) = &cgroup_join {
+            j.explain(child, false);
+        }
         let result = (|| {
             // The terminal's master, and a NOTIFY seccomp filter's listener for its agent.
             let agent = || {
@@ -365,6 +381,7 @@ struct ChildOptions {
 /// In the forked child: join the namespaces, take a session (and the terminal), become the
 /// container's user, exec.
 fn exec_child(
+    cgroup_join: Option<&crate::cgroups::Join>,
     joins: &[(LinuxNamespaceType, OwnedFd, String)],
     process: &Process,
     dmz: &Dmz,
@@ -373,6 +390,11 @@ fn exec_child(
     o: &ChildOptions,
 ) -> Error {
     let run = || -> Result<std::convert::Infallible> {
+        // Into the container's cgroup first, so everything below is counted and limited.
+        if let Some(j) = cgroup_join {
+            crate::cgroups::join_self(j.child_files(false))
+                .map_err(|e| Error::sys("join the container's cgroup", e))?;
+        }
         dmz::make_non_dumpable()?;
         let sys = &Linux;
         for (kind, fd, path) in joins {

@@ -3,6 +3,7 @@
 //! The library core knows nothing of images or networks: it runs OCI bundles
 //! (`config.json` + rootfs) through the OCI lifecycle. See `container::Runtime`.
 
+pub mod cgroups;
 pub mod channel;
 pub mod cli;
 pub mod console;

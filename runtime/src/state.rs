@@ -20,6 +20,8 @@ pub enum Status {
     Creating,
     Created,
     Running,
+    /// Running, but frozen by `pause`.
+    Paused,
     Stopped,
 }
 
@@ -29,6 +31,7 @@ impl Status {
             Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         }
     }
@@ -46,6 +49,14 @@ pub struct OciState {
     pub bundle: PathBuf,
     #[serde(default)]
     pub annotations: HashMap<String, String>,
+    /// Set when the kernel's OOM killer killed a process of the container (read from its
+    /// cgroup; not part of the OCI state, which clients ignore when unknown).
+    #[serde(
+        default,
+        rename = "oomKilled",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub oom_killed: bool,
 }
 
 /// What minc stores per container.
@@ -70,6 +81,9 @@ pub struct State {
     /// these and `kill --all` finds processes by the PID namespace.
     #[serde(default)]
     pub namespaces: Vec<String>,
+    /// The container's cgroup (`None` for containers made before minc managed cgroups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<crate::cgroups::Cgroup>,
 }
 
 impl State {
@@ -79,6 +93,14 @@ impl State {
         match self.oci.status {
             Status::Creating | Status::Stopped => self.oci.status,
             _ if !self.alive() => Status::Stopped,
+            _ if self.started
+                && self
+                    .cgroup
+                    .as_ref()
+                    .is_some_and(crate::cgroups::freezer::frozen) =>
+            {
+                Status::Paused
+            }
             _ if self.started => Status::Running,
             _ => Status::Created,
         }
@@ -96,6 +118,7 @@ impl State {
         if oci.status == Status::Stopped {
             oci.pid = 0;
         }
+        oci.oom_killed = self.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0);
         oci
     }
 

@@ -5,6 +5,12 @@
 //! `unshare --net --mount --pid`, so links, routes, sysctls, nftables tables and mounts it makes
 //! live in namespaces that vanish with it, and every process it leaves behind is killed when
 //! the sandbox's PID 1 exits — even when the test fails.
+//!
+//! Cgroups too: the sandbox runs in a cgroup of its own, `minc-test-PID-NAME` (below the test
+//! runner's cgroup in every hierarchy), inside a cgroup namespace rooted there, with the
+//! cgroup filesystems mounted again in its mount namespace. So every cgroup a test (or minc,
+//! or Podman) makes lands in that subtree, whatever path it asks for, and the subtree is
+//! removed when the sandbox ends, even when the test failed.
 
 mod bundle;
 pub mod console;
@@ -38,9 +44,14 @@ pub fn sandbox(name: &str) -> bool {
         return true;
     }
     let exe = std::env::current_exe().expect("current_exe");
+    let cgroups = TestCgroups::new(name);
     // `timeout` bounds a hung test; the PID namespace kills whatever it left running.
-    let out = Command::new("timeout")
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cgroups.enter_script())
+        .arg("sh")
         .args([
+            "timeout",
             "--kill-after=10",
             "300",
             "unshare",
@@ -61,6 +72,7 @@ pub fn sandbox(name: &str) -> bool {
         .env(SANDBOX_ENV, name)
         .output()
         .expect("run unshare (util-linux)");
+    cgroups.remove();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     print!("{stdout}");
@@ -81,6 +93,14 @@ pub fn sandbox(name: &str) -> bool {
 /// Inside the sandbox: loopback up, and private /run/netns and /etc/netns so `ip netns add`
 /// and per-netns resolv.conf files stay inside the test.
 fn prepare_inside() {
+    TestCgroups::remount();
+    // A test that fails while one of its containers is paused would leave frozen tasks,
+    // which cannot die: the sandbox's PID 1 would wait for them forever. Thaw on panic.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        thaw_all(Path::new("/sys/fs/cgroup"), 0);
+        default_hook(info);
+    }));
     run("ip", &["link", "set", "lo", "up"]);
     for dir in ["/run/netns", "/etc/netns", "/run/minc", "/var/lib/minc"] {
         std::fs::create_dir_all(dir).ok();
@@ -186,4 +206,238 @@ pub fn ok_via_files(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The sandbox's own cgroup subtree (see the crate docs).
+struct TestCgroups {
+    /// The subtree's directory in every hierarchy.
+    dirs: Vec<PathBuf>,
+}
+
+/// v1 controllers (the other words of a cgroup mount's options are options).
+const CONTROLLERS: &[&str] = &[
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "devices",
+    "freezer",
+    "net_cls",
+    "net_prio",
+    "blkio",
+    "perf_event",
+    "hugetlb",
+    "pids",
+    "rdma",
+    "misc",
+];
+
+/// The cgroup mounts of this process: (mountpoint, fstype, controllers).
+fn cgroup_mounts() -> Vec<(PathBuf, String, Vec<String>)> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut out: Vec<(PathBuf, String, Vec<String>)> = Vec::new();
+    for line in info.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mountpoint = PathBuf::from(left.split(' ').nth(4).unwrap_or_default());
+        let mut r = right.split(' ');
+        let (fstype, _, opts) = (r.next().unwrap_or(""), r.next(), r.next().unwrap_or(""));
+        if fstype != "cgroup" && fstype != "cgroup2" {
+            continue;
+        }
+        let ctrls: Vec<String> = opts
+            .split(',')
+            .filter(|o| o.starts_with("name=") || CONTROLLERS.contains(o))
+            .map(String::from)
+            .collect();
+        if !out.iter().any(|m| m.1 == fstype && m.2 == ctrls) {
+            out.push((mountpoint, fstype.to_string(), ctrls));
+        }
+    }
+    out
+}
+
+impl TestCgroups {
+    fn new(name: &str) -> TestCgroups {
+        let leaf: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let leaf = format!("minc-test-{}-{leaf}", std::process::id());
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let mut dirs = Vec::new();
+        for (mountpoint, fstype, ctrls) in cgroup_mounts() {
+            // Below our own cgroup of that hierarchy ("0::" is v2's line).
+            let mine = own.lines().find_map(|l| {
+                let mut p = l.splitn(3, ':');
+                let (_, c, path) = (p.next()?, p.next()?, p.next()?);
+                let c: Vec<&str> = c.split(',').filter(|x| !x.is_empty()).collect();
+                let same = if fstype == "cgroup2" {
+                    c.is_empty()
+                } else {
+                    ctrls.iter().all(|x| c.contains(&x.as_str())) && !c.is_empty()
+                };
+                same.then(|| path.to_string())
+            });
+            let dir = mountpoint
+                .join(mine.unwrap_or_default().trim_start_matches('/'))
+                .join(&leaf);
+            std::fs::create_dir_all(dir.join("sandbox"))
+                .unwrap_or_else(|e| panic!("make the test cgroup {}: {e}", dir.display()));
+            // A new cpuset cgroup has no CPUs or memory nodes until given its parent's.
+            for d in [dir.clone(), dir.join("sandbox")] {
+                for f in ["cpuset.cpus", "cpuset.mems"] {
+                    let own = std::fs::read_to_string(d.join(f)).unwrap_or_default();
+                    if !fstype.is_empty() && own.trim().is_empty() && d.join(f).exists() {
+                        let parent = std::fs::read_to_string(d.parent().unwrap().join(f))
+                            .unwrap_or_default();
+                        let _ = std::fs::write(d.join(f), parent.trim());
+                    }
+                }
+            }
+            if fstype == "cgroup2" && mountpoint == Path::new("/sys/fs/cgroup") {
+                // Pure v2: let the sandbox's cgroups have every controller.
+                let avail =
+                    std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+                let plus: Vec<String> = avail.split_whitespace().map(|c| format!("+{c}")).collect();
+                let _ = std::fs::write(dir.join("cgroup.subtree_control"), plus.join(" "));
+            }
+            dirs.push(dir);
+        }
+        TestCgroups { dirs }
+    }
+
+    /// A shell script that moves itself into the subtree, makes a cgroup namespace rooted
+    /// there, moves into its `sandbox` leaf (v2: only leaves hold processes), then execs
+    /// its arguments.
+    fn enter_script(&self) -> String {
+        let procs = |sub: &str| {
+            self.dirs
+                .iter()
+                .map(|d| format!("echo $$ > '{}/cgroup.procs'", d.join(sub).display()))
+                .collect::<Vec<_>>()
+                .join(" && ")
+        };
+        let top = procs("");
+        let leaf = procs("sandbox").replace('\'', "'\\''");
+        if self.dirs.is_empty() {
+            return "exec \"$@\"".into();
+        }
+        format!("{top} && exec unshare --cgroup sh -c '{leaf} && exec \"$@\"' sh \"$@\"")
+    }
+
+    /// Inside the sandbox: mount the cgroup filesystems again, so they show the cgroup
+    /// namespace (the subtree) as their root.
+    fn remount() {
+        // mount(2) directly: mount(8) refuses a hierarchy that is "already mounted".
+        let mount = |fstype: &str, data: &str, target: &Path| {
+            let c = |v: &str| std::ffi::CString::new(v).unwrap();
+            let (src, ty, d, t) = (c("cgroup"), c(fstype), c(data), c(target.to_str().unwrap()));
+            // SAFETY: valid C strings.
+            let r =
+                unsafe { libc::mount(src.as_ptr(), t.as_ptr(), ty.as_ptr(), 0, d.as_ptr().cast()) };
+            assert_eq!(
+                r,
+                0,
+                "mount {fstype} {data} on {}: {}",
+                target.display(),
+                std::io::Error::last_os_error()
+            );
+        };
+        // On a fresh tmpfs: the kernel refuses a filesystem mounted on top of itself.
+        let top = Path::new("/sys/fs/cgroup");
+        let links: Vec<(PathBuf, PathBuf)> = std::fs::read_dir(top)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| Some((e.path(), std::fs::read_link(e.path()).ok()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mounts = cgroup_mounts();
+        run(
+            "mount",
+            &["-t", "tmpfs", "-o", "mode=755", "tmpfs", "/sys/fs/cgroup"],
+        );
+        for (link, target) in links {
+            std::os::unix::fs::symlink(target, link).unwrap();
+        }
+        for (mountpoint, fstype, ctrls) in &mounts {
+            if !mountpoint.starts_with(top) {
+                continue;
+            }
+            std::fs::create_dir_all(mountpoint).unwrap();
+            if fstype == "cgroup2" {
+                mount("cgroup2", "", mountpoint);
+            } else if ctrls.iter().all(|c| c.starts_with("name=")) {
+                mount("cgroup", &format!("none,{}", ctrls.join(",")), mountpoint);
+            } else {
+                mount("cgroup", &ctrls.join(","), mountpoint);
+            }
+        }
+    }
+
+    /// Removes the subtree, deepest first, killing anything still in it.
+    fn remove(&self) {
+        for dir in &self.dirs {
+            let mut all = Vec::new();
+            collect_dirs(dir, &mut all);
+            all.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+            let depth = dir.components().count();
+            // Containers' own cgroups (two levels or more below the subtree's root).
+            let leftover: Vec<_> = all
+                .iter()
+                .filter(|d| d.components().count() >= depth + 2 && !d.ends_with("sandbox"))
+                .collect();
+            if !leftover.is_empty() {
+                eprintln!("note: cgroups left by the test: {leftover:?}");
+            }
+            // A test that failed while its container was paused leaves frozen tasks, which
+            // cannot die: thaw everything first.
+            for d in &all {
+                let _ = std::fs::write(d.join("freezer.state"), "THAWED");
+                let _ = std::fs::write(d.join("cgroup.freeze"), "0");
+            }
+            for d in &all {
+                for _ in 0..500 {
+                    let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+                    for pid in procs.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
+                        // SAFETY: plain kill(2) of a process left in the test's own cgroup.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
+                    match std::fs::remove_dir(d) {
+                        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                            std::thread::sleep(std::time::Duration::from_millis(10))
+                        }
+                        _ => break,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Thaws every cgroup below `dir` (v1 freezer.state, v2 cgroup.freeze).
+fn thaw_all(dir: &Path, depth: usize) {
+    let _ = std::fs::write(dir.join("freezer.state"), "THAWED");
+    let _ = std::fs::write(dir.join("cgroup.freeze"), "0");
+    if depth > 12 {
+        return;
+    }
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            thaw_all(&e.path(), depth + 1);
+        }
+    }
+}
+
+fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                collect_dirs(&e.path(), out);
+            }
+        }
+        out.push(dir.to_path_buf());
+    }
 }

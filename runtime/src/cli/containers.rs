@@ -37,6 +37,9 @@ pub struct Record {
 pub struct Exit {
     pub code: i32,
     pub finished: u64,
+    /// The kernel's OOM killer killed a process of the container (read from its cgroup).
+    #[serde(default, rename = "oomKilled")]
+    pub oom_killed: bool,
 }
 
 pub struct Containers {
@@ -149,12 +152,13 @@ impl Containers {
         serde_json::from_slice(&data).ok()
     }
 
-    pub fn record_exit(&self, id: &str, code: i32) -> Result<()> {
+    pub fn record_exit(&self, id: &str, code: i32, oom_killed: bool) -> Result<()> {
         write_json(
             &self.path(id).join("exit.json"),
             &Exit {
                 code,
                 finished: now(),
+                oom_killed,
             },
         )
     }

@@ -73,6 +73,8 @@ pub struct ImageRunArgs {
     /// Give the container a terminal (a pty of its own; Ctrl-P Ctrl-Q detaches)
     #[arg(short = 't', long)]
     pub tty: bool,
+    #[command(flatten)]
+    pub resources: super::cgroups::ResourceFlags,
 }
 
 impl ImageRunArgs {
@@ -94,6 +96,7 @@ impl ImageRunArgs {
             || self.privileged
             || self.interactive
             || self.tty
+            || self.resources.any()
     }
 }
 
@@ -157,6 +160,7 @@ pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String
     if a.tty && a.interactive && !detach && !attach::stdin_is_terminal() {
         bail!("-it: the input device is not a terminal (drop -t to pipe input)");
     }
+    a.resources.to_spec()?; // limits and devices are checked before anything is made
     let store = ctx.store()?;
     let img = store.resolve(image).map_err(|e| {
         anyhow!("{e} (see `minc images`; to run an OCI bundle instead: minc run -b BUNDLE {image})")
@@ -219,6 +223,7 @@ fn setup_and_start(
         None
     };
 
+    let (resources, devices) = a.resources.to_spec()?;
     let opts = images::RunOptions {
         entrypoint: a.entrypoint.as_ref().map(|e| vec![e.clone()]),
         cmd: cmd.to_vec(),
@@ -230,6 +235,13 @@ fn setup_and_start(
         cap_drop: a.cap_drop.clone(),
         privileged: a.privileged,
         no_new_privileges: security.no_new_privileges,
+        resources: Some(resources),
+        devices,
+        cgroups_path: a
+            .resources
+            .cgroup_parent
+            .as_ref()
+            .map(|p| format!("{}/{id}", p.trim_end_matches('/'))),
     };
     let spec = images::runtime_spec(img, &rootfs.path, &opts)?;
     let mut config = serde_json::to_value(&spec)?;
@@ -490,7 +502,9 @@ pub fn finish(root: &Path, data_root: &Path, id: &str, code: i32) {
     let Some(_lock) = lock(&ctx, id) else {
         return; // already removed
     };
-    let _ = containers.record_exit(id, code);
+    // Read before `delete` removes the cgroup that counts OOM kills.
+    let oom = ctx.runtime().state(id).is_ok_and(|s| s.oom_killed);
+    let _ = containers.record_exit(id, code, oom);
     match containers.load(id) {
         Ok(r) if r.auto_remove => teardown_locked(&ctx, id),
         _ => {
@@ -541,9 +555,21 @@ fn status_of(ctx: &Ctx, r: &Record) -> (bool, String) {
             true,
             format!("Up {}", ago(r.created).trim_end_matches(" ago")),
         ),
+        Some(Status::Paused) => (
+            true,
+            format!("Up {} (Paused)", ago(r.created).trim_end_matches(" ago")),
+        ),
         Some(Status::Created) | Some(Status::Creating) => (true, "Created".into()),
         _ => match ctx.containers().exit(&r.id) {
-            Some(e) => (false, format!("Exited ({}) {}", e.code, ago(e.finished))),
+            Some(e) => (
+                false,
+                format!(
+                    "Exited ({}){} {}",
+                    e.code,
+                    if e.oom_killed { " OOM-killed" } else { "" },
+                    ago(e.finished)
+                ),
+            ),
             None => (false, "Exited".into()),
         },
     }
@@ -579,6 +605,7 @@ pub fn ps(ctx: &Ctx, all: bool, quiet: bool) -> Result<()> {
             status,
             r.ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
             ports,
+            limits_of(ctx, &r.id).summary(),
             ago(r.created),
         ]);
     }
@@ -590,11 +617,37 @@ pub fn ps(ctx: &Ctx, all: bool, quiet: bool) -> Result<()> {
             "STATUS",
             "IP",
             "PORTS",
+            "LIMITS",
             "CREATED",
         ];
         print!("{}", format::table(&header, &rows));
     }
     Ok(())
+}
+
+/// The limits in force (read from the cgroup while it exists, so `update` shows), else
+/// those the container was created with.
+fn limits_of(ctx: &Ctx, id: &str) -> crate::cgroups::stats::Limits {
+    use crate::cgroups::stats::Limits;
+    if let Some(cg) = ctx.runtime().load(id).ok().and_then(|s| s.cgroup) {
+        if cg.exists() {
+            return Limits::read(&cg);
+        }
+    }
+    let config = std::fs::read(ctx.containers().path(id).join("config.json")).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_slice(&config).unwrap_or_default();
+    let r = &v["linux"]["resources"];
+    let cpus = match (r["cpu"]["quota"].as_f64(), r["cpu"]["period"].as_f64()) {
+        (Some(q), Some(p)) if q > 0.0 && p > 0.0 => Some(q / p),
+        _ => None,
+    };
+    Limits {
+        memory: r["memory"]["limit"].as_u64(),
+        memory_swap: r["memory"]["swap"].as_u64(),
+        cpus,
+        pids: r["pids"]["limit"].as_u64(),
+        cpuset_cpus: r["cpu"]["cpus"].as_str().map(String::from),
+    }
 }
 
 /// `minc logs [-f] NAME`.
@@ -688,6 +741,10 @@ pub fn inspect(ctx: &Ctx, key: &str) -> Result<()> {
         "Status": status_of(ctx, &r).1,
         "Exit": exit,
         "Network": {"IPAddress": r.ip, "Ports": r.ports},
+        "OOMKilled": state.as_ref().is_some_and(|s| s.oom_killed)
+            || exit.as_ref().is_some_and(|e| e.oom_killed),
+        "Limits": limits_of(ctx, &r.id),
+        "Cgroup": ctx.runtime().load(&r.id).ok().and_then(|s| s.cgroup).map(|c| c.path),
         "AutoRemove": r.auto_remove,
         "Bundle": ctx.containers().path(&r.id),
         "LogPath": ctx.containers().log_path(&r.id),

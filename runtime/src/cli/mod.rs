@@ -10,6 +10,7 @@
 //! `run` serves both faces; see [`RunArgs::bundle_mode`] for the rule that tells them apart.
 
 mod attach;
+mod cgroups;
 mod containers;
 mod docker;
 mod exec;
@@ -24,7 +25,7 @@ mod security;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -63,8 +64,8 @@ pub struct Cli {
     /// Refuse config.json fields minc does not know (the spec says to ignore them)
     #[arg(long, global = true)]
     pub strict: bool,
-    /// Accepted for runc compatibility (minc does not manage cgroups through systemd)
-    #[arg(long = "systemd-cgroup", global = true, hide = true)]
+    /// cgroupsPath is systemd's slice:prefix:name (mapped to cgroupfs; refused when systemd runs the host)
+    #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
     /// With `spec`: write a spec for running without root (a user namespace mapping this
     /// user to root, no network namespace, as `runc spec --rootless`); otherwise accepted for
@@ -118,6 +119,18 @@ pub enum Command {
     /// these capabilities (default: Docker's set)
     #[command(name = "seccomp-default", hide = true)]
     SeccompDefault { caps: Vec<String> },
+    /// Freeze every process of a container (cgroup freezer)
+    Pause(cgroups::IdArg),
+    /// Thaw a paused container
+    Resume(cgroups::IdArg),
+    /// Change a running container's resource limits (runc's flags, or -r resources.json)
+    Update(Box<cgroups::UpdateArgs>),
+    /// Print a container's resource usage and OOM events as JSON lines (like runc)
+    Events(cgroups::EventsArgs),
+    /// Live resource usage of containers (like docker stats)
+    Stats(cgroups::StatsArgs),
+    /// The processes of a container (like docker top)
+    Top(NameArg),
 }
 
 #[derive(Args, Debug)]
@@ -345,7 +358,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
     };
     let rt = crate::Runtime::new(&cli.root);
     match &cli.command {
-        Command::Run(a) => run(&ctx, &rt, a, cli.strict),
+        Command::Run(a) => run(&ctx, &rt, a, cli.strict, cli.systemd_cgroup),
         Command::Ps(a) => match &a.id {
             Some(key) => {
                 let id = resolve::id(&cli.root, &cli.data_root, key)?;
@@ -367,11 +380,29 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Images => image::ls(&ctx).map(|_| 0),
         Command::Image(c) => image::dispatch(&ctx, c).map(|_| 0),
         Command::SeccompDefault { caps } => security::print_default(caps).map(|_| 0),
+        Command::Pause(a) => cgroups::pause(&rt, &a.id)
+            .with_context(|| format!("pause {}", a.id))
+            .map(|_| 0),
+        Command::Resume(a) => cgroups::resume(&rt, &a.id)
+            .with_context(|| format!("resume {}", a.id))
+            .map(|_| 0),
+        Command::Update(a) => cgroups::update(&rt, a).map(|_| 0),
+        Command::Events(a) => cgroups::events(&rt, a).map(|_| 0),
+        Command::Stats(a) => cgroups::stats_cmd(&ctx, a).map(|_| 0),
+        Command::Top(a) => cgroups::top(&ctx, &a.name)
+            .with_context(|| format!("top {}", a.name))
+            .map(|_| 0),
         _ => runc::dispatch(cli),
     }
 }
 
-fn run(ctx: &docker::Ctx, rt: &crate::Runtime, a: &RunArgs, strict: bool) -> Result<i32> {
+fn run(
+    ctx: &docker::Ctx,
+    rt: &crate::Runtime,
+    a: &RunArgs,
+    strict: bool,
+    systemd: bool,
+) -> Result<i32> {
     if a.bundle_mode() {
         if a.image.any() {
             bail!(
@@ -387,6 +418,7 @@ fn run(ctx: &docker::Ctx, rt: &crate::Runtime, a: &RunArgs, strict: bool) -> Res
             bundle: a.bundle.clone().unwrap_or_else(|| PathBuf::from(".")),
             flags: a.bundle_flags.clone(),
             id: id.clone(),
+            systemd_cgroup: systemd,
         };
         return runc::run(rt, &create, a.detach, a.keep, strict);
     }

@@ -57,6 +57,9 @@ pub struct CreateArgs {
     pub flags: BundleFlags,
     /// Container id
     pub id: String,
+    /// The global --systemd-cgroup (set by the dispatcher).
+    #[arg(skip)]
+    pub systemd_cgroup: bool,
 }
 
 #[derive(Args, Debug)]
@@ -111,6 +114,7 @@ impl CreateArgs {
             strict,
             console_socket: self.flags.console_socket.clone(),
             console_size: None,
+            systemd_cgroup: self.systemd_cgroup,
         })
     }
 }
@@ -149,9 +153,10 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
                 .with_context(|| format!("spec: write {}", path.display()))?;
         }
         Command::Create(a) => {
-            let opts = a
+            let mut opts = a
                 .options(cli.strict)
                 .with_context(|| format!("create {}", a.id))?;
+            opts.systemd_cgroup = cli.systemd_cgroup;
             rt.create(&a.id, &opts)
                 .with_context(|| format!("create {}", a.id))?;
         }

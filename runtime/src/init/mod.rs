@@ -106,6 +106,15 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
     // files (its exe is the host's minc). Until now no process could be in the container.
     dmz::make_non_dumpable()?;
 
+    // The cgroup namespace: `create` has put us in our cgroup, so a new namespace is rooted
+    // there (cgroup_namespaces(7)).
+    if spec::namespaces(spec)
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::Cgroup && n.path().is_none())
+    {
+        sys.unshare(libc::CLONE_NEWCGROUP)?;
+    }
+
     // 2. Namespaces given by path are joined (the new ones came with the clone; the PID
     //    namespace was joined around the clone itself).
     for ns in spec::namespaces(spec) {

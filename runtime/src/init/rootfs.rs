@@ -70,9 +70,18 @@ pub fn prepare(sys: &dyn Sys, spec: &Spec, rootfs: &Path, bundle: &Path) -> Resu
     // From here on every path under the rootfs is resolved inside it, from an fd.
     let root = Root::open(rootfs).map_err(|e| Error::io(rootfs, e))?;
     let mut dev_bound = false;
+    let cgroupns = crate::spec::has_namespace(spec, crate::spec::LinuxNamespaceType::Cgroup);
     for m in spec.mounts().iter().flatten() {
         let o = mount_options::parse(m.options().as_deref().unwrap_or(&[]));
-        mount_one(sys, &root, bundle, m, &o, crate::userns::in_userns(spec))?;
+        mount_one(
+            sys,
+            &root,
+            bundle,
+            m,
+            &o,
+            crate::userns::in_userns(spec),
+            cgroupns,
+        )?;
         if m.destination() == Path::new("/dev") && o.bind {
             dev_bound = true;
         }
@@ -107,6 +116,7 @@ fn mount_one(
     m: &Mount,
     o: &MountOptions,
     in_userns: bool,
+    cgroupns: bool,
 ) -> Result<()> {
     let kind = m.typ().as_deref().unwrap_or("none");
     let rel = m.destination();
@@ -183,7 +193,7 @@ fn mount_one(
         // then the tmpfs moved over the target.
         let scratch = std::env::temp_dir().join(format!("minc-tmpcopyup-{}", std::process::id()));
         sys.mkdir_all(&scratch, 0o700)?;
-        mount_fs(sys, kind, source.as_deref(), &scratch, o, &|| {
+        mount_fs(sys, kind, source.as_deref(), &scratch, o, cgroupns, &|| {
             Ok((None, scratch.clone()))
         })?;
         let result = sys.copy_tree(&dest, &scratch).and_then(|_| {
@@ -207,6 +217,7 @@ fn mount_one(
             source.as_deref(),
             &proc_fd_path(target.as_fd()),
             o,
+            cgroupns,
             &|| reopen(root, rel).map(|(fd, p)| (Some(fd), p)),
         )?;
     }
@@ -253,19 +264,14 @@ fn mount_fs(
     source: Option<&Path>,
     dest: &Path,
     o: &MountOptions,
+    cgroupns: bool,
     after: Reopen,
 ) -> Result<()> {
     let src = source.unwrap_or(Path::new(kind));
     let result = match kind {
-        // The container gets the cgroup v2 hierarchy (its namespace root when it has a cgroup
-        // namespace). On hosts without cgroup2 the mount is skipped rather than failing.
-        "cgroup" | "cgroup2" => {
-            let m = MountArgs::fs("cgroup2", Path::new("cgroup2"), dest, o.flags, "");
-            if let Err(e) = sys.mount(&m) {
-                tracing::debug!("skipping cgroup mount at {}: {e}", dest.display());
-            }
-            Ok(())
-        }
+        // The host's cgroup design as runc shows it: v2 one mount, v1 one per hierarchy
+        // (cgroups/mount.rs).
+        "cgroup" | "cgroup2" => crate::cgroups::mount::mount_cgroupfs(sys, dest, o.flags, cgroupns),
         // sysfs cannot be mounted when the network namespace is shared with the host: bind
         // the host's read-only instead, as runc does.
         "sysfs" => match sys.mount(&MountArgs::fs(kind, src, dest, o.flags, &o.data)) {

@@ -79,6 +79,8 @@ pub trait Sys {
     fn sethostname(&self, name: &str) -> Result<()>;
     /// setdomainname(2).
     fn setdomainname(&self, name: &str) -> Result<()>;
+    /// unshare(2) of namespaces that only this process enters (the cgroup namespace).
+    fn unshare(&self, flags: libc::c_int) -> Result<()>;
     /// setns(2) into the namespace open at `fd` (`path` is what it was opened from).
     fn setns(&self, fd: BorrowedFd<'_>, nstype: libc::c_int, path: &Path) -> Result<()>;
     /// setrlimit(2).
@@ -362,6 +364,23 @@ impl Sys for Linux {
         .map(|_| ())
     }
 
+    fn unshare(&self, flags: libc::c_int) -> Result<()> {
+        if explain::enabled() {
+            explain::comment(&format!(
+                "unshare(2) {}: a new {} namespace for this process, rooted where it is now \
+                 (in a shell: unshare --{} sh, from the container's cgroup)",
+                process::nsenter_name(flags),
+                process::nsenter_name(flags),
+                process::nsenter_name(flags)
+            ));
+        }
+        // SAFETY: unshare with namespace flags only.
+        check(unsafe { libc::unshare(flags) }, || {
+            format!("unshare {} namespace", process::nsenter_name(flags))
+        })
+        .map(|_| ())
+    }
+
     fn setns(&self, fd: BorrowedFd<'_>, nstype: libc::c_int, path: &Path) -> Result<()> {
         if explain::enabled() {
             explain::comment(&format!(
@@ -542,6 +561,9 @@ impl Sys for Recorder {
     }
     fn setdomainname(&self, name: &str) -> Result<()> {
         self.push(format!("domainname {name}"))
+    }
+    fn unshare(&self, flags: libc::c_int) -> Result<()> {
+        self.push(format!("unshare {flags:#x}"))
     }
     fn setns(&self, _fd: BorrowedFd<'_>, nstype: libc::c_int, path: &Path) -> Result<()> {
         self.push(format!("setns {} {nstype:#x}", shown(path).display()))
