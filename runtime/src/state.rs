@@ -173,6 +173,9 @@ pub struct Report {
     /// The user owning the state directory: `list` fills it in, `state` leaves it empty,
     /// as runc does.
     pub owner: String,
+    /// The kernel's OOM killer killed a process of the container (its cgroup counted it).
+    #[serde(rename = "oomKilled", skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
 }
 
 impl State {
@@ -196,6 +199,7 @@ impl State {
             created: self.created.clone(),
             annotations: cur.annotations,
             owner,
+            oom_killed: cur.oom_killed,
         }
     }
 }

@@ -21,11 +21,14 @@ use crate::ops::{MountArgs, Sys};
 /// pivot_root), every step through the operations layer (so `--explain` shows each mount).
 /// `flags` are the mount's flags (MS_RDONLY, MS_NOSUID, ...); `cgroupns` says whether the
 /// init has its own cgroup namespace.
+/// `after` names what is mounted at the target once the tmpfs is there (`dest` is a
+/// /proc/self/fd path of the directory underneath).
 pub fn mount_cgroupfs(
     sys: &dyn Sys,
     dest: &Path,
     flags: libc::c_ulong,
     cgroupns: bool,
+    after: &dyn Fn() -> crate::Result<(Option<std::os::fd::OwnedFd>, PathBuf)>,
 ) -> crate::Result<()> {
     let layout = Layout::detect()?;
     let Some(mode) = layout.mode() else {
@@ -45,6 +48,9 @@ pub fn mount_cgroupfs(
     }
     let base = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     fs("tmpfs", "tmpfs", dest, base, "mode=755")?;
+    // From here on, into the tmpfs just mounted.
+    let (_fd, dest) = after()?;
+    let dest = dest.as_path();
     let mut hierarchies: Vec<(String, Vec<String>, PathBuf)> = layout
         .v1
         .iter()

@@ -271,7 +271,9 @@ fn mount_fs(
     let result = match kind {
         // The host's cgroup design as runc shows it: v2 one mount, v1 one per hierarchy
         // (cgroups/mount.rs).
-        "cgroup" | "cgroup2" => crate::cgroups::mount::mount_cgroupfs(sys, dest, o.flags, cgroupns),
+        "cgroup" | "cgroup2" => {
+            crate::cgroups::mount::mount_cgroupfs(sys, dest, o.flags, cgroupns, after)
+        }
         // sysfs cannot be mounted when the network namespace is shared with the host: bind
         // the host's read-only instead, as runc does.
         "sysfs" => match sys.mount(&MountArgs::fs(kind, src, dest, o.flags, &o.data)) {
