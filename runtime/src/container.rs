@@ -226,9 +226,11 @@ impl Runtime {
                     created.push(spec::ns_proc_name(kind).to_string());
                 }
                 // The cgroup namespace is unshared by the init once it is in its cgroup (a
-                // cgroup namespace's root is the cgroup its creator is in).
+                // cgroup namespace's root is the cgroup its creator is in). In a shell the
+                // cgroup is joined before `unshare`, so `--cgroup` there is the same.
                 (LinuxNamespaceType::Cgroup, None) => {
                     created.push(spec::ns_proc_name(kind).to_string());
+                    unshare = unshare.arg(spec::ns_option(kind));
                 }
                 (_, Some(_)) => {} // joined by the init
                 (_, None) => {
@@ -262,6 +264,9 @@ impl Runtime {
         let mut undo_cgroup = cgroups::Undo(cg.as_ref());
         let join = cg.as_ref().map(|c| c.prepare_join()).transpose()?;
         let maps = crate::userns::new_userns(spec).then(|| crate::userns::Maps::of(spec));
+        if let Some(j) = &join {
+            j.explain();
+        }
         if explain::enabled() {
             if let Some(m) = &maps {
                 // Map the ids, then become root of the namespace, as the init does.
@@ -338,9 +343,6 @@ impl Runtime {
                 Some(Msg::Joined) => {}
                 Some(Msg::Error { message, code }) => return Err(Error::from_child(message, code)),
                 _ => return Err(Error::Init("container init exited unexpectedly".into())),
-            }
-            if let Some(j) = &join {
-                j.explain(pid, born_in_v2);
             }
             // The new user namespace's mappings, before the init does anything in it.
             if let Some(m) = &maps {

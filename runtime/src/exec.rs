@@ -224,6 +224,9 @@ impl Runtime {
             preserve_fds: opts.preserve_fds,
         };
 
+        if let Some(j) = &cgroup_join {
+            j.explain();
+        }
         // Our children (only the one below) are born in the container's PID namespace.
         if let Some((fd, path)) = &pid_ns {
             if explain::enabled() {
@@ -275,9 +278,6 @@ impl Runtime {
         }
         drop(theirs);
         drop(dmz);
-        if let Some(j) = &cgroup_join {
-            j.explain(child, false);
-        }
         let result = (|| {
             // The terminal's master, and a NOTIFY seccomp filter's listener for its agent.
             let agent = || {

@@ -127,18 +127,27 @@ fn run_and_replay(edit: impl FnOnce(&mut serde_json::Value), owner: Option<&str>
     let first = b.minc(&["--explain", "run", "-b", &b.bundle_arg(), "c1"]);
     assert!(first.status.success(), "{}", stderr(&first));
     let script = transcript(&stderr(&first));
-    assert!(script.starts_with("unshare "), "{script}");
+    // The runtime's own steps (the cgroup) come first, then the init's `unshare ... sh` line.
+    let at = script
+        .find("\nunshare ")
+        .map(|i| i + 1)
+        .unwrap_or_else(|| panic!("no unshare line in:\n{script}"));
+    let (before, script) = script.split_at(at);
+    let script = script.to_string();
     b.assert_no_state();
 
     // Replay: the first line (`unshare ... -- sh`) is the container's init; the shell it
     // starts reads the rest of the transcript on its stdin, inside the new namespaces.
     let (init_line, rest) = script.split_once('\n').unwrap();
+    // One shell runs the runtime's steps and then the init's line, as a user would paste
+    // them: the cgroup it joins is the one the init inherits.
+    let init_line = format!("{before}{init_line}");
     let rest_file = b.dir.join("transcript-rest.sh");
     std::fs::write(&rest_file, rest).unwrap();
     let hostname_before = minc_tests::run("hostname", &[]);
     let replay = Command::new("sh")
         .arg("-c")
-        .arg(init_line)
+        .arg(&init_line)
         .stdin(std::fs::File::open(&rest_file).unwrap())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

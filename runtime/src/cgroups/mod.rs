@@ -399,29 +399,26 @@ impl Join {
     }
 
     /// The steps, for --explain (the process did them itself).
-    pub fn explain(&self, pid: i32, born_in_v2: bool) {
+    /// Explains the join, before the clone: in a shell, the process that goes on to become
+    /// the container's init (the shell that runs `unshare ...`) moves itself (`0`) into the
+    /// cgroup, and the init inherits it. minc's init writes the same `0` itself, through
+    /// files its parent opened (the kernel checks the opener's credentials, which matters in
+    /// a user namespace), or is born in the v2 cgroup (clone3 CLONE_INTO_CGROUP).
+    pub fn explain(&self) {
         if !sysops::explain::enabled() {
             return;
         }
-        for (path, _) in &self.v1_tasks {
+        let files = self
+            .v1_tasks
+            .iter()
+            .map(|(p, _)| p)
+            .chain(self.v2_procs.iter().map(|(p, _)| p));
+        for path in files {
             sysops::explain::Cmd::new("echo")
-                .arg(pid.to_string())
+                .arg("0")
                 .stdout_to(path)
-                .note("written by the process itself: echo 0")
+                .note("into the container's cgroup (0: the writer itself)")
                 .emit();
-        }
-        if let Some((path, _)) = &self.v2_procs {
-            if born_in_v2 {
-                sysops::explain::comment(&format!(
-                    "clone3(CLONE_INTO_CGROUP): {pid} was born in {}",
-                    path.parent().unwrap_or(path).display()
-                ));
-            } else {
-                sysops::explain::Cmd::new("echo")
-                    .arg(pid.to_string())
-                    .stdout_to(path)
-                    .emit();
-            }
         }
     }
 }

@@ -63,7 +63,7 @@ fn inherit_cpuset(dir: &Path) -> Result<()> {
 /// common case, a parent that exists, is one mkdir(2).
 pub(super) fn mkdir_all(path: &Path) -> Result<Vec<std::path::PathBuf>> {
     // Explained once made, so the transcript has parents first.
-    let explain = |p: &Path| sysops::explain::Cmd::new("mkdir").arg(p).emit();
+    let explain = |p: &Path| sysops::explain::Cmd::new("mkdir").arg("-p").arg(p).emit();
     match std::fs::create_dir(path) {
         Ok(()) => {
             explain(path);

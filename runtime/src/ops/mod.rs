@@ -367,11 +367,9 @@ impl Sys for Linux {
     fn unshare(&self, flags: libc::c_int) -> Result<()> {
         if explain::enabled() {
             explain::comment(&format!(
-                "unshare(2) {}: a new {} namespace for this process, rooted where it is now \
-                 (in a shell: unshare --{} sh, from the container's cgroup)",
+                "unshare(2): a new {0} namespace, rooted in the container's cgroup the init \
+                 is in now (the --{0} of the unshare line above, run from that cgroup)",
                 process::nsenter_name(flags),
-                process::nsenter_name(flags),
-                process::nsenter_name(flags)
             ));
         }
         // SAFETY: unshare with namespace flags only.

@@ -98,11 +98,16 @@ impl MountArgs {
         }
         if self.flags & libc::MS_REMOUNT != 0 {
             let mut o = vec!["remount".to_string()];
+            let mut c = Cmd::new("mount");
             if self.flags & libc::MS_BIND != 0 {
                 o.push("bind".into());
+            } else {
+                // mount(8) would add the filesystem's current options (read back from
+                // mountinfo, e.g. uid= ids a user namespace cannot map): pass only ours.
+                c = c.args(["--options-mode", "ignore"]);
             }
             o.extend(opts);
-            return Cmd::new("mount").arg("-o").arg(o.join(",")).arg(target);
+            return c.arg("-o").arg(o.join(",")).arg(target);
         }
         if self.flags & libc::MS_MOVE != 0 {
             let src = self.source.as_deref().map(shown).unwrap_or_default();
