@@ -408,7 +408,16 @@ fn walk(p: &Path) -> Vec<PathBuf> {
 fn assert_nothing_of(net: &Network, id: &str, files: &Path) {
     assert!(netsetup::allocation(net, id).unwrap().is_none());
     assert!(!netsetup::reserved_ips(net).iter().any(|(_, o)| o == id));
-    assert!(!links().contains(&netsetup::host_veth_name(net, id)));
+    // The kernel frees a veth whose namespace is gone asynchronously: wait a little.
+    let veth = netsetup::host_veth_name(net, id);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while links().contains(&veth) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{veth} is still there"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert!(!Path::new(&format!("/run/netns/minc-{id}")).exists());
     assert!(!Path::new(&format!("/etc/netns/minc-{id}")).exists());
     assert!(!files.join(id).join("resolv.conf").exists());

@@ -174,15 +174,29 @@ impl Runtime {
         sys::create_private_dir(&self.root)?;
         let dir = self.dir(id);
         self.reclaim_if_orphan(&dir);
-        match fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::Exists(id.to_string()))
+        // The directory appears with its lock already held: made under a temporary name,
+        // locked, then renamed into place (RENAME_NOREPLACE), so no `state` or `list` can
+        // ever see it unlocked without a state.json and take it for a crashed create.
+        let tmp = self
+            .root
+            .join(format!(".{id}.creating-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let lock = match Lock::acquire(&lock_path(&tmp)) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(Error::io(&tmp, e));
             }
-            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        if let Err(e) = sys::rename_noreplace(&tmp, &dir) {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(match e.kind() {
+                std::io::ErrorKind::AlreadyExists => Error::Exists(id.to_string()),
+                _ => Error::io(&dir, e),
+            });
         }
         let mut guard = DirGuard(Some(&dir));
-        let lock = Lock::acquire(&lock_path(&dir)).map_err(|e| Error::io(&dir, e))?;
         let made = self.spawn_init(id, &dir, &bundle, &rootfs, &spec, opts, lock)?;
         guard.0 = None;
         Ok(made)

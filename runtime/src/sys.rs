@@ -152,6 +152,27 @@ pub fn thread_count() -> usize {
         .unwrap_or(usize::MAX)
 }
 
+/// renameat2(2) with RENAME_NOREPLACE: fails with EEXIST instead of replacing `to` (rename(2)
+/// would replace an empty directory).
+pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    let (f, t) = (cstr(from), cstr(to));
+    // SAFETY: valid C strings.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Creates (or tightens) a directory only its owner may enter: see
 /// `sysops::private_dir`.
 pub fn create_private_dir(dir: &Path) -> Result<()> {

@@ -348,7 +348,7 @@ fn ports_are_published_once() {
     let steps = String::from_utf8_lossy(&out.stderr);
     for step in [
         "+ mount -t overlay overlay -o lowerdir=",
-        "+ unshare --pid --net --ipc --uts --mount --propagation unchanged --fork",
+        " --propagation unchanged --fork -- setsid sh",
         "pivot_root . .",
         "type veth peer name eth0",
         "route add default via 10.77.0.1 dev eth0",
