@@ -423,6 +423,18 @@ impl Join {
     }
 }
 
+/// One line of `rdma.max` (v1 and v2 write the same): `DEVICE hca_handle=N hca_object=M`.
+fn rdma_line(dev: &str, l: &oci_spec::runtime::LinuxRdma) -> String {
+    let mut v = dev.to_string();
+    if let Some(h) = l.hca_handles() {
+        v += &format!(" hca_handle={h}");
+    }
+    if let Some(o) = l.hca_objects() {
+        v += &format!(" hca_object={o}");
+    }
+    v
+}
+
 /// In a forked child: joins the cgroup by writing "0" to each file of
 /// [`Join::child_files`]. Async-signal-safe (plain write(2) calls).
 pub fn join_self<'a>(fds: impl Iterator<Item = &'a OwnedFd>) -> std::io::Result<()> {

@@ -153,14 +153,7 @@ pub fn apply(cg: &Cgroup, r: &LinuxResources, update: bool) -> Result<()> {
     if let Some(rdma) = r.rdma().as_ref().filter(|m| !m.is_empty()) {
         let dir = need("rdma", "linux.resources.rdma")?;
         for (dev, l) in rdma {
-            let mut v = dev.clone();
-            if let Some(h) = l.hca_handles() {
-                v += &format!(" hca_handle={h}");
-            }
-            if let Some(o) = l.hca_objects() {
-                v += &format!(" hca_object={o}");
-            }
-            write(&dir.join("rdma.max"), &v)?;
+            write(&dir.join("rdma.max"), &super::rdma_line(dev, l))?;
         }
     }
     if let Some(u) = r.unified().as_ref().filter(|u| !u.is_empty()) {
