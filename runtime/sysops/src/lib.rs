@@ -8,11 +8,13 @@
 //! - [`inroot`]: paths resolved inside a root directory held as an fd (openat2(2)
 //!   `RESOLVE_IN_ROOT`), for unpacking layers and for the runtime's mount targets.
 //! - [`private_dir`]: directories only their owner may enter, whatever the umask.
+//! - [`copy`]: `cp -a` between two directories held as fds, never following a symlink.
 //!
 //! This crate depends on no other crate of the workspace; `minc` (runtime), `images` and
 //! `netsetup` depend on it. It never composes them.
 
 pub mod container;
+pub mod copy;
 pub mod explain;
 pub mod inroot;
 pub mod lock;
