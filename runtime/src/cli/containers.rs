@@ -28,6 +28,9 @@ pub struct Record {
     pub ports: Vec<netsetup::PortMapping>,
     /// `--rm`: the monitor (or the foreground run) removes the container when it exits.
     pub auto_remove: bool,
+    /// The volumes it uses (the anonymous ones go with it).
+    #[serde(default)]
+    pub volumes: super::volumes::Used,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,6 +77,7 @@ impl Containers {
             ip: None,
             ports: Vec::new(),
             auto_remove: false,
+            volumes: Default::default(),
         };
         self.save(&placeholder)?;
         Ok(path)

@@ -54,6 +54,11 @@ pub struct ImageRunArgs {
     /// User (name or uid[:gid]) to run as
     #[arg(short = 'u', long = "user")]
     pub user: Option<String>,
+    // Volumes, mounts and pulling (issue 12): their own modules.
+    #[command(flatten)]
+    pub mounts: super::volumes::MountArgs,
+    #[command(flatten)]
+    pub pull: super::registry::RunPullArgs,
 }
 
 impl ImageRunArgs {
@@ -69,6 +74,8 @@ impl ImageRunArgs {
             || self.entrypoint.is_some()
             || self.workdir.is_some()
             || self.user.is_some()
+            || self.mounts.any()
+            || self.pull.any()
     }
 }
 
@@ -134,7 +141,9 @@ pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String
             bail!("--hostname {h:?}: not a valid hostname (letters, digits, '-' and '.', at most 64 characters)");
         }
     }
+    let mount_reqs = super::volumes::requests(&a.mounts)?;
     let store = ctx.store()?;
+    super::registry::before_run(&ctx.root, &ctx.data_root, &a.pull, image, &store)?;
     let img = store.resolve(image).map_err(|e| {
         anyhow!("{e} (see `minc images`; to run an OCI bundle instead: minc run -b BUNDLE {image})")
     })?;
@@ -149,7 +158,19 @@ pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String
     let dir = containers.reserve(&id, &name)?;
     // From here on, any failure removes everything made so far.
     let result = setup_and_start(
-        ctx, a, detach, &img, cmd, &id, &short, &name, &dir, ports, dns, &store,
+        ctx,
+        a,
+        detach,
+        &img,
+        cmd,
+        &id,
+        &short,
+        &name,
+        &dir,
+        ports,
+        dns,
+        &store,
+        &mount_reqs,
     );
     match result {
         Ok(code) => Ok(code),
@@ -174,8 +195,21 @@ fn setup_and_start(
     ports: Vec<netsetup::PortMapping>,
     dns: Vec<std::net::IpAddr>,
     store: &images::Store,
+    mount_reqs: &[super::volumes::MountReq],
 ) -> Result<i32> {
     let rootfs = store.create_rootfs(img, dir)?;
+    let image_volumes = img
+        .config
+        .config()
+        .as_ref()
+        .and_then(|c| c.volumes().clone())
+        .unwrap_or_default();
+    let (user_mounts, volumes) =
+        super::volumes::prepare(&ctx.data_root, mount_reqs, &image_volumes, &rootfs.path)?;
+    // Recorded at once, so that a failure from here on releases the anonymous volumes.
+    let mut record = ctx.containers().load(id)?;
+    record.volumes = volumes.clone();
+    ctx.containers().save(&record)?;
     let hostname = a.hostname.clone().unwrap_or_else(|| short.to_string());
     let net = ctx.network();
     let alloc = if a.network == "bridge" {
@@ -205,6 +239,12 @@ fn setup_and_start(
     };
     let spec = images::runtime_spec(img, &rootfs.path, &opts)?;
     let mut config = serde_json::to_value(&spec)?;
+    if let Some(m) = config["mounts"].as_array_mut() {
+        m.extend(user_mounts);
+    }
+    if a.mounts.read_only {
+        config["root"]["readonly"] = serde_json::json!(true);
+    }
     if let Some(al) = &alloc {
         let mounts = config["mounts"]
             .as_array_mut()
@@ -240,6 +280,7 @@ fn setup_and_start(
         ip: alloc.as_ref().map(|al| al.ip),
         ports,
         auto_remove: a.rm,
+        volumes,
     })?;
 
     if detach {
@@ -381,6 +422,11 @@ pub fn teardown(ctx: &Ctx, id: &str) {
 }
 
 fn teardown_locked(ctx: &Ctx, id: &str) {
+    let volumes = ctx
+        .containers()
+        .load(id)
+        .map(|r| r.volumes)
+        .unwrap_or_default();
     let _ = ctx.runtime().delete(id, true);
     if let Err(e) = netsetup::detach(&ctx.network(), id) {
         tracing::warn!("container {id}: network teardown: {e}");
@@ -390,6 +436,7 @@ fn teardown_locked(ctx: &Ctx, id: &str) {
         tracing::warn!("container {id}: rootfs: {e}");
     }
     let _ = fs::remove_dir_all(&dir);
+    super::volumes::release(&ctx.data_root, &volumes);
 }
 
 /// The status column: `Up 3 minutes`, `Exited (3) 2 seconds ago`, `Created`.

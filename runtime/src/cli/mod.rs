@@ -8,12 +8,15 @@
 //! `run` serves both faces; see [`RunArgs::bundle_mode`] for the rule that tells them apart.
 
 mod containers;
+mod cp;
 mod docker;
 pub mod format;
 mod image;
 mod log;
 pub mod monitor;
+mod registry;
 mod runc;
+mod volumes;
 
 use std::path::{Path, PathBuf};
 
@@ -99,6 +102,22 @@ pub enum Command {
     /// Manage images: ls, inspect, rm, unpack, import
     #[command(subcommand)]
     Image(image::ImageCommand),
+    // Registries, names, volumes and cp (issue 12), kept together for easy merges.
+    /// Pull an image from a registry (`busybox`, `user/app:1`, `host:5000/x@sha256:...`)
+    Pull(registry::PullArgs),
+    /// Push a local image to a registry
+    Push(registry::PushArgs),
+    /// Store credentials for a registry (Docker's config.json format, mode 0600)
+    Login(registry::LoginArgs),
+    /// Forget the credentials for a registry
+    Logout(registry::LogoutArgs),
+    /// Give an image another name: tag SOURCE TARGET
+    Tag { source: String, target: String },
+    /// Manage volumes: create, ls, inspect, rm, prune
+    #[command(subcommand)]
+    Volume(volumes::VolumeCommand),
+    /// Copy files between a running container and the host (CONTAINER:PATH either side)
+    Cp(cp::CpArgs),
 }
 
 #[derive(Args, Debug)]
@@ -308,6 +327,13 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Inspect(a) => docker::inspect(&ctx, &a.name).map(|_| 0),
         Command::Images => image::ls(&ctx).map(|_| 0),
         Command::Image(c) => image::dispatch(&ctx, c).map(|_| 0),
+        Command::Pull(a) => registry::pull(&cli.data_root, a),
+        Command::Push(a) => registry::push(&cli.data_root, a),
+        Command::Login(a) => registry::login(a),
+        Command::Logout(a) => registry::logout(a),
+        Command::Tag { source, target } => image::tag(&ctx, source, target).map(|_| 0),
+        Command::Volume(c) => volumes::dispatch(&cli.data_root, c).map(|_| 0),
+        Command::Cp(a) => cp::cp(&cli.data_root, &rt, a).map(|_| 0),
         _ => runc::dispatch(cli),
     }
 }
