@@ -548,16 +548,7 @@ impl Store {
             }
         });
         self.save_index(&index)?;
-        let mut keep_blobs = std::collections::HashSet::new();
-        let mut keep_layers = std::collections::HashSet::new();
-        for d in &index.manifests {
-            if let Ok(other) = self.load(ref_name(d).unwrap_or(""), &d.digest) {
-                keep_blobs.insert(other.digest.clone());
-                keep_blobs.insert(other.manifest.config.digest.clone());
-                keep_blobs.extend(other.manifest.layers.iter().map(|l| l.digest.clone()));
-                keep_layers.extend(other.chain_ids());
-            }
-        }
+        let (keep_blobs, keep_layers) = self.referenced(&index);
         let mut drop_blobs = vec![img.digest.clone(), img.manifest.config.digest.clone()];
         drop_blobs.extend(img.manifest.layers.iter().map(|l| l.digest.clone()));
         for b in drop_blobs.iter().filter(|b| !keep_blobs.contains(*b)) {
@@ -578,6 +569,43 @@ impl Store {
             let dir = e.path();
             if !keep.contains(&name) && !mounts.contains(dir.to_str().unwrap_or("")) {
                 let _ = workdir::remove_tree(&dir);
+            }
+        }
+        Ok(())
+    }
+
+    /// The blobs and unpacked layers (chain ids) that the images named in `index` use.
+    fn referenced(
+        &self,
+        index: &Index,
+    ) -> (
+        std::collections::HashSet<String>,
+        std::collections::HashSet<String>,
+    ) {
+        let mut blobs = std::collections::HashSet::new();
+        let mut layers = std::collections::HashSet::new();
+        for d in &index.manifests {
+            if let Ok(other) = self.load(ref_name(d).unwrap_or(""), &d.digest) {
+                blobs.insert(other.digest.clone());
+                blobs.insert(other.manifest.config.digest.clone());
+                blobs.extend(other.manifest.layers.iter().map(|l| l.digest.clone()));
+                layers.extend(other.chain_ids());
+            }
+        }
+        (blobs, layers)
+    }
+
+    /// Removes those of `digests` that no named image uses (the whole blobs a failed pull
+    /// had already stored: it leaves nothing behind).
+    pub fn remove_unreferenced_blobs(&self, digests: &[String]) -> Result<()> {
+        let _lock = self.lock()?;
+        let (keep, _) = self.referenced(&self.index()?);
+        for d in digests.iter().filter(|d| !keep.contains(*d)) {
+            match fs::remove_file(self.blob_path(d)?) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(self.blob_path(d)?, e))
+                }
+                _ => {}
             }
         }
         Ok(())

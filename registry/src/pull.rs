@@ -180,34 +180,46 @@ pub fn pull(store: &Store, reference: &str, opts: &PullOptions) -> Result<Pulled
         .cloned()
         .collect();
     let bytes: u64 = wanted.iter().map(|d| d.size).sum();
-    download_all(&client, store, repo, &scope, &wanted, opts)?;
-
-    // The config must describe these layers before the name can point at them.
-    let cfg: serde_json::Value = serde_json::from_slice(&store.read_blob(&config.digest)?)
-        .map_err(|e| Error::invalid(format!("{what}: config"), e.to_string()))?;
-    let diff_ids = cfg["rootfs"]["diff_ids"].as_array().map_or(0, Vec::len);
-    if diff_ids != layers.len() {
-        return Err(Error::invalid(
+    let finish = || -> Result<()> {
+        download_all(&client, store, repo, &scope, &wanted, opts)?;
+        check_config(store, &config, layers.len(), &what)?;
+        store.put_blob(&manifest.bytes[..], Some(&manifest.digest))?;
+        store.tag_typed(
             &what,
-            format!(
-                "the config lists {diff_ids} layers, the manifest {}",
-                layers.len()
-            ),
-        ));
+            &manifest.digest,
+            manifest.bytes.len() as u64,
+            &manifest.media_type,
+        )?;
+        Ok(())
+    };
+    if let Err(e) = finish() {
+        // Whole blobs this pull stored are of no use to a half-pulled image.
+        let ours: Vec<String> = wanted.iter().map(|d| d.digest.clone()).collect();
+        if let Err(cleanup) = store.remove_unreferenced_blobs(&ours) {
+            tracing::warn!("{what}: removing its blobs: {cleanup}");
+        }
+        return Err(e);
     }
-    store.put_blob(&manifest.bytes[..], Some(&manifest.digest))?;
-    store.tag_typed(
-        &what,
-        &manifest.digest,
-        manifest.bytes.len() as u64,
-        &manifest.media_type,
-    )?;
     Ok(Pulled {
         name: what,
         digest: manifest.digest,
         blobs: wanted.len(),
         bytes,
     })
+}
+
+/// The config must describe the manifest's layers before a name can point at them.
+fn check_config(store: &Store, config: &Desc, layers: usize, what: &str) -> Result<()> {
+    let cfg: serde_json::Value = serde_json::from_slice(&store.read_blob(&config.digest)?)
+        .map_err(|e| Error::invalid(format!("{what}: config"), e.to_string()))?;
+    let diff_ids = cfg["rootfs"]["diff_ids"].as_array().map_or(0, Vec::len);
+    if diff_ids != layers {
+        return Err(Error::invalid(
+            what,
+            format!("the config lists {diff_ids} layers, the manifest {layers}"),
+        ));
+    }
+    Ok(())
 }
 
 fn available(entries: &[Desc]) -> String {

@@ -7,6 +7,7 @@
 //! the sandbox's PID 1 exits — even when the test fails.
 
 mod bundle;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
