@@ -235,7 +235,10 @@ pub fn before_run(
     if !needed {
         return Ok(());
     }
-    if policy == "missing" {
+    // On a terminal the child draws its progress bars there and says what went wrong
+    // itself; otherwise its error becomes ours, as one line.
+    let terminal = std::io::stderr().is_terminal();
+    if policy == "missing" && terminal {
         eprintln!("minc: unable to find image {image} locally; pulling it");
     }
     let mut cmd = Command::new("/proc/self/exe");
@@ -247,16 +250,28 @@ pub fn before_run(
     if let Some(p) = &a.platform {
         cmd.arg("--platform").arg(p);
     }
-    cmd.arg("--").arg(image);
-    // The child's stdout (the image name) goes to our stderr with its progress.
-    let err = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?;
-    let status = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(err))
-        .status()
+    if !terminal {
+        cmd.arg("--quiet");
+    }
+    cmd.arg("--").arg(image).stdin(Stdio::null());
+    if terminal {
+        // The child's stdout (the image name) goes to our stderr with its progress.
+        let err = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?;
+        let status = cmd.stdout(Stdio::from(err)).status().context("start minc pull")?;
+        if !status.success() {
+            bail!("the image could not be pulled (see above)");
+        }
+        return Ok(());
+    }
+    let out = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
         .context("start minc pull")?;
-    if !status.success() {
-        bail!("the image could not be pulled (see above)");
+    if !out.status.success() {
+        let text = String::from_utf8_lossy(&out.stderr);
+        let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("failed");
+        bail!("{}", last.trim_start_matches("minc: "));
     }
     Ok(())
 }
