@@ -461,10 +461,10 @@ impl Store {
         let mut found: Vec<(String, String)> = Vec::new();
         for (n, d) in &stored {
             let id = self.config_digest(&d.digest).unwrap_or_default();
-            if d.digest[7..].starts_with(hex) || id.get(7..).is_some_and(|i| i.starts_with(hex)) {
-                if !found.iter().any(|(_, dg)| *dg == d.digest) {
-                    found.push((n.clone(), d.digest.clone()));
-                }
+            let matches =
+                d.digest[7..].starts_with(hex) || id.get(7..).is_some_and(|i| i.starts_with(hex));
+            if matches && !found.iter().any(|(_, dg)| *dg == d.digest) {
+                found.push((n.clone(), d.digest.clone()));
             }
         }
         match found.as_slice() {

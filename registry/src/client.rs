@@ -33,6 +33,10 @@ pub struct Client {
     tokens: Mutex<HashMap<String, String>>,
 }
 
+/// Builds and sends one request: given the agent, the URL and the `Authorization` value.
+pub type Build<'a> = dyn Fn(&ureq::Agent, &str, Option<&str>) -> std::result::Result<Response<Body>, ureq::Error>
+    + 'a;
+
 /// `repository:NAME:pull` or `repository:NAME:pull,push`.
 pub fn scope(repository: &str, push: bool) -> String {
     format!(
@@ -269,16 +273,7 @@ impl Client {
     /// Sends a request built by `build` (given the URL and the authorization), with the
     /// token for `scope`; a 401 gets one retry with a fresh token (the challenge may
     /// have changed, or the token expired). `build` may be called twice.
-    pub fn send(
-        &self,
-        path: &str,
-        scope: &str,
-        build: &dyn Fn(
-            &ureq::Agent,
-            &str,
-            Option<&str>,
-        ) -> std::result::Result<Response<Body>, ureq::Error>,
-    ) -> Result<(String, Response<Body>)> {
+    pub fn send(&self, path: &str, scope: &str, build: &Build) -> Result<(String, Response<Body>)> {
         let url = self.url(path)?;
         let mut fresh = false;
         loop {

@@ -114,7 +114,7 @@ pub fn pull(store: &Store, reference: &str, opts: &PullOptions) -> Result<Pulled
                 available: available(entries),
             })?;
         check_size(entry, limits::MANIFEST, &what)?;
-        let m = if store.has_blob(&entry.digest) {
+        if store.has_blob(&entry.digest) {
             let bytes = store.read_blob(&entry.digest)?;
             let doc = parse(&bytes, &what)?;
             Fetched {
@@ -133,8 +133,7 @@ pub fn pull(store: &Store, reference: &str, opts: &PullOptions) -> Result<Pulled
                 .into());
             }
             m
-        };
-        m
+        }
     } else {
         top
     };

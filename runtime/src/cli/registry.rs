@@ -257,7 +257,10 @@ pub fn before_run(
     if terminal {
         // The child's stdout (the image name) goes to our stderr with its progress.
         let err = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?;
-        let status = cmd.stdout(Stdio::from(err)).status().context("start minc pull")?;
+        let status = cmd
+            .stdout(Stdio::from(err))
+            .status()
+            .context("start minc pull")?;
         if !status.success() {
             bail!("the image could not be pulled (see above)");
         }
@@ -270,7 +273,11 @@ pub fn before_run(
         .context("start minc pull")?;
     if !out.status.success() {
         let text = String::from_utf8_lossy(&out.stderr);
-        let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("failed");
+        let last = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("failed");
         bail!("{}", last.trim_start_matches("minc: "));
     }
     Ok(())

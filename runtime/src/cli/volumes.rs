@@ -421,12 +421,11 @@ fn mount_for(store: &VolumeStore, r: &MountReq, rootfs: &Path, used: &mut Used) 
                 used.named.push(vol.name.clone());
             }
             let data = store.data(&vol.name);
-            if fresh || store.is_empty(&vol.name)? {
-                if !r.nocopy {
-                    copy_up(rootfs, &r.target, &data).with_context(|| {
-                        format!("volume {}: copy {} from the image", vol.name, r.target)
-                    })?;
-                }
+            // A new or empty volume starts with the image's content there (Docker's rule).
+            if !r.nocopy && (fresh || store.is_empty(&vol.name)?) {
+                copy_up(rootfs, &r.target, &data).with_context(|| {
+                    format!("volume {}: copy {} from the image", vol.name, r.target)
+                })?;
             }
             data
         }
