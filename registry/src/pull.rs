@@ -82,6 +82,10 @@ struct Fetched {
 }
 
 pub fn pull(store: &Store, reference: &str, opts: &PullOptions) -> Result<Pulled> {
+    interrupt::watch(|| pull_watched(store, reference, opts))
+}
+
+fn pull_watched(store: &Store, reference: &str, opts: &PullOptions) -> Result<Pulled> {
     let name = ImageName::parse(reference)
         .map_err(|r| Error::Name(format!("image name {reference:?}: {r}")))?;
     let client = Client::new(&name.registry, None, &opts.conn)?;

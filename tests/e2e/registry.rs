@@ -527,6 +527,23 @@ fn proxy(
     tripped
 }
 
+/// Waits until a partial download of at least 4 MiB is in the store's work area.
+fn wait_for_partial(h: &Host) -> PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let big: Vec<PathBuf> = h
+            .temp_files()
+            .into_iter()
+            .filter(|f| std::fs::metadata(f).is_ok_and(|m| m.len() >= 4 << 20))
+            .collect();
+        if let Some(f) = big.into_iter().next() {
+            return f;
+        }
+        assert!(Instant::now() < deadline, "no partial download appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// 48 MiB that do not compress.
 fn noise(n: usize) -> Vec<u8> {
     let mut x: u64 = 0x9e3779b97f4a7c15;
@@ -580,9 +597,40 @@ fn registry_dying_or_minc_killed_mid_pull_leaves_no_partial_blob() {
     assert_eq!(h.index()["manifests"].as_array().unwrap().len(), 0);
     drop(reg);
 
-    // 2. minc itself killed with SIGKILL mid-download: its partial file stays until the
-    //    next minc that needs the store's work area reclaims it.
+    // 2. Ctrl-C (SIGINT) while the registry stalls mid-blob: minc stops at once and
+    //    removes its partial file.
     let reg = Registry::start(&regdir, 5000, None);
+    proxy(5003, 5000, 8 << 20, false, || {});
+    let child = h
+        .cmd(&["pull", "-q", "127.0.0.1:5003/big:1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_partial(&h);
+    // SAFETY: signalling the minc this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "Ctrl-C took {:?}",
+        started.elapsed()
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("interrupted"),
+        "{out:?}"
+    );
+    assert_eq!(
+        h.temp_files(),
+        Vec::<PathBuf>::new(),
+        "partial file removed"
+    );
+    assert_eq!(h.blobs(), 0);
+
+    // 3. minc itself killed with SIGKILL mid-download: its partial file stays until the
+    //    next minc that needs the store's work area reclaims it.
     proxy(5002, 5000, 8 << 20, false, || {});
     let mut child = h
         .cmd(&["pull", "-q", "127.0.0.1:5002/big:1"])
@@ -590,19 +638,7 @@ fn registry_dying_or_minc_killed_mid_pull_leaves_no_partial_blob() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let partial = loop {
-        let big: Vec<PathBuf> = h
-            .temp_files()
-            .into_iter()
-            .filter(|f| std::fs::metadata(f).is_ok_and(|m| m.len() >= 4 << 20))
-            .collect();
-        if let Some(f) = big.into_iter().next() {
-            break f;
-        }
-        assert!(Instant::now() < deadline, "no partial download appeared");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let partial = wait_for_partial(&h);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(partial.exists(), "SIGKILL leaves the partial file for now");

@@ -194,6 +194,13 @@ fn volumes_binds_tmpfs_and_read_only() {
     );
     let out = h.sh(&["--read-only"], "bb", "touch /x");
     assert!(!out.status.success(), "--read-only allowed a write");
+    // tmpcopyup: a tmpfs that starts with what it covers.
+    let out = h.sh(
+        &["--read-only", "--tmpfs", "/etc:tmpcopyup"],
+        "bb",
+        "cat /etc/passwd | head -1 && touch /etc/new && grep -c ' /etc tmpfs' /proc/mounts",
+    );
+    assert_eq!(text(&out), "root:x:0:0:root:/root:/bin/sh\n1\n");
 
     // In use: refused without -f; prune leaves named volumes unless -a.
     h.ok(&[

@@ -153,7 +153,7 @@ pub fn pull(data_root: &Path, a: &PullArgs) -> Result<i32> {
 }
 
 pub fn push(data_root: &Path, a: &PushArgs) -> Result<i32> {
-    registry::install_interrupt_handler();
+    // Ctrl-C keeps its default action here: a push changes nothing in the local store.
     let opts = registry::PushOptions {
         conn: a.conn.conn(),
     };

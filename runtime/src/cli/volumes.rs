@@ -460,6 +460,18 @@ fn copy_up(rootfs: &Path, target: &str, data: &Path) -> Result<()> {
     };
     let dst = Root::open(data)?.dir(Path::new(""))?;
     let st = src.stat_self()?;
+    if sysops::explain::enabled() {
+        sysops::explain::Cmd::new("cp")
+            .arg("-a")
+            .arg(format!(
+                "{}/{}/.",
+                rootfs.display(),
+                target.trim_start_matches('/')
+            ))
+            .arg(data)
+            .note("fill the new volume from the image (symlinks resolved inside the rootfs)")
+            .emit();
+    }
     copy_contents(&src, &dst, CopyOptions { owners: true })?;
     dst.set_owner_mode(st.st_uid, st.st_gid, st.st_mode & 0o7777)?;
     Ok(())
@@ -519,6 +531,13 @@ impl VolumeStore {
             return Ok((v, false));
         }
         let dir = self.path(name);
+        if sysops::explain::enabled() {
+            sysops::explain::Cmd::new("mkdir")
+                .args(["-p", "-m", "0755"])
+                .arg(self.data(name))
+                .note(format!("volume {name}; chmod 0700 {}", dir.display()))
+                .emit();
+        }
         sysops::private_dir::ensure_private(&dir, 0o700)
             .with_context(|| format!("{}", dir.display()))?;
         let data = self.data(name);
