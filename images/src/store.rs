@@ -344,13 +344,29 @@ impl Store {
         size: u64,
         media_type: &str,
     ) -> Result<ImageRef> {
+        self.tag_with_blobs(name, manifest_digest, size, media_type, &[])
+    }
+
+    /// [`Store::tag_typed`], checking under the store's lock that the image's blobs are all
+    /// there (a failed pull removes the blobs it stored that no name uses: checked and named
+    /// in one step, an image never points at a blob removed meanwhile).
+    pub fn tag_with_blobs(
+        &self,
+        name: &str,
+        manifest_digest: &str,
+        size: u64,
+        media_type: &str,
+        blobs: &[String],
+    ) -> Result<ImageRef> {
         let parsed = ImageName::parse(name)
             .map_err(|r| Error::invalid(format!("image name {name:?}"), r))?;
         let name = parsed.to_string();
-        if !self.blob_path(manifest_digest)?.is_file() {
-            return Err(Error::NotFound(manifest_digest.to_string()));
-        }
         let _lock = self.lock()?;
+        for d in std::iter::once(manifest_digest).chain(blobs.iter().map(String::as_str)) {
+            if !self.has_blob(d) {
+                return Err(Error::NotFound(format!("blob {d}")));
+            }
+        }
         let mut index = self.index()?;
         index
             .manifests

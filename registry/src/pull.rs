@@ -187,11 +187,16 @@ fn pull_watched(store: &Store, reference: &str, opts: &PullOptions) -> Result<Pu
         download_all(&client, store, repo, &scope, &wanted, opts)?;
         check_config(store, &config, layers.len(), &what)?;
         store.put_blob(&manifest.bytes[..], Some(&manifest.digest))?;
-        store.tag_typed(
+        let blobs: Vec<String> = std::iter::once(&config)
+            .chain(&layers)
+            .map(|d| d.digest.clone())
+            .collect();
+        store.tag_with_blobs(
             &what,
             &manifest.digest,
             manifest.bytes.len() as u64,
             &manifest.media_type,
+            &blobs,
         )?;
         Ok(())
     };

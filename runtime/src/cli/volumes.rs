@@ -754,7 +754,8 @@ mod tests {
             Source::Volume(None)
         );
         for bad in [
-            "rel:/x",
+            "./rel:/x",
+            "-x:/y",
             "/a:b",
             "/a:/",
             "/a:/b:bogus",
