@@ -110,7 +110,16 @@ impl Client {
             }
             let url = format!("{scheme}://{}/v2/", self.api_host);
             crate::interrupt::check()?;
-            match self.agent.get(&url).call() {
+            let mut req = self.agent.get(&url);
+            if scheme == "https" && self.allow_http {
+                // Where plain HTTP may follow, a server that does not answer TLS at all
+                // must not hold us for the whole connect timeout.
+                req = req
+                    .config()
+                    .timeout_global(Some(Duration::from_secs(3)))
+                    .build();
+            }
+            match req.call() {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     if status == 401 {
@@ -378,7 +387,13 @@ pub fn read_bounded(resp: Response<Body>, limit: u64, what: &str) -> Result<Vec<
 /// list, at most 64 KiB of it read).
 pub fn http_error(url: &str, resp: Response<Body>) -> Error {
     let status = resp.status().as_u16();
-    let body = read_bounded(resp, limits::ERROR_BODY, url).unwrap_or_default();
+    // At most 64 KiB of it, cut there if longer.
+    let mut body = Vec::new();
+    let _ = resp
+        .into_body()
+        .into_reader()
+        .take(limits::ERROR_BODY)
+        .read_to_end(&mut body);
     let message = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| {
@@ -395,7 +410,7 @@ pub fn http_error(url: &str, resp: Response<Body>) -> Error {
                     .join("; "),
             )
         })
-        .unwrap_or_default();
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
     // What a registry says is shown, never its control characters.
     let message: String = message
         .chars()

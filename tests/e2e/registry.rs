@@ -661,3 +661,132 @@ fn registry_dying_or_minc_killed_mid_pull_leaves_no_partial_blob() {
     );
     drop(reg);
 }
+
+/// A hostile registry (a small HTTP server of this test, since no real registry misbehaves
+/// on purpose): the Bearer token flow first, then answers no client should believe.
+fn hostile_registry(port: u16, hits: Arc<AtomicU64>) {
+    let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let hits = hits.clone();
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                let mut req = Vec::new();
+                let mut byte = [0u8; 1];
+                while !req.ends_with(b"\r\n\r\n") && req.len() < 65536 {
+                    if conn.read(&mut byte).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    req.push(byte[0]);
+                }
+                let req = String::from_utf8_lossy(&req).into_owned();
+                let line = req.lines().next().unwrap_or("").to_string();
+                let authed = req.contains("Authorization: Bearer good-token")
+                    || req.contains("authorization: Bearer good-token");
+                let send = |conn: &mut TcpStream, status: &str, headers: &str, body: &[u8]| {
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
+                        body.len()
+                    );
+                    let _ = conn.write_all(body);
+                };
+                let challenge = format!(
+                    "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"hostile\"\r\n"
+                );
+                if line.starts_with("GET /token?") {
+                    assert!(
+                        line.contains("service=hostile") && line.contains("scope=repository%3A"),
+                        "{line}"
+                    );
+                    send(
+                        &mut conn,
+                        "200 OK",
+                        "Content-Type: application/json\r\n",
+                        br#"{"token":"good-token"}"#,
+                    );
+                } else if !authed {
+                    send(&mut conn, "401 Unauthorized", &challenge, b"");
+                } else if line.starts_with("GET /v2/endless/manifests/") {
+                    // A manifest that never ends (4 GiB announced, streamed as long as read).
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 4294967296\r\n\r\n"
+                    );
+                    let chunk = vec![b' '; 1 << 20];
+                    while conn.write_all(&chunk).is_ok() {
+                        hits.fetch_add(1, Ordering::SeqCst);
+                    }
+                } else if line.starts_with("GET /v2/noisy/manifests/") {
+                    let mut body = b"{\"errors\":[{\"code\":\"DENIED\",\"message\":\"\x1b[31mred\x1b]0;title\x07".to_vec();
+                    body.extend(vec![b'x'; 1 << 20]);
+                    body.extend(b"\"}]}");
+                    send(
+                        &mut conn,
+                        "403 Forbidden",
+                        "Content-Type: application/json\r\n",
+                        &body,
+                    );
+                } else if line.starts_with("GET /v2/liar/manifests/") {
+                    let layer = minc_tests::registry::sha(b"small");
+                    let config = minc_tests::registry::sha(b"{}");
+                    let m = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+                        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": 5}]});
+                    send(
+                        &mut conn,
+                        "200 OK",
+                        "Content-Type: application/vnd.oci.image.manifest.v1+json\r\n",
+                        m.to_string().as_bytes(),
+                    );
+                } else if line.starts_with("GET /v2/liar/blobs/") {
+                    // Five bytes announced in the manifest; an endless stream sent without a
+                    // length.
+                    let _ = write!(conn, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+                    let chunk = vec![b'a'; 1 << 20];
+                    while conn.write_all(&chunk).is_ok() {
+                        hits.fetch_add(1, Ordering::SeqCst);
+                    }
+                } else {
+                    send(&mut conn, "404 Not Found", "", b"");
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn hostile_registry_answers_are_bounded() {
+    if !minc_tests::sandbox("hostile_registry_answers_are_bounded") {
+        return;
+    }
+    let h = Host::new();
+    let hits = Arc::new(AtomicU64::new(0));
+    hostile_registry(5009, hits.clone());
+    // An endless manifest: refused after 4 MiB, not read into memory until the OOM killer.
+    let started = Instant::now();
+    let out = h.minc(&["pull", "-q", "127.0.0.1:5009/endless:1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("manifest: more than 4194304 bytes"), "{err}");
+    assert!(hits.load(Ordering::SeqCst) < 64, "read far past the bound");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // An error body with escape sequences and 1 MiB of text: shown bounded and clean.
+    let err = h.fails(&["pull", "-q", "127.0.0.1:5009/noisy:1"]);
+    assert!(
+        err.contains("403") && err.contains("DENIED") && err.contains("[31mred]0;title"),
+        "{err}"
+    );
+    assert!(
+        !err.contains('\x1b') && !err.contains('\x07') && err.len() < 1000,
+        "{err:?}"
+    );
+    assert_eq!(err.lines().count(), 1);
+    // A blob longer than its descriptor says: refused at the first byte past it.
+    hits.store(0, Ordering::SeqCst);
+    let err = h.fails(&["pull", "-q", "127.0.0.1:5009/liar:1"]);
+    assert!(err.contains("more data than its size of"), "{err}");
+    assert!(hits.load(Ordering::SeqCst) < 64);
+    assert_eq!(h.temp_files(), Vec::<PathBuf>::new());
+    assert_eq!(h.blobs(), 0);
+}
