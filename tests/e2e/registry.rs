@@ -200,6 +200,26 @@ fn pull_run_repull_digest_and_platforms() {
         "{err}"
     );
 
+    // Docker's media types (a manifest list of v2s2 manifests), as `docker push` writes.
+    minc_tests::registry::skopeo_push_as(
+        &multi,
+        "m1",
+        &format!("{a}/app/docker:1"),
+        None,
+        Some("v2s2"),
+    );
+    let raw = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{a}/app/docker:1"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&raw.stdout).contains("manifest.list.v2+json"));
+    let d = format!("{a}/app/docker:1");
+    assert_eq!(
+        h.ok(&["run", "--rm", "--network", "none", &d, "cat", "/arch"]),
+        "amd64"
+    );
+
     // --pull=never does not pull; --pull=always asks the registry again.
     let gets = reg.requests("GET", "/manifests/");
     let err = h.fails(&[

@@ -236,10 +236,24 @@ pub fn oci_layout(dir: &Path, tag: &str, images: &[PlatformImage]) -> String {
     digest
 }
 
-/// `skopeo copy [--all] oci:LAYOUT:TAG docker://DEST` over plain HTTP.
+/// `skopeo copy --all oci:LAYOUT:TAG docker://DEST` over plain HTTP (OCI media types).
 pub fn skopeo_push(layout: &Path, tag: &str, dest: &str, creds: Option<&str>) {
+    skopeo_push_as(layout, tag, dest, creds, None)
+}
+
+/// [`skopeo_push`] converting to `format` (`v2s2`: Docker's manifest and manifest list).
+pub fn skopeo_push_as(
+    layout: &Path,
+    tag: &str,
+    dest: &str,
+    creds: Option<&str>,
+    format: Option<&str>,
+) {
     let mut cmd = Command::new("skopeo");
     cmd.args(["copy", "--all", "--quiet", "--dest-tls-verify=false"]);
+    if let Some(f) = format {
+        cmd.arg("--format").arg(f);
+    }
     if let Some(c) = creds {
         cmd.arg("--dest-creds").arg(c);
     }
