@@ -273,7 +273,10 @@ fn setup_and_start(
     ctx.containers().save(&Record {
         id: id.to_string(),
         name: name.to_string(),
-        image: img.name.clone(),
+        // As `docker ps` shows it: `busybox:latest`, `localhost/echo-server:latest`.
+        image: images::ImageName::parse(&img.name)
+            .map(|n| n.familiar())
+            .unwrap_or_else(|_| img.name.clone()),
         image_digest: img.digest.clone(),
         command,
         created: crate::state::now(),
