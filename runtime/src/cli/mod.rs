@@ -16,6 +16,7 @@ mod log;
 pub mod monitor;
 mod registry;
 mod runc;
+mod volume_store;
 mod volumes;
 
 use std::path::{Path, PathBuf};
@@ -115,7 +116,7 @@ pub enum Command {
     Tag { source: String, target: String },
     /// Manage volumes: create, ls, inspect, rm, prune
     #[command(subcommand)]
-    Volume(volumes::VolumeCommand),
+    Volume(volume_store::VolumeCommand),
     /// Copy files between a running container and the host (CONTAINER:PATH either side)
     Cp(cp::CpArgs),
 }
@@ -332,7 +333,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Login(a) => registry::login(a),
         Command::Logout(a) => registry::logout(a),
         Command::Tag { source, target } => image::tag(&ctx, source, target).map(|_| 0),
-        Command::Volume(c) => volumes::dispatch(&cli.data_root, c).map(|_| 0),
+        Command::Volume(c) => volume_store::dispatch(&cli.data_root, c).map(|_| 0),
         Command::Cp(a) => cp::cp(&cli.data_root, &rt, a).map(|_| 0),
         _ => runc::dispatch(cli),
     }
