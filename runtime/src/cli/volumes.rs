@@ -1,5 +1,6 @@
 //! Volumes and mounts of the Docker-like face: `run -v`, `--mount`, `--tmpfs`,
-//! `--read-only`, the image's `VOLUME`s, and `minc volume create|ls|inspect|rm|prune`.
+//! `--read-only` and the image's `VOLUME`s, as mounts in the container's config.json (the
+//! volumes themselves and `minc volume ...`: `volume_store.rs`).
 //!
 //! A volume is a directory of minc's, `DATA_ROOT/volumes/NAME/_data`, bind-mounted into
 //! containers (Docker's layout). `volumes/` and each `volumes/NAME/` are mode 0700, so no
