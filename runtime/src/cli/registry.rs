@@ -132,12 +132,13 @@ pub fn pull(data_root: &Path, a: &PullArgs) -> Result<i32> {
         jobs: 0,
     };
     let store = store(data_root)?;
+    let before = store.find(&a.reference).ok().flatten().map(|i| i.digest);
     let pulled = registry::pull(&store, &a.reference, &opts)
         .with_context(|| format!("pull {}", a.reference))?;
     if !a.quiet {
         eprintln!(
             "minc: {} {} ({} blob{} downloaded, {:.1} MB)",
-            if pulled.blobs == 0 {
+            if before.as_ref() == Some(&pulled.digest) {
                 "up to date:"
             } else {
                 "pulled"
@@ -192,6 +193,7 @@ pub fn login(a: &LoginArgs) -> Result<i32> {
             stdin.read_line(&mut line)?;
             line.trim_end_matches(['\n', '\r']).to_string()
         }
+        (None, false) if interactive => read_password_no_echo(&mut stdin)?,
         (None, false) => bail!("login {registry}: give --password-stdin (or --password)"),
     };
     if user.is_empty() || password.is_empty() {
@@ -206,6 +208,32 @@ pub fn login(a: &LoginArgs) -> Result<i32> {
     );
     println!("Login Succeeded");
     Ok(0)
+}
+
+/// Asks for the password on the terminal with echo off (restored afterwards, also on error).
+fn read_password_no_echo(stdin: &mut std::io::StdinLock) -> Result<String> {
+    use std::os::fd::AsRawFd;
+    eprint!("Password: ");
+    let _ = std::io::stderr().flush();
+    let fd = std::io::stdin().as_raw_fd();
+    // SAFETY: tcgetattr/tcsetattr on our own stdin with a zeroed termios filled by the call.
+    let old = unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(fd, &mut t) != 0 {
+            bail!("login: the terminal: {}", std::io::Error::last_os_error());
+        }
+        let old = t;
+        t.c_lflag &= !libc::ECHO;
+        libc::tcsetattr(fd, libc::TCSANOW, &t);
+        old
+    };
+    let mut line = String::new();
+    let read = stdin.read_line(&mut line);
+    // SAFETY: restoring the settings read above.
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &old) };
+    eprintln!();
+    read?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
 pub fn logout(a: &LogoutArgs) -> Result<i32> {
