@@ -477,8 +477,8 @@ impl Store {
         let mut found: Vec<(String, String)> = Vec::new();
         for (n, d) in &stored {
             let id = self.config_digest(&d.digest).unwrap_or_default();
-            let matches =
-                d.digest[7..].starts_with(hex) || id.get(7..).is_some_and(|i| i.starts_with(hex));
+            let matches = d.digest.get(7..).is_some_and(|m| m.starts_with(hex))
+                || id.get(7..).is_some_and(|i| i.starts_with(hex));
             if matches && !found.iter().any(|(_, dg)| *dg == d.digest) {
                 found.push((n.clone(), d.digest.clone()));
             }
