@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::error::{Error, Result};
 use crate::store::{Descriptor, Store, LAYER_TAR};
 
-pub const NAME: &str = "echo-server:latest";
+pub const NAME: &str = "localhost/echo-server:latest";
 
 fn layer() -> std::io::Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
@@ -41,7 +41,7 @@ fn layer() -> std::io::Result<Vec<u8>> {
     b.into_inner()
 }
 
-/// Builds the image and stores it as `echo-server:latest`.
+/// Builds the image and stores it as `localhost/echo-server:latest` (`echo-server`).
 pub fn store(store: &Store) -> Result<()> {
     explain!("# build the built-in image {NAME} (static echo-server from this workspace)");
     let layer = layer().map_err(|e| Error::invalid(NAME, e.to_string()))?;

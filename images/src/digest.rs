@@ -22,6 +22,11 @@ pub fn copy_hashing(r: &mut impl Read, w: &mut impl Write) -> std::io::Result<(S
     Ok((format!("sha256:{:x}", h.finalize()), n))
 }
 
+/// `sha256:HEX` of `data`.
+pub fn sha256(data: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(data))
+}
+
 /// The hex part of a `sha256:HEX` digest, checked (it becomes a file name).
 pub fn hex(digest: &str) -> Option<&str> {
     let hex = digest.strip_prefix("sha256:")?;

@@ -15,7 +15,7 @@ use crate::layer_stream;
 use crate::options::{ENV_MAX_ARCHIVE_SIZE, ENV_MAX_LAYER_SIZE};
 use crate::progress::Progress;
 use crate::store::{
-    default_config, ref_name, Descriptor, ImageRef, Index, Manifest, Store, LAYER_TAR,
+    default_config, local_name, ref_name, Descriptor, ImageRef, Index, Manifest, Store, LAYER_TAR,
     MANIFEST_TYPE,
 };
 use crate::workdir::TempTree;
@@ -159,10 +159,12 @@ impl Store {
             .and_then(|s| s.to_str())
             .unwrap_or("image");
         let name = match (&opts.name, ref_name(desc)) {
-            (Some(n), _) => n.clone(),
-            (None, Some(r)) if r.contains(':') || r.contains('/') => r.to_string(),
-            (None, Some(tag)) => format!("{stem}:{tag}"),
-            (None, None) => stem.to_string(),
+            (Some(n), _) => local_name(n)?,
+            // A full reference (skopeo's oci: transport writes one) keeps its registry.
+            (None, Some(r)) if r.contains('/') => crate::reference::normalize(r),
+            (None, Some(r)) if r.contains(':') => local_name(r)?,
+            (None, Some(tag)) => local_name(&format!("{stem}:{tag}"))?,
+            (None, None) => local_name(stem)?,
         };
         self.tag(&name, &digest, size)
     }
@@ -202,21 +204,17 @@ impl Store {
             });
         }
         let config = self.read_blob(&config_digest)?;
-        let name = opts
-            .name
-            .clone()
-            .or_else(|| {
-                m.repo_tags
-                    .as_ref()
-                    .and_then(|t| t.first().map(|t| short_name(t)))
-            })
-            .unwrap_or_else(|| {
+        // `docker save` names are Docker's (docker.io/library/... for short ones).
+        let name = match (&opts.name, m.repo_tags.as_ref().and_then(|t| t.first())) {
+            (Some(n), _) => local_name(n)?,
+            (None, Some(t)) => crate::reference::normalize(t),
+            (None, None) => local_name(
                 Path::new(what)
                     .file_stem()
                     .and_then(|s| s.to_str())
-                    .unwrap_or("image")
-                    .to_string()
-            });
+                    .unwrap_or("image"),
+            )?,
+        };
         self.commit(&name, &config, layers)
     }
 
@@ -253,10 +251,10 @@ impl Store {
             }
         };
         let config = default_config(&[diff_id], opts.entrypoint.as_deref(), opts.cmd.as_deref());
-        let name = opts.name.clone().unwrap_or_else(|| {
+        let name = local_name(&opts.name.clone().unwrap_or_else(|| {
             let stem = path.file_name().and_then(|s| s.to_str()).unwrap_or("image");
             stem.split('.').next().unwrap_or(stem).to_string()
-        });
+        }))?;
         self.commit(
             &name,
             &config,
@@ -316,12 +314,6 @@ fn sniff(path: &Path, limit: u64) -> Result<Kind> {
         return Err(Error::invalid(what, "not an archive (no entries)"));
     }
     Ok(Kind::Rootfs)
-}
-
-/// `docker.io/library/x:1` -> `x:1`, as `docker images` shows it.
-fn short_name(tag: &str) -> String {
-    let t = tag.strip_prefix("docker.io/").unwrap_or(tag);
-    t.strip_prefix("library/").unwrap_or(t).to_string()
 }
 
 /// Opens a regular file inside `root` (an image layout or an extracted archive), following

@@ -15,13 +15,14 @@
 mod explain;
 mod builtin;
 pub mod capabilities;
-mod digest;
+pub mod digest;
 mod error;
 mod import;
 mod layer_stream;
 mod layered;
 mod options;
 mod progress;
+pub mod reference;
 mod spec;
 mod store;
 pub mod unpack;
@@ -33,8 +34,9 @@ pub use options::{
     parse_devices, parse_size, DeviceNodes, StoreOptions, ENV_LAYER_DEVICES, ENV_MAX_ARCHIVE_SIZE,
     ENV_MAX_LAYER_ENTRIES, ENV_MAX_LAYER_SIZE,
 };
+pub use reference::ImageName;
 pub use spec::{default_spec, lookup_user, runtime_spec, RunOptions, PRIVILEGED};
-pub use store::{Image, ImageRef, ImageSummary, Rootfs, Store};
+pub use store::{local_name, BlobWriter, Image, ImageRef, ImageSummary, Rootfs, Store};
 
 /// The echo-server program of the built-in image: a static binary built by build.rs.
 pub static ECHO_SERVER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/echo-server"));

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use crate::digest;
 use crate::error::{Error, Result};
 use crate::options::StoreOptions;
+use crate::reference::{self, normalize, ImageName};
 use crate::unpack::{self, Whiteouts};
 pub use crate::workdir::TempTree;
 use crate::workdir::{self, WorkDir};
@@ -111,8 +112,12 @@ pub struct ImageRef {
 
 #[derive(Debug, Clone)]
 pub struct ImageSummary {
+    /// The stored (canonical) name, `docker.io/library/busybox:latest`.
     pub name: String,
+    /// The manifest's digest.
     pub digest: String,
+    /// The config's digest: the image id, as `docker images` shows it.
+    pub id: String,
     pub size: u64,
     pub created: Option<String>,
 }
@@ -153,14 +158,37 @@ fn private(dir: &Path) -> Result<()> {
     sysops::private_dir::ensure_private(dir, 0o700).map_err(|e| Error::io(dir, e))
 }
 
-/// `name` -> `name:latest`; digests and `name:tag` stay.
-pub fn normalize(name: &str) -> String {
-    let last = name.rsplit('/').next().unwrap_or(name);
-    if name.starts_with("sha256:") || last.contains(':') {
+/// A name for an image made on this machine (imported, built in): `x` is
+/// `localhost/x:latest`; a name with a registry (`ghcr.io/a/b`) stays as given. Invalid
+/// names are refused.
+pub fn local_name(name: &str) -> Result<String> {
+    let first = name.split('/').next().unwrap_or(name);
+    let qualified = name.contains('/')
+        && (first.contains('.') || first.contains(':') || first == reference::LOCAL);
+    let full = if qualified {
         name.to_string()
     } else {
-        format!("{name}:latest")
+        format!("{}/{name}", reference::LOCAL)
+    };
+    ImageName::parse(&full)
+        .map(|n| n.to_string())
+        .map_err(|r| Error::invalid(format!("image name {name:?}"), r))
+}
+
+/// The stored names `name` may stand for, most specific first: its normal form, and for a
+/// name without a registry, the same under `localhost/` (so `localhost/x:latest` runs as
+/// `x`).
+fn candidates(name: &str) -> Vec<String> {
+    let mut out = vec![normalize(name)];
+    let first = name.split('/').next().unwrap_or(name);
+    let has_host = name.contains('/')
+        && (first.contains('.') || first.contains(':') || first == reference::LOCAL);
+    if !has_host && !name.starts_with("sha256:") {
+        if let Ok(n) = ImageName::parse(&format!("{}/{name}", reference::LOCAL)) {
+            out.push(n.to_string());
+        }
     }
+    out
 }
 
 impl Store {
@@ -302,30 +330,99 @@ impl Store {
         )
     }
 
-    /// Points `name` at a stored manifest (replacing an older image of that name).
+    /// Points `name` (normalized, see [`reference`]) at a stored OCI manifest, replacing an
+    /// older image of that name.
     pub fn tag(&self, name: &str, manifest_digest: &str, size: u64) -> Result<ImageRef> {
-        let name = normalize(name);
+        self.tag_typed(name, manifest_digest, size, MANIFEST_TYPE)
+    }
+
+    /// [`Store::tag`] for a manifest of any media type (a Docker v2s2 manifest keeps its own).
+    pub fn tag_typed(
+        &self,
+        name: &str,
+        manifest_digest: &str,
+        size: u64,
+        media_type: &str,
+    ) -> Result<ImageRef> {
+        self.tag_with_blobs(name, manifest_digest, size, media_type, &[])
+    }
+
+    /// [`Store::tag_typed`], checking under the store's lock that the image's blobs are all
+    /// there (a failed pull removes the blobs it stored that no name uses: checked and named
+    /// in one step, an image never points at a blob removed meanwhile).
+    pub fn tag_with_blobs(
+        &self,
+        name: &str,
+        manifest_digest: &str,
+        size: u64,
+        media_type: &str,
+        blobs: &[String],
+    ) -> Result<ImageRef> {
+        let parsed = ImageName::parse(name)
+            .map_err(|r| Error::invalid(format!("image name {name:?}"), r))?;
+        let name = parsed.to_string();
         let _lock = self.lock()?;
+        for d in std::iter::once(manifest_digest).chain(blobs.iter().map(String::as_str)) {
+            if !self.has_blob(d) {
+                return Err(Error::NotFound(format!("blob {d}")));
+            }
+        }
         let mut index = self.index()?;
         index
             .manifests
-            .retain(|d| ref_name(d) != Some(name.as_str()));
+            .retain(|d| ref_name(d).map(normalize).as_deref() != Some(name.as_str()));
         let mut ann = serde_json::Map::new();
         ann.insert(REF_NAME.into(), Value::String(name.clone()));
         index.manifests.push(Descriptor {
-            media_type: MANIFEST_TYPE.into(),
+            media_type: media_type.into(),
             digest: manifest_digest.to_string(),
             size,
             annotations: Some(ann),
         });
         self.save_index(&index)?;
         Ok(ImageRef {
-            name,
+            name: parsed.familiar(),
             digest: manifest_digest.to_string(),
         })
     }
 
-    /// Stores a manifest for `config` + `layers` and names it.
+    /// `minc tag SOURCE TARGET`: one more name for a stored image.
+    pub fn add_name(&self, source: &str, target: &str) -> Result<ImageRef> {
+        let img = self.resolve(source)?;
+        let size = fs::metadata(self.blob_path(&img.digest)?)
+            .map_err(|e| Error::io(&img.digest, e))?
+            .len();
+        let media_type = img
+            .manifest
+            .media_type
+            .clone()
+            .unwrap_or_else(|| MANIFEST_TYPE.to_string());
+        self.tag_typed(target, &img.digest, size, &media_type)
+    }
+
+    /// Whether a blob is stored (it was verified on the way in).
+    pub fn has_blob(&self, digest: &str) -> bool {
+        self.blob_path(digest).is_ok_and(|p| p.is_file())
+    }
+
+    /// A writer for a blob whose digest and size are known in advance (from a registry):
+    /// hashed as it is written, refused past `size`, stored only by
+    /// [`BlobWriter::commit`] when both match; dropped, it leaves nothing (and a killed
+    /// process's partial blob is reclaimed by the next process, see `workdir`).
+    pub fn blob_writer(&self, digest: &str, size: u64) -> Result<BlobWriter> {
+        let dest = self.blob_path(digest)?;
+        Ok(BlobWriter {
+            tmp: self.temp_file()?,
+            hash: <sha2::Sha256 as sha2::Digest>::new(),
+            written: 0,
+            size,
+            digest: digest.to_string(),
+            dest,
+        })
+    }
+
+    /// Stores a manifest for `config` + `layers` and names it (`name` as given: callers
+    /// pass a normalized or [`local_name`]).
     pub fn commit(&self, name: &str, config: &[u8], layers: Vec<Descriptor>) -> Result<ImageRef> {
         let (config_digest, config_size) = self.put_bytes(config)?;
         let manifest = Manifest {
@@ -344,12 +441,14 @@ impl Store {
         self.tag(name, &digest, size)
     }
 
-    /// Finds an image by `name`, `name:tag` or manifest digest (prefix). The built-in
-    /// `echo-server` is built and stored on first use.
+    /// Finds an image by name (`busybox`, `docker.io/library/busybox:latest`, `x` for
+    /// `localhost/x:latest`, `name@sha256:...`) or by a prefix of at least 6 hex digits of
+    /// its manifest digest or its id (config digest). The built-in `echo-server` is built and
+    /// stored on first use.
     pub fn resolve(&self, name: &str) -> Result<Image> {
         match self.find(name)? {
             Some(img) => Ok(img),
-            None if normalize(name) == crate::builtin::NAME => {
+            None if candidates(name).iter().any(|c| c == crate::builtin::NAME) => {
                 crate::builtin::store(self)?;
                 self.find(name)?.ok_or_else(|| Error::NotFound(name.into()))
             }
@@ -357,27 +456,58 @@ impl Store {
         }
     }
 
-    fn find(&self, name: &str) -> Result<Option<Image>> {
-        let want = normalize(name);
+    /// [`Store::resolve`] without building the built-in image: None if not stored.
+    pub fn find(&self, name: &str) -> Result<Option<Image>> {
         let index = self.index()?;
-        let hex = name.strip_prefix("sha256:").unwrap_or(name);
-        let found = index
+        let stored: Vec<(String, &Descriptor)> = index
             .manifests
             .iter()
-            .find(|d| ref_name(d) == Some(want.as_str()))
-            .or_else(|| {
-                let by_digest: Vec<_> = index
-                    .manifests
-                    .iter()
-                    .filter(|d| hex.len() >= 6 && d.digest["sha256:".len()..].starts_with(hex))
-                    .collect();
-                (by_digest.len() == 1).then(|| by_digest[0])
-            });
-        let Some(desc) = found else {
+            .filter_map(|d| ref_name(d).map(|n| (normalize(n), d)))
+            .collect();
+        for want in candidates(name) {
+            if let Some((n, d)) = stored.iter().find(|(n, _)| *n == want) {
+                return self.load(n, &d.digest).map(Some);
+            }
+        }
+        // By digest: a name's digest part, or a (prefix of a) manifest digest or image id.
+        let hex = name.strip_prefix("sha256:").unwrap_or(name);
+        if hex.len() < 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(None);
-        };
-        self.load(ref_name(desc).unwrap_or(name), &desc.digest)
-            .map(Some)
+        }
+        let mut found: Vec<(String, String)> = Vec::new();
+        for (n, d) in &stored {
+            let id = self.config_digest(&d.digest).unwrap_or_default();
+            let matches = d.digest.get(7..).is_some_and(|m| m.starts_with(hex))
+                || id.get(7..).is_some_and(|i| i.starts_with(hex));
+            if matches && !found.iter().any(|(_, dg)| *dg == d.digest) {
+                found.push((n.clone(), d.digest.clone()));
+            }
+        }
+        match found.as_slice() {
+            [(n, d)] => self.load(n, d).map(Some),
+            [] => Ok(None),
+            _ => Err(Error::invalid(
+                format!("image id {name}"),
+                "ambiguous: it is the prefix of several images",
+            )),
+        }
+    }
+
+    /// The config digest (image id) of a stored manifest.
+    fn config_digest(&self, manifest_digest: &str) -> Option<String> {
+        let m: Manifest = serde_json::from_slice(&self.read_blob(manifest_digest).ok()?).ok()?;
+        Some(m.config.digest)
+    }
+
+    /// Every stored name that points at `manifest_digest` (canonical form).
+    pub fn names_of(&self, manifest_digest: &str) -> Result<Vec<String>> {
+        Ok(self
+            .index()?
+            .manifests
+            .iter()
+            .filter(|d| d.digest == manifest_digest)
+            .filter_map(|d| ref_name(d).map(normalize))
+            .collect())
     }
 
     fn load(&self, name: &str, manifest_digest: &str) -> Result<Image> {
@@ -409,7 +539,8 @@ impl Store {
                 out.push(ImageSummary {
                     size: img.size(),
                     created: img.config.created().clone(),
-                    name,
+                    name: normalize(&name),
+                    id: img.manifest.config.digest.clone(),
                     digest: d.digest.clone(),
                 });
             }
@@ -417,26 +548,23 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes a name; blobs and unpacked layers that no remaining image uses go too
-    /// (unpacked layers still mounted by a container stay).
+    /// Removes a name (given by id or digest: every name of that image); blobs and
+    /// unpacked layers that no remaining image uses go too (unpacked layers still mounted by
+    /// a container stay).
     pub fn remove(&self, name: &str) -> Result<()> {
         let img = self.resolve_existing(name)?;
+        let by_name = candidates(name).contains(&normalize(&img.name));
         let _lock = self.lock()?;
         let mut index = self.index()?;
-        index
-            .manifests
-            .retain(|d| ref_name(d) != Some(img.name.as_str()));
-        self.save_index(&index)?;
-        let mut keep_blobs = std::collections::HashSet::new();
-        let mut keep_layers = std::collections::HashSet::new();
-        for d in &index.manifests {
-            if let Ok(other) = self.load(ref_name(d).unwrap_or(""), &d.digest) {
-                keep_blobs.insert(other.digest.clone());
-                keep_blobs.insert(other.manifest.config.digest.clone());
-                keep_blobs.extend(other.manifest.layers.iter().map(|l| l.digest.clone()));
-                keep_layers.extend(other.chain_ids());
+        index.manifests.retain(|d| {
+            if by_name {
+                ref_name(d).map(normalize) != Some(normalize(&img.name))
+            } else {
+                d.digest != img.digest
             }
-        }
+        });
+        self.save_index(&index)?;
+        let (keep_blobs, keep_layers) = self.referenced(&index);
         let mut drop_blobs = vec![img.digest.clone(), img.manifest.config.digest.clone()];
         drop_blobs.extend(img.manifest.layers.iter().map(|l| l.digest.clone()));
         for b in drop_blobs.iter().filter(|b| !keep_blobs.contains(*b)) {
@@ -457,6 +585,43 @@ impl Store {
             let dir = e.path();
             if !keep.contains(&name) && !mounts.contains(dir.to_str().unwrap_or("")) {
                 let _ = workdir::remove_tree(&dir);
+            }
+        }
+        Ok(())
+    }
+
+    /// The blobs and unpacked layers (chain ids) that the images named in `index` use.
+    fn referenced(
+        &self,
+        index: &Index,
+    ) -> (
+        std::collections::HashSet<String>,
+        std::collections::HashSet<String>,
+    ) {
+        let mut blobs = std::collections::HashSet::new();
+        let mut layers = std::collections::HashSet::new();
+        for d in &index.manifests {
+            if let Ok(other) = self.load(ref_name(d).unwrap_or(""), &d.digest) {
+                blobs.insert(other.digest.clone());
+                blobs.insert(other.manifest.config.digest.clone());
+                blobs.extend(other.manifest.layers.iter().map(|l| l.digest.clone()));
+                layers.extend(other.chain_ids());
+            }
+        }
+        (blobs, layers)
+    }
+
+    /// Removes those of `digests` that no named image uses (the whole blobs a failed pull
+    /// had already stored: it leaves nothing behind).
+    pub fn remove_unreferenced_blobs(&self, digests: &[String]) -> Result<()> {
+        let _lock = self.lock()?;
+        let (keep, _) = self.referenced(&self.index()?);
+        for d in digests.iter().filter(|d| !keep.contains(*d)) {
+            match fs::remove_file(self.blob_path(d)?) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(self.blob_path(d)?, e))
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -641,6 +806,61 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
+/// See [`Store::blob_writer`].
+pub struct BlobWriter {
+    tmp: tempfile::NamedTempFile,
+    hash: sha2::Sha256,
+    written: u64,
+    size: u64,
+    digest: String,
+    dest: PathBuf,
+}
+
+impl BlobWriter {
+    /// Appends `data`; more than the announced size is an error at once.
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        use sha2::Digest;
+        self.written += data.len() as u64;
+        if self.written > self.size {
+            return Err(Error::invalid(
+                format!("blob {}", self.digest),
+                format!("more data than its size of {} bytes", self.size),
+            ));
+        }
+        self.hash.update(data);
+        self.tmp
+            .as_file_mut()
+            .write_all(data)
+            .map_err(|e| Error::io(self.tmp.path(), e))
+    }
+
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Checks size and digest, then moves the blob into place.
+    pub fn commit(self) -> Result<()> {
+        use sha2::Digest;
+        if self.written != self.size {
+            return Err(Error::invalid(
+                format!("blob {}", self.digest),
+                format!("{} bytes, not its size of {}", self.written, self.size),
+            ));
+        }
+        let got = format!("sha256:{:x}", self.hash.finalize());
+        if got != self.digest {
+            return Err(Error::DigestMismatch {
+                expected: self.digest,
+                actual: got,
+            });
+        }
+        self.tmp
+            .persist(&self.dest)
+            .map_err(|e| Error::io(&self.dest, e.error))?;
+        Ok(())
+    }
+}
+
 /// A default image config for a rootfs without one.
 pub fn default_config(
     diff_ids: &[String],
@@ -670,8 +890,14 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(normalize("busybox"), "busybox:latest");
-        assert_eq!(normalize("busybox:1"), "busybox:1");
-        assert_eq!(normalize("localhost:5000/x"), "localhost:5000/x:latest");
+        assert_eq!(local_name("x").unwrap(), "localhost/x:latest");
+        assert_eq!(local_name("team/x:1").unwrap(), "localhost/team/x:1");
+        assert_eq!(local_name("ghcr.io/a/b").unwrap(), "ghcr.io/a/b:latest");
+        assert!(local_name("Bad Name").is_err());
+        assert_eq!(
+            candidates("x"),
+            ["docker.io/library/x:latest", "localhost/x:latest"]
+        );
+        assert_eq!(candidates("localhost:5000/x"), ["localhost:5000/x:latest"]);
     }
 }

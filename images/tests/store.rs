@@ -62,7 +62,7 @@ fn layers_unpack_with_whiteouts_links_modes_and_owners() {
     let layout = t.dir.join("layout");
     oci_layout(&layout, &fixture_layers(), "fixture:1");
     let r = t.store.import(&layout, &ImportOptions::default()).unwrap();
-    assert_eq!(r.name, "fixture:1");
+    assert_eq!(r.name, "localhost/fixture:1");
     let img = t.store.resolve("fixture:1").unwrap();
     let out = t.dir.join("out");
     t.store.unpack(&img, &out).unwrap();
@@ -255,7 +255,10 @@ fn archives_import_like_layouts() {
             },
         )
         .unwrap();
-    assert_eq!(o.name, "from-oci:v1");
+    assert_eq!(
+        o.name, "localhost/from-oci:v1",
+        "local images live under localhost/"
+    );
     let a = t.dir.join("a");
     let b = t.dir.join("b");
     t.store

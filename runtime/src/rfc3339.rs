@@ -60,3 +60,60 @@ mod tests {
         assert_eq!(rfc3339_nanos(t), "1970-01-02T00:00:00.000000005Z");
     }
 }
+
+/// Seconds since the epoch of an RFC 3339 time (`2024-05-01T12:00:00.5Z`,
+/// `...+02:00`), as image configs give their `created`; None if it is not one.
+pub fn parse_secs(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    // The zone: after optional fractional seconds.
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        rest = frac.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        z if z.len() == 6 && matches!(&z[..1], "+" | "-") && &z[3..4] == ":" => {
+            let sign = if z.starts_with('-') { -1 } else { 1 };
+            sign * (z[1..3].parse::<i64>().ok()? * 3600 + z[4..6].parse::<i64>().ok()? * 60)
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + h * 3600 + mi * 60 + sec - offset).ok()
+}
+
+#[cfg(test)]
+mod parse_tests {
+    #[test]
+    fn parses_what_it_formats() {
+        for t in [0u64, 86_399, 1_700_000_000, 4_102_444_800] {
+            assert_eq!(super::parse_secs(&super::rfc3339_secs(t)), Some(t));
+        }
+        assert_eq!(
+            super::parse_secs("2024-01-01T00:00:00.123456789Z"),
+            Some(1_704_067_200)
+        );
+        assert_eq!(
+            super::parse_secs("2024-01-01T02:00:00+02:00"),
+            Some(1_704_067_200)
+        );
+        assert_eq!(super::parse_secs("yesterday"), None);
+        assert_eq!(super::parse_secs("2024-13-01T00:00:00Z"), None);
+    }
+}

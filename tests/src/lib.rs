@@ -19,6 +19,7 @@ pub mod docker_face;
 pub mod image;
 pub mod podman;
 pub mod pty;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -31,6 +31,9 @@ pub struct Record {
     /// `-t`: the container has a terminal, which its monitor keeps (`minc attach`).
     #[serde(default)]
     pub tty: bool,
+    /// The volumes it uses (the anonymous ones go with it).
+    #[serde(default)]
+    pub volumes: super::volumes::Used,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,6 +84,7 @@ impl Containers {
             ports: Vec::new(),
             auto_remove: false,
             tty: false,
+            volumes: Default::default(),
         };
         self.save(&placeholder)?;
         Ok(path)

@@ -75,6 +75,11 @@ pub struct ImageRunArgs {
     pub tty: bool,
     #[command(flatten)]
     pub resources: super::cgroups::ResourceFlags,
+    // Volumes, mounts and pulling (issue 12): their own modules.
+    #[command(flatten)]
+    pub mounts: super::volumes::MountArgs,
+    #[command(flatten)]
+    pub pull: super::registry::RunPullArgs,
 }
 
 impl ImageRunArgs {
@@ -97,6 +102,8 @@ impl ImageRunArgs {
             || self.interactive
             || self.tty
             || self.resources.any()
+            || self.mounts.any()
+            || self.pull.any()
     }
 }
 
@@ -161,7 +168,9 @@ pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String
         bail!("-it: the input device is not a terminal (drop -t to pipe input)");
     }
     a.resources.to_spec()?; // limits and devices are checked before anything is made
+    let mount_reqs = super::volumes::requests(&a.mounts)?;
     let store = ctx.store()?;
+    super::registry::before_run(&ctx.root, &ctx.data_root, &a.pull, image, &store)?;
     let img = store.resolve(image).map_err(|e| {
         anyhow!("{e} (see `minc images`; to run an OCI bundle instead: minc run -b BUNDLE {image})")
     })?;
@@ -176,7 +185,20 @@ pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String
     let dir = containers.reserve(&id, &name)?;
     // From here on, any failure removes everything made so far.
     let result = setup_and_start(
-        ctx, a, detach, &img, cmd, &id, &short, &name, &dir, ports, dns, &store, &security,
+        ctx,
+        a,
+        detach,
+        &img,
+        cmd,
+        &id,
+        &short,
+        &name,
+        &dir,
+        ports,
+        dns,
+        &store,
+        &security,
+        &mount_reqs,
     );
     match result {
         Ok(code) => Ok(code),
@@ -202,8 +224,21 @@ fn setup_and_start(
     dns: Vec<std::net::IpAddr>,
     store: &images::Store,
     security: &security::SecurityOpts,
+    mount_reqs: &[super::volumes::MountReq],
 ) -> Result<i32> {
     let rootfs = store.create_rootfs(img, dir)?;
+    let image_volumes = img
+        .config
+        .config()
+        .as_ref()
+        .and_then(|c| c.volumes().clone())
+        .unwrap_or_default();
+    let (user_mounts, volumes) =
+        super::volumes::prepare(&ctx.data_root, mount_reqs, &image_volumes, &rootfs.path)?;
+    // Recorded at once, so that a failure from here on releases the anonymous volumes.
+    let mut record = ctx.containers().load(id)?;
+    record.volumes = volumes.clone();
+    ctx.containers().save(&record)?;
     let hostname = a.hostname.clone().unwrap_or_else(|| short.to_string());
     let net = ctx.network();
     let alloc = if a.network == "bridge" {
@@ -245,6 +280,12 @@ fn setup_and_start(
     };
     let spec = images::runtime_spec(img, &rootfs.path, &opts)?;
     let mut config = serde_json::to_value(&spec)?;
+    if let Some(m) = config["mounts"].as_array_mut() {
+        m.extend(user_mounts);
+    }
+    if a.mounts.read_only {
+        config["root"]["readonly"] = serde_json::json!(true);
+    }
     let bounding: Vec<String> =
         serde_json::from_value(config["process"]["capabilities"]["bounding"].clone())?;
     if let Some(section) = security.seccomp_section(a.privileged, &bounding)? {
@@ -296,7 +337,10 @@ fn setup_and_start(
     ctx.containers().save(&Record {
         id: id.to_string(),
         name: name.to_string(),
-        image: img.name.clone(),
+        // As `docker ps` shows it: `busybox:latest`, `localhost/echo-server:latest`.
+        image: images::ImageName::parse(&img.name)
+            .map(|n| n.familiar())
+            .unwrap_or_else(|_| img.name.clone()),
         image_digest: img.digest.clone(),
         command,
         created: crate::state::now(),
@@ -304,6 +348,7 @@ fn setup_and_start(
         ports,
         auto_remove: a.rm,
         tty: a.tty,
+        volumes,
     })?;
 
     if detach {
@@ -536,6 +581,11 @@ pub fn teardown(ctx: &Ctx, id: &str) {
 }
 
 fn teardown_locked(ctx: &Ctx, id: &str) {
+    let volumes = ctx
+        .containers()
+        .load(id)
+        .map(|r| r.volumes)
+        .unwrap_or_default();
     let _ = ctx.runtime().delete(id, true);
     if let Err(e) = netsetup::detach(&ctx.network(), id) {
         tracing::warn!("container {id}: network teardown: {e}");
@@ -545,6 +595,7 @@ fn teardown_locked(ctx: &Ctx, id: &str) {
         tracing::warn!("container {id}: rootfs: {e}");
     }
     let _ = fs::remove_dir_all(&dir);
+    super::volumes::release(&ctx.data_root, &volumes);
 }
 
 /// The status column: `Up 3 minutes`, `Exited (3) 2 seconds ago`, `Created`.

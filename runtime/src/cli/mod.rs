@@ -12,6 +12,7 @@
 mod attach;
 mod cgroups;
 mod containers;
+mod cp;
 mod docker;
 mod exec;
 mod features;
@@ -19,9 +20,12 @@ pub mod format;
 mod image;
 mod log;
 pub mod monitor;
+mod registry;
 mod resolve;
 mod runc;
 mod security;
+mod volume_store;
+mod volumes;
 
 use std::path::{Path, PathBuf};
 
@@ -131,6 +135,22 @@ pub enum Command {
     Stats(cgroups::StatsArgs),
     /// The processes of a container (like docker top)
     Top(NameArg),
+    // Registries, names, volumes and cp (issue 12), kept together for easy merges.
+    /// Pull an image from a registry (`busybox`, `user/app:1`, `host:5000/x@sha256:...`)
+    Pull(registry::PullArgs),
+    /// Push a local image to a registry
+    Push(registry::PushArgs),
+    /// Store credentials for a registry (Docker's config.json format, mode 0600)
+    Login(registry::LoginArgs),
+    /// Forget the credentials for a registry
+    Logout(registry::LogoutArgs),
+    /// Give an image another name: tag SOURCE TARGET
+    Tag { source: String, target: String },
+    /// Manage volumes: create, ls, inspect, rm, prune
+    #[command(subcommand)]
+    Volume(volume_store::VolumeCommand),
+    /// Copy files between a running container and the host (CONTAINER:PATH either side)
+    Cp(cp::CpArgs),
 }
 
 #[derive(Args, Debug)]
@@ -392,6 +412,13 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Top(a) => cgroups::top(&ctx, &a.name)
             .with_context(|| format!("top {}", a.name))
             .map(|_| 0),
+        Command::Pull(a) => registry::pull(&cli.data_root, a),
+        Command::Push(a) => registry::push(&cli.data_root, a),
+        Command::Login(a) => registry::login(a),
+        Command::Logout(a) => registry::logout(a),
+        Command::Tag { source, target } => image::tag(&ctx, source, target).map(|_| 0),
+        Command::Volume(c) => volume_store::dispatch(&cli.data_root, c).map(|_| 0),
+        Command::Cp(a) => cp::cp(&cli.data_root, &rt, a).map(|_| 0),
         _ => runc::dispatch(cli),
     }
 }

@@ -10,11 +10,13 @@
 //! - [`private_dir`]: directories only their owner may enter, whatever the umask.
 //! - [`fs`]: files written atomically (temporary sibling + rename).
 //! - [`netns`]: entering a network namespace, on a scoped thread or in the calling thread.
+//! - [`copy`]: `cp -a` between two directories held as fds, never following a symlink.
 //!
 //! This crate depends on no other crate of the workspace; `minc` (runtime), `images` and
 //! `netsetup` depend on it. It never composes them.
 
 pub mod container;
+pub mod copy;
 pub mod explain;
 pub mod fs;
 pub mod inroot;
