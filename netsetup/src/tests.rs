@@ -35,7 +35,10 @@ impl T {
     fn req(&self, id: &str, ports: &[&str]) -> Request {
         Request {
             id: id.into(),
-            ports: ports.iter().map(|p| p.parse().unwrap()).collect(),
+            ports: ports
+                .iter()
+                .flat_map(|p| PortSpec::parse_publish(p).unwrap())
+                .collect(),
             files_dir: Some(self.dir.path().join("files").join(id)),
             ..Default::default()
         }
@@ -82,10 +85,15 @@ fn first_attach_does_every_step_in_order() {
         "add table inet minc".into(),
     ];
     assert_eq!(lines[..want.len()], want[..], "{script}");
-    assert!(script.ends_with(
-        "add element inet minc tcp_addr { 8080 : 10.77.0.2 }\n\
-         add element inet minc tcp_port { 8080 : 8000 }\nEOF\n"
-    ));
+    assert!(
+        script.ends_with(&format!(
+            "add element inet minc tcp4 {{ 8080 : 10.77.0.2 . 8000 }}\n\
+             add element bridge minc ports {{ \"{veth}\" }}\n\
+             add element bridge minc spoof4 {{ \"{veth}\" . 10.77.0.2 }}\nEOF\n"
+        )),
+        "{script}"
+    );
+    assert!(script.contains("add table bridge minc\n"), "{script}");
 }
 
 #[test]
@@ -107,11 +115,13 @@ fn second_attach_only_adds_its_own_steps() {
         s.contains("ip addr replace 10.77.0.1/16"),
         "address re-asserted:\n{s}"
     );
+    let vb = host_veth_name(&t.net, "b");
     assert!(
-        s.ends_with(
-            "nft -f - <<'EOF'\nadd element inet minc tcp_addr { 8081 : 10.77.0.3 }\n\
-         add element inet minc tcp_port { 8081 : 8000 }\nEOF\n"
-        ),
+        s.ends_with(&format!(
+            "nft -f - <<'EOF'\nadd element inet minc tcp4 {{ 8081 : 10.77.0.3 . 8000 }}\n\
+             add element bridge minc ports {{ \"{vb}\" }}\n\
+             add element bridge minc spoof4 {{ \"{vb}\" . 10.77.0.3 }}\nEOF\n"
+        )),
         "{s}"
     );
 }
@@ -124,14 +134,15 @@ fn detach_deletes_the_veth_only_while_the_namespace_lives() {
     attach_with(&mut sys, &t.net, &t.req("b", &[]), &t.ns("b")).unwrap();
     let (va, vb) = (host_veth_name(&t.net, "a"), host_veth_name(&t.net, "b"));
     sys.done.clear();
-    detach_with(&mut sys, &t.net, "a").unwrap();
+    detach_with(&mut sys, &t.net, "a", false).unwrap();
     let s = sys.script();
     let netns_a = t.net.run_netns_dir.join("minc-a");
     assert_eq!(
         s,
         format!(
-            "nft -f - <<'EOF'\ndelete element inet minc tcp_addr {{ 8080 }}\n\
-             delete element inet minc tcp_port {{ 8080 }}\nEOF\n\
+            "nft -f - <<'EOF'\ndelete element inet minc tcp4 {{ 8080 }}\n\
+             delete element bridge minc ports {{ \"{va}\" }}\n\
+             delete element bridge minc spoof4 {{ \"{va}\" . 10.77.0.2 }}\nEOF\n\
              ip link del {va}\numount -l {0}\nrm -f {0}\n",
             netns_a.display(),
         )
@@ -139,20 +150,26 @@ fn detach_deletes_the_veth_only_while_the_namespace_lives() {
     // b's container has exited: its namespace file no longer is the one connected.
     fs::remove_file(t.dir.path().join("ns-b")).unwrap();
     sys.done.clear();
-    detach_with(&mut sys, &t.net, "b").unwrap();
+    detach_with(&mut sys, &t.net, "b", false).unwrap();
     let s = sys.script();
     assert!(!s.contains("link del"), "no synchronous veth delete:\n{s}");
     assert!(
-        s.starts_with(&format!(
-            "ip link set {vb} nomaster   # the namespace is gone: the kernel deletes the pair with it\numount -l "
+        s.contains(&format!(
+            "\nEOF\nip link set {vb} nomaster   # the namespace is gone: the kernel deletes the pair with it\numount -l "
         )),
         "{s}"
     );
+    assert!(
+        s.starts_with("nft -f - <<'EOF'\ndelete element bridge minc ports"),
+        "{s}"
+    );
     // Everything released; twice is fine.
-    detach_with(&mut sys, &t.net, "b").unwrap();
+    detach_with(&mut sys, &t.net, "b", false).unwrap();
     assert!(reserved_ips(&t.net).is_empty());
     assert!(list(&t.net).unwrap().is_empty());
-    assert!(sys.elements["tcp_addr"].is_empty());
+    let empty = |set: &str, f| sys.elements[&(f, set.to_string())].is_empty();
+    assert!(empty("tcp4", Family::Inet));
+    assert!(empty("spoof4", Family::Bridge) && empty("ports", Family::Bridge));
 }
 
 #[test]
@@ -234,7 +251,7 @@ fn ports_of_gone_containers_and_dead_reservers_are_reclaimed() {
         ..ProcId::current().unwrap()
     };
     assert!(!dead.alive());
-    let ports = t.net.state_dir().join("ports");
+    let ports = t.net.data_dir.join(".ports");
     let ips = t.net.state_dir().join("ips");
     fs::write(
         ports.join("udp-53"),
