@@ -186,44 +186,70 @@ fn write_pid_file(p: &Path) {
         .rfind(')')
         .and_then(|i| stat[i + 2..].split_whitespace().nth(19))
         .unwrap_or("0");
-    let tmp = p.with_extension(format!("tmp-{}", std::process::id()));
+    // A temporary name netsetup's cleanup knows (`.NAME.tmp-*`).
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("resolver.pid");
+    let tmp = p.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     if std::fs::write(&tmp, format!("{} {start}\n", std::process::id())).is_ok() {
         let _ = std::fs::rename(&tmp, p);
     }
 }
 
-/// The host's nameservers, read again when resolv.conf changes.
+/// The host's nameservers and search domains, read again when resolv.conf changes (the
+/// containers' resolv.conf carries the same search domains).
 struct Upstreams {
     path: PathBuf,
     seen: Option<(std::time::SystemTime, u64)>,
     servers: Vec<IpAddr>,
+    search: Vec<String>,
     fallback: Vec<IpAddr>,
 }
 
 impl Upstreams {
-    fn get(&mut self) -> Vec<IpAddr> {
+    fn refresh(&mut self) {
         let stamp = std::fs::metadata(&self.path)
             .ok()
             .and_then(|m| Some((m.modified().ok()?, m.len())));
-        if stamp != self.seen || self.seen.is_none() {
-            self.seen = stamp;
-            let text = std::fs::read_to_string(&self.path).unwrap_or_default();
-            self.servers = text
-                .lines()
-                .filter_map(|l| {
-                    let mut w = l.split_whitespace();
-                    (w.next() == Some("nameserver"))
-                        .then(|| w.next()?.split('%').next()?.parse().ok())
-                        .flatten()
-                })
-                .filter(|ip: &IpAddr| !ip.is_unspecified())
-                .collect();
+        if stamp == self.seen && self.seen.is_some() {
+            return;
         }
+        self.seen = stamp;
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        self.servers.clear();
+        for l in text.lines() {
+            let mut w = l.split_whitespace();
+            match w.next() {
+                Some("nameserver") => {
+                    let ip = w.next().and_then(|a| a.split('%').next()?.parse::<IpAddr>().ok());
+                    self.servers.extend(ip.filter(|ip| !ip.is_unspecified()));
+                }
+                // The last search or domain line wins, as in the resolver.
+                Some("search") | Some("domain") => {
+                    self.search = w.map(|d| d.trim_end_matches('.').to_ascii_lowercase()).collect();
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn get(&mut self) -> Vec<IpAddr> {
+        self.refresh();
         if self.servers.is_empty() {
             self.fallback.clone()
         } else {
             self.servers.clone()
         }
+    }
+
+    /// `name` without a search domain it ends with, if any: the name a stub resolver made
+    /// by appending one (`web.corp.example` for `web`).
+    fn unsearched(&mut self, name: &str) -> Option<String> {
+        self.refresh();
+        self.search.iter().find_map(|d| {
+            name.strip_suffix(d.as_str())
+                .and_then(|n| n.strip_suffix('.'))
+                .filter(|n| !n.is_empty())
+                .map(String::from)
+        })
     }
 }
 
@@ -361,9 +387,17 @@ impl Server {
                 limit,
             ));
         }
-        let found = self.book.lookup(querier, &q.name, watch);
+        let mut found = self.book.lookup(querier, &q.name, watch);
         if !found.known {
-            return None;
+            // Stub resolvers try `NAME.SEARCHDOMAIN` first (and some, such as busybox's
+            // nslookup, only that): a container's name answers for it too.
+            let Some(bare) = self.upstreams.unsearched(&q.name) else {
+                return None;
+            };
+            found = self.book.lookup(querier, &bare, watch);
+            if !found.known {
+                return None;
+            }
         }
         // A known name answers every type: with its addresses of the family asked, or none
         // (NOERROR, no records: "no such type", never "no such name").
@@ -702,8 +736,9 @@ fn main() {
     let _ = udp.set_nonblocking(true);
     let _ = tcp.set_nonblocking(true);
     drop_privileges();
-    // Started by netsetup, which records it; started by hand, it records itself.
-    if let (Some(p), false) = (&a.pid_file, std::env::var_os("LISTEN_FDS").is_some()) {
+    // netsetup records it too, but a netsetup killed right after starting it must not leave
+    // a resolver nobody can find.
+    if let Some(p) = &a.pid_file {
         write_pid_file(p);
     }
     // SAFETY: a fresh inotify descriptor.
@@ -722,6 +757,7 @@ fn main() {
         path: a.resolv_conf.clone(),
         seen: None,
         servers: Vec::new(),
+        search: Vec::new(),
         fallback: a.fallback.clone(),
     };
     let mut s = Server {

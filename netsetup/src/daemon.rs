@@ -192,6 +192,16 @@ pub fn spawn(program: &Path, args: &[String], fds: &[&OwnedFd]) -> io::Result<i3
                 libc::write(wr.as_raw_fd(), b.as_ptr().cast(), b.len());
                 libc::_exit(if pid < 0 { 1 } else { 0 });
             }
+            // A signal mask and ignored signals survive exec: the caller's (a foreground
+            // `run` blocks SIGTERM while it waits) must not become the daemon's.
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            for sig in 1..libc::SIGRTMAX() {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+            }
             for fd in 0..3 {
                 libc::dup2(null.as_raw_fd(), fd);
             }
@@ -259,30 +269,35 @@ pub fn stop(pid: i32, start: u64) -> io::Result<()> {
     if crate::state::ProcId::of(pid).is_none_or(|p| p.start != start) {
         return Ok(());
     }
-    // SAFETY: pidfd_send_signal(2) on our pidfd.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            libc::SIGTERM,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ESRCH) => Ok(()),
-            _ => Err(e),
+    // SIGTERM, and SIGKILL if that did not end it within a second.
+    for sig in [libc::SIGTERM, libc::SIGKILL] {
+        // SAFETY: pidfd_send_signal(2) on our pidfd.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
         };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ESRCH) => Ok(()),
+                _ => Err(e),
+            };
+        }
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one pidfd; readable once the process exited.
+        if unsafe { libc::poll(&mut p, 1, 1000) } > 0 {
+            return Ok(());
+        }
     }
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: poll on one pidfd; readable once the process exited.
-    unsafe { libc::poll(&mut p, 1, 2000) };
     Ok(())
 }
 
@@ -311,12 +326,21 @@ mod tests {
     #[test]
     fn spawned_process_is_nobodys_child_and_stops() {
         let (udp, tcp) = bind_pair(&"127.0.0.1:0".parse().unwrap()).unwrap();
+        // As in a foreground `run`, which blocks SIGTERM (this thread's mask is what fork
+        // copies): the daemon must not inherit it.
+        // SAFETY: changing this thread's own signal mask.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        }
         let pid = spawn(
             Path::new("/bin/sh"),
             &[
                 "-c".into(),
                 // fds 3 and 4 are there, nothing else above stdio.
-                "test -S /proc/self/fd/3 -a -S /proc/self/fd/4 -a ! -e /proc/self/fd/5 -a \"$LISTEN_FDS\" = 2 || exit 1; exec sleep 100".into(),
+                "test -S /proc/self/fd/3 -a -S /proc/self/fd/4 -a ! -e /proc/self/fd/5 -a \"$LISTEN_FDS\" = 2 || exit 1; grep -q '^SigBlk:\\s*0*$' /proc/self/status || exit 1; exec sleep 100".into(),
             ],
             &[&udp, &tcp],
         )

@@ -347,8 +347,9 @@ pub fn claims(net: &Network) -> Vec<(PathBuf, Claim)> {
     v
 }
 
-/// Removes temporary files a killed reserver left (every reserver holds the lock, so under
-/// the lock no temporary file is in use). Returns how many.
+/// Removes temporary files a killed writer left (`.NAME.tmp-PID[-N]`, as
+/// `sysops::fs::temp_sibling` names them), in the network's directories and the host ports';
+/// a file whose writer still runs is left alone. Returns how many.
 pub fn remove_temporaries(net: &Network) -> usize {
     let mut n = 0;
     for dir in [
@@ -356,12 +357,18 @@ pub fn remove_temporaries(net: &Network) -> usize {
         ports_dir(net),
         net.state_dir(),
         crate::state::containers_dir(net),
+        crate::dns::names_dir(net),
     ] {
         for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with('.') && name.contains(".tmp-") && fs::remove_file(e.path()).is_ok()
-            {
+            let Some((_, tail)) = name.strip_prefix('.').and_then(|r| r.split_once(".tmp-")) else {
+                continue;
+            };
+            let writer = tail.split('-').next().and_then(|p| p.parse::<i32>().ok());
+            let alive = writer
+                .is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists() && p != 0);
+            if !alive && fs::remove_file(e.path()).is_ok() {
                 n += 1;
             }
         }
@@ -491,8 +498,19 @@ mod tests {
         assert_eq!(c.network.as_deref(), Some("net1"));
         assert_eq!(Claim::parse(&c.render()), c);
         assert_eq!(remove_temporaries(&n), 0);
-        fs::write(ips_dir(&n).join(".10.9.0.9.tmp-1-0"), "x").unwrap();
-        assert_eq!(remove_temporaries(&n), 1);
+        let dead = ProcId {
+            start: 0,
+            pid: i32::MAX - 1,
+        };
+        fs::write(
+            ips_dir(&n).join(format!(".10.9.0.9.tmp-{}-0", dead.pid)),
+            "x",
+        )
+        .unwrap();
+        let mine = ips_dir(&n).join(format!(".10.9.0.8.tmp-{}-0", std::process::id()));
+        fs::write(&mine, "x").unwrap();
+        assert_eq!(remove_temporaries(&n), 1, "only the dead writer's");
+        assert!(mine.exists());
     }
 
     #[test]

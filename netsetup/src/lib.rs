@@ -41,6 +41,8 @@ pub mod cni;
 
 pub use error::Error;
 pub use files::{container_resolv, parse_resolv, render_resolv, resolver_resolv, Resolv};
+/// The address and subnet types of netsetup's API.
+pub use ipnet;
 pub use types::{
     addr_for_port, AddrRange, Allocation, Attachment, HostPort, Network, PortMapping, PortSpec,
     Protocol, Request,
@@ -459,6 +461,11 @@ pub fn detach_shared(net: &Network, id: &str) -> Result<(), Error> {
 fn detach_with(sys: &mut dyn System, net: &Network, id: &str, alive: bool) -> Result<(), Error> {
     types::validate_id(id)?;
     let Some(mut st) = state::load(net, id)? else {
+        // An attach killed while it wrote the state leaves only a temporary file.
+        if net.state_dir().is_dir() {
+            let _lock = ipam::lock_dir(&net.data_dir)?;
+            ipam::remove_temporaries(net);
+        }
         return Ok(());
     };
     if alive {
@@ -475,6 +482,8 @@ fn detach_with(sys: &mut dyn System, net: &Network, id: &str, alive: bool) -> Re
     if net.dns || dns::names_file(net, id).exists() {
         ops::run(sys, dns::detach_steps(net, id))?;
     }
+    // What a killed attach may have left half-written.
+    ipam::remove_temporaries(net);
     release_locked(net, &st)
 }
 
