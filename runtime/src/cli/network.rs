@@ -172,6 +172,9 @@ pub struct Joined {
     pub mode: Mode,
     #[serde(default)]
     pub links: Vec<Link>,
+    /// Containers started with `--network container:` this one (some may be gone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joiners: Vec<String>,
 }
 
 fn net_dir(ctx: &Ctx) -> PathBuf {
@@ -386,7 +389,7 @@ pub fn prepare(
         RunMode::None => {
             let j = Joined {
                 mode: Mode::None,
-                links: Vec::new(),
+                ..Default::default()
             };
             save(ctx, id, &j)?;
             Ok(Prepared {
@@ -403,7 +406,7 @@ pub fn prepare(
                 id,
                 &Joined {
                     mode: Mode::Host,
-                    links: Vec::new(),
+                    ..Default::default()
                 },
             )?;
             // The host's own files: its resolvers work from the host's namespace, loopback
@@ -452,9 +455,13 @@ pub fn prepare(
                 id,
                 &Joined {
                     mode: mode.clone(),
-                    links: Vec::new(),
+                    ..Default::default()
                 },
             )?;
+            // The target's teardown must know its namespace outlives it.
+            let mut t = load(ctx, &target.id).unwrap_or_default();
+            t.joiners.push(id.into());
+            save(ctx, &target.id, &t)?;
             Ok(Prepared {
                 files: shared,
                 ip: None,
@@ -488,6 +495,7 @@ pub fn prepare(
                         aliases: r.aliases.clone(),
                     })
                     .collect(),
+                joiners: Vec::new(),
             };
             save(ctx, id, &j)?;
             let mut first = None;
@@ -614,17 +622,13 @@ pub fn connect(ctx: &Ctx, id: &str, pid: i32) -> Result<()> {
     Ok(())
 }
 
-/// Whether a running container shares `id`'s network namespace (`--network container:ID`).
-fn joined_by_others(ctx: &Ctx, id: &str) -> bool {
-    let Ok(all) = Containers::new(&ctx.data_root).all() else {
-        return false;
-    };
+/// Whether a container that joined `j`'s network namespace (`--network container:ID`) still
+/// runs.
+fn joined_by_others(ctx: &Ctx, j: &Joined) -> bool {
     let rt = Runtime::new(&ctx.root);
-    all.iter().any(|r| {
-        r.id != id
-            && load(ctx, &r.id).is_some_and(|j| j.mode == Mode::Container { id: id.into() })
-            && rt.load(&r.id).is_ok_and(|s| s.alive())
-    })
+    j.joiners
+        .iter()
+        .any(|o| rt.load(o).is_ok_and(|s| s.alive()))
 }
 
 /// Releases everything the container's networks hold (idempotent).
@@ -638,11 +642,12 @@ pub fn release(ctx: &Ctx, id: &str) {
             ip6: None,
             aliases: Vec::new(),
         }],
+        joiners: Vec::new(),
     });
     if j.mode != Mode::Networks {
         return;
     }
-    let shared = joined_by_others(ctx, id);
+    let shared = joined_by_others(ctx, &j);
     for l in j.links.iter().rev() {
         let Ok(net) = find(ctx, &l.network) else {
             continue;
