@@ -176,12 +176,19 @@ impl Fake {
                 self.sysctls.insert(key.clone(), value.clone());
             }
             Op::Nft(b) => self.nft(b)?,
-            // The name is a file in the test's own directory, so teardown can see it.
-            Op::NetnsPublish { target, .. } => {
-                std::fs::write(target, "").map_err(crate::error::io_err("create", target))?
-            }
+            // The name is a hard link in the test's own directory: the same file as the
+            // "namespace", as a bind mount would be.
+            Op::NetnsPublish { source, target, .. } => std::fs::hard_link(source, target)
+                .map_err(crate::error::io_err("create", target))?,
             Op::NetnsUnpublish { target } => crate::state::remove_file(target)?,
-            Op::WriteFile { .. } | Op::RemoveFile { .. } => {}
+            // Files live in the test's own directory too.
+            Op::WriteFile { path, content, .. } => {
+                if let Some(d) = path.parent() {
+                    std::fs::create_dir_all(d).map_err(crate::error::io_err("create", d))?;
+                }
+                std::fs::write(path, content).map_err(crate::error::io_err("write", path))?
+            }
+            Op::RemoveFile { path } => crate::state::remove_file(path)?,
             // The test process stands in for the resolver: alive, and ours.
             Op::ResolverStart { pid_file, .. } => {
                 let me = crate::state::ProcId::current().expect("our own stat");
