@@ -254,8 +254,8 @@ pub fn reserve_ip(net: &Network, id: &str) -> Result<Option<Ipv4Addr>, Error> {
     Ok(Some(ip))
 }
 
-/// Every host port claimed, as (file, protocol, port, host address, claim). Caller holds the
-/// lock.
+/// Every host port claimed, by its file's name (protocol, port, host address): one readdir,
+/// no file read. Caller holds the lock.
 pub fn port_claims(net: &Network) -> Result<Vec<PortClaim>, Error> {
     let dir = ports_dir(net);
     create_private_dir(&dir)?;
@@ -265,30 +265,25 @@ pub fn port_claims(net: &Network) -> Result<Vec<PortClaim>, Error> {
         .flatten()
     {
         let name = e.file_name();
-        let Some((proto, port, ip)) = name.to_str().and_then(parse_port_file) else {
-            continue;
-        };
-        if let Some(claim) = read_claim(&e.path())? {
+        if let Some((proto, port, ip)) = name.to_str().and_then(parse_port_file) {
             v.push(PortClaim {
                 file: e.path(),
                 proto,
                 port,
                 ip,
-                claim,
             });
         }
     }
     Ok(v)
 }
 
-/// A claimed host port.
+/// A claimed host port (its holder: [`read_claim`] of its file).
 #[derive(Clone, Debug)]
 pub struct PortClaim {
     pub file: PathBuf,
     pub proto: Protocol,
     pub port: u16,
     pub ip: Option<IpAddr>,
-    pub claim: Claim,
 }
 
 impl PortClaim {

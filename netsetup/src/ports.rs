@@ -176,15 +176,28 @@ fn check(
     let mut k = 0;
     while k < claims.len() {
         let c = &claims[k];
-        if !overlaps(c) || c.claim.id == id {
+        if !overlaps(c) {
             k += 1;
             continue;
         }
-        match free(sys, &c.file, &c.claim) {
+        // Read only now: the claims of other ports are never opened.
+        let holder = match ipam::read_claim(&c.file) {
+            Ok(Some(h)) => h,
+            Ok(None) => {
+                claims.remove(k);
+                continue;
+            }
+            Err(e) => return Err(Busy::Fatal(e)),
+        };
+        if holder.id == id {
+            k += 1;
+            continue;
+        }
+        match free(sys, &c.file, &holder) {
             Ok(true) => {
                 claims.remove(k);
             }
-            Ok(false) => return Err(in_use(c.claim.id.clone())),
+            Ok(false) => return Err(in_use(holder.id)),
             Err(e) => return Err(Busy::Fatal(e)),
         }
     }

@@ -370,7 +370,7 @@ fn internal_network_has_no_way_out() {
         return;
     }
     let h = Host::new();
-    h.ok(&["network", "create", "--internal", "in"]);
+    h.ok(&["network", "create", "--internal", "--opt", "mtu=1400", "in"]);
     h.ok(&[
         "run",
         "-d",
@@ -382,9 +382,10 @@ fn internal_network_has_no_way_out() {
     ]);
     let (code, out) = h.bb(
         &["--network", "in"],
-        "ip route; wget -qO- http://peer:8000/echo; echo; nc -w 2 203.0.113.2 80 </dev/null; echo nc=$?; nslookup outside.example; echo ns=$?",
+        "ip link show eth0; ip route; wget -qO- http://peer:8000/echo; echo; nc -w 2 203.0.113.2 80 </dev/null; echo nc=$?; nslookup outside.example; echo ns=$?",
     );
     assert_eq!(code, 0, "{out}");
+    assert!(out.contains(" mtu 1400 "), "--opt mtu: {out}");
     assert!(!out.contains("default"), "no default route: {out}");
     assert!(
         out.contains("Echo response"),
@@ -411,6 +412,26 @@ fn internal_network_has_no_way_out() {
         "echo-server",
     ]);
     assert!(err.contains("internal"), "{err}");
+    // On an internal network and a routed one: out through the routed one, names of both,
+    // and the routed network's resolver first (the internal one forwards nothing).
+    h.ok(&["network", "create", "out"]);
+    let (code, out) = h.bb(
+        &["--network", "in", "--network", "out"],
+        "cat /etc/resolv.conf; ip route; wget -qO- http://peer:8000/echo; echo; nslookup outside.example",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Echo response"), "{out}");
+    assert!(out.contains("default via 10.79.0.1 dev eth1"), "{out}");
+    let ns: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("nameserver"))
+        .collect();
+    assert_eq!(
+        ns,
+        ["nameserver 10.79.0.1", "nameserver 10.78.0.1"],
+        "{out}"
+    );
+    assert_eq!(resolved(&out, "outside.example"), [OUTSIDE], "{out}");
     h.ok(&["rm", "-f", "peer"]);
     assert_eq!(h.m.containers_left(), 0);
 }

@@ -547,11 +547,14 @@ pub fn prepare(
     }
 }
 
-/// The gateways (resolvers) of the networks with names.
+/// The gateways (resolvers) of the networks with names, those with a way out first: an
+/// internal network's resolver forwards nothing, and a stub resolver does not ask the next
+/// nameserver after a "no such name" (each resolver answers the names of all the asker's
+/// networks, so any one will do for those).
 fn resolvers_of(networks: &[Network]) -> Vec<IpAddr> {
-    networks
-        .iter()
-        .filter(|n| n.dns)
+    let mut v: Vec<&Network> = networks.iter().filter(|n| n.dns).collect();
+    v.sort_by_key(|n| n.internal);
+    v.iter()
         .map(|n| IpAddr::V4(n.gateway))
         .take(3) // resolv(5): at most three nameservers
         .collect()
