@@ -354,8 +354,17 @@ fn user_networks_resolve_isolate_and_multihome() {
         1,
         "b's resolver is gone with its last container"
     );
+    let inspect: Value = serde_json::from_str(&h.ok(&["network", "inspect", "b"])).unwrap();
+    let br = inspect[0]["Options"]["bridge"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(links().contains(&format!(" {br}: ")), "{}", links());
     h.ok(&["network", "rm", "b"]);
-    assert!(!links().contains("10.90"), "{}", links());
+    assert!(!links().contains(&br), "the bridge goes: {}", links());
+    let table = sh("nft list table inet minc");
+    assert!(!table.contains(&br), "its chains and element go: {table}");
+    assert!(h.fails(&["network", "inspect", "b"]).contains("not found"));
     h.ok(&["rm", "-f", "web-a", "mover"]);
     assert!(resolvers().is_empty());
     let err = h.fails(&["network", "create", "a"]);
