@@ -134,6 +134,7 @@ pub struct CreateArgs {
     /// Driver options: mtu=N (com.docker.network.driver.mtu=N works too)
     #[arg(short, long = "opt", value_name = "KEY=VALUE")]
     opt: Vec<String>,
+    /// The network's name: 1-32 letters, digits, '-' and '_'
     name: String,
 }
 
