@@ -411,7 +411,13 @@ fn walk(p: &Path) -> Vec<PathBuf> {
 fn assert_nothing_of(net: &Network, id: &str, files: &Path) {
     assert!(netsetup::allocation(net, id).unwrap().is_none());
     assert!(!netsetup::reserved_ips(net).iter().any(|(_, o)| o == id));
-    assert!(!links().contains(&netsetup::host_veth_name(net, id)));
+    // A gone namespace's veth goes with it, asynchronously (netsetup does not wait for it).
+    let veth = netsetup::host_veth_name(net, id);
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while links().contains(&veth) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!links().contains(&veth), "{veth} left");
     assert!(!Path::new(&format!("/run/netns/minc-{id}")).exists());
     assert!(!Path::new(&format!("/etc/netns/minc-{id}")).exists());
     assert!(!files.join(id).join("resolv.conf").exists());
