@@ -6,9 +6,10 @@
 //! namespace's name (so `ip -n` can reach it), the veth pair with its peer born inside,
 //! the container's side (lo, address, link, default route), the sysctls, then one nft batch.
 
+use crate::nft::{Batch, Family};
 use crate::ops::{self, Ns, Op, System};
 use crate::state::State;
-use crate::{netns, nft, Attachment, Error, Network};
+use crate::{netns, rules, Attachment, Error, Network};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -74,7 +75,19 @@ fn bridge_steps(
         prefix_len: net.subnet.prefix_len(),
         broadcast: broadcast(net.subnet),
         replace: true,
+        nodad: false,
     });
+    if let (Some(s6), Some(g6)) = (net.subnet6, net.gateway6) {
+        steps.push(Op::AddrAdd {
+            ns: None,
+            dev: b.clone(),
+            addr: IpAddr::V6(g6),
+            prefix_len: s6.prefix_len(),
+            broadcast: None,
+            replace: true,
+            nodad: true,
+        });
+    }
     if !existing.as_ref().is_some_and(|l| l.up) {
         steps.push(Op::LinkUp {
             ns: None,
@@ -105,8 +118,8 @@ fn sysctl_step(
     Ok(())
 }
 
-/// The nft batch of a connect: the skeleton when the kernel's table is not at this
-/// network's revision, then the container's elements.
+/// The nft batch of a connect: the skeleton when the kernel's tables are not at this
+/// network's revision, then the container's elements (published ports, anti-spoofing).
 fn nft_steps(
     sys: &mut dyn System,
     net: &Network,
@@ -114,21 +127,29 @@ fn nft_steps(
     steps: &mut Vec<Op>,
 ) -> Result<(), Error> {
     let mut cmds = Vec::new();
-    if sys.nft_chain_comment(&nft::net_chain(net))? != Some(nft::revision(net)) {
-        cmds.extend(nft::skeleton(net));
+    let current = sys
+        .nft_chain(Family::Inet, &rules::net_chain(net))?
+        .flatten()
+        == Some(rules::revision(net))
+        && sys
+            .nft_chain(Family::Bridge, rules::BRIDGE_CHAIN)?
+            .flatten()
+            == Some(rules::bridge_revision());
+    if !current {
+        cmds.extend(rules::skeleton(net));
     }
     let a = &st.allocation;
     for p in &a.ports {
-        cmds.extend(nft::publish(
-            p.protocol,
-            p.host_port,
-            IpAddr::V4(a.ip),
-            p.container_port,
-        ));
+        cmds.extend(
+            rules::published(p, a.ip, a.ip6)
+                .iter()
+                .map(rules::Published::add),
+        );
     }
-    if !cmds.is_empty() {
-        steps.push(Op::Nft(nft::Batch(cmds)));
+    for (set, key) in rules::port_elements(&st.host_veth, a.ip, a.ip6) {
+        cmds.push(rules::add_element(set, key));
     }
+    steps.push(Op::Nft(Batch(cmds)));
     Ok(())
 }
 
@@ -137,19 +158,28 @@ pub fn published_path(net: &Network, id: &str) -> PathBuf {
     net.run_netns_dir.join(netns::name(id))
 }
 
-/// Refuses a namespace name that exists already (another data root's container, or someone's
-/// `ip netns add`): checked before the name is recorded, so teardown never removes it.
-pub fn check_name_free(target: &Path) -> Result<(), Error> {
-    if target.exists() {
-        return Err(Error::Netns {
-            path: target.into(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "this namespace name is already in use",
-            ),
-        });
+/// Whether the namespace name is free (false: it already names this very namespace, published
+/// for another network of the container). A name that exists for anything else (another data
+/// root's container, someone's `ip netns add`) is refused: checked before the name is recorded,
+/// so teardown never removes it.
+pub fn check_name(target: &Path, expect: (u64, u64)) -> Result<bool, Error> {
+    if !target.exists() {
+        return Ok(true);
     }
-    Ok(())
+    let ours = netns::open(target)
+        .ok()
+        .and_then(|f| netns::identity(&f).ok())
+        == Some(expect);
+    if ours {
+        return Ok(false);
+    }
+    Err(Error::Netns {
+        path: target.into(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "this namespace name is already in use",
+        ),
+    })
 }
 
 /// Publishes the namespace at `source` (identity `expect`) under its name.
@@ -204,17 +234,43 @@ pub fn connect(sys: &mut dyn System, net: &Network, st: &State) -> Result<Attach
         prefix_len: a.prefix_len,
         broadcast: broadcast(ipnet::Ipv4Net::new(a.ip, a.prefix_len).expect("valid prefix")),
         replace: false,
+        nodad: false,
     });
+    if let (Some(ip6), Some(plen)) = (a.ip6, a.prefix_len6) {
+        steps.push(Op::AddrAdd {
+            ns: Some(ns.clone()),
+            dev: st.ifname.clone(),
+            addr: IpAddr::V6(ip6),
+            prefix_len: plen,
+            broadcast: None,
+            replace: false,
+            nodad: true,
+        });
+    }
     steps.push(Op::LinkUp {
         ns: Some(ns.clone()),
         dev: st.ifname.clone(),
     });
-    steps.push(Op::DefaultRoute {
-        ns: ns.clone(),
-        via: IpAddr::V4(a.gateway),
-        dev: st.ifname.clone(),
-    });
+    if a.default_route && !net.internal {
+        steps.push(Op::DefaultRoute {
+            ns: ns.clone(),
+            via: IpAddr::V4(a.gateway),
+            dev: st.ifname.clone(),
+        });
+        if let (Some(g6), Some(_)) = (a.gateway6, a.ip6) {
+            steps.push(Op::DefaultRoute {
+                ns: ns.clone(),
+                via: IpAddr::V6(g6),
+                dev: st.ifname.clone(),
+            });
+        }
+    }
     sysctl_step(sys, "net.ipv4.ip_forward", "1", &mut steps)?;
+    if net.subnet6.is_some() {
+        // IPv6 forwarding is per interface; `all` sets every one (and stops the host taking
+        // router advertisements on interfaces whose accept_ra is 1, as for Docker).
+        sysctl_step(sys, "net.ipv6.conf.all.forwarding", "1", &mut steps)?;
+    }
     if !a.ports.is_empty() {
         // Lets the host's 127.0.0.1 connections, DNATed in the output hook, leave via the
         // bridge; the table's input rule keeps containers off the host's loopback services.
@@ -241,22 +297,31 @@ pub fn connect(sys: &mut dyn System, net: &Network, st: &State) -> Result<Attach
 /// Undoes what connect made; idempotent and fine when the namespace is gone. When the
 /// container's namespace is gone, the veth pair is not deleted (the kernel deletes it with
 /// the namespace, asynchronously, once its name is unmounted; a synchronous delete costs
-/// 10-40 ms): the host side only leaves the bridge.
-pub fn disconnect(sys: &mut dyn System, st: &State) -> Result<(), Error> {
+/// 10-40 ms): the host side only leaves the bridge. The namespace's name stays when
+/// `keep_name` (another network of the container still uses it).
+pub fn disconnect(sys: &mut dyn System, st: &State, keep_name: bool) -> Result<(), Error> {
     let a = &st.allocation;
-    let mine = crate::nft::Value::Addr(IpAddr::V4(a.ip)).bytes();
     let mut cmds = Vec::new();
     for p in &a.ports {
-        // Only elements that still point at this container (a port may have moved on).
-        let key = nft::Value::Port(p.host_port);
-        let held = sys.nft_elements(nft::addr_map(p.protocol), Some(&key))?;
-        if held.iter().any(|(_, d)| *d == mine) {
-            cmds.extend(nft::unpublish(p.protocol, p.host_port));
+        for e in rules::published(p, a.ip, a.ip6) {
+            // Only elements that still point at this container (a port may have moved on).
+            let held = sys.nft_elements(Family::Inet, &e.map, Some(&e.key))?;
+            if held.iter().any(|(_, d)| *d == e.data.bytes()) {
+                cmds.push(e.delete());
+            }
+        }
+    }
+    for (set, key) in rules::port_elements(&st.host_veth, a.ip, a.ip6) {
+        if !sys
+            .nft_elements(Family::Bridge, set, Some(&key))?
+            .is_empty()
+        {
+            cmds.push(rules::delete_element(set, key));
         }
     }
     let mut steps = Vec::new();
     if !cmds.is_empty() {
-        steps.push(Op::Nft(nft::Batch(cmds)));
+        steps.push(Op::Nft(Batch(cmds)));
     }
     let gone = st.netns.as_ref().is_none_or(|n| n.gone());
     if !gone {
@@ -269,7 +334,7 @@ pub fn disconnect(sys: &mut dyn System, st: &State) -> Result<(), Error> {
         });
     }
     if let Some(t) = &st.published {
-        if t.exists() {
+        if t.exists() && !keep_name {
             steps.push(Op::NetnsUnpublish { target: t.clone() });
         }
     }

@@ -13,12 +13,14 @@ pub enum Error {
     InvalidPort { spec: String, why: String },
     #[error("address pool {0} is exhausted")]
     PoolExhausted(ipnet::Ipv4Net),
-    #[error("host port {port}/{proto} is already published by container {owner}")]
-    PortInUse {
-        port: u16,
-        proto: crate::Protocol,
-        owner: String,
-    },
+    #[error("host port {port} is already published by container {owner}")]
+    PortInUse { port: String, owner: String },
+    #[error("host port {port} is in use by a process on the host")]
+    PortHeldByHost { port: String },
+    #[error("host port {port} is already published by another minc data root")]
+    PortPublishedElsewhere { port: String },
+    #[error("{0} is not an address of this host")]
+    NotHostAddress(std::net::IpAddr),
     #[error("container {id} is already attached to network {network}")]
     AlreadyAttached { id: String, network: String },
     #[error("container {id} is already connected to network {network}")]

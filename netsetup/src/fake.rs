@@ -2,10 +2,11 @@
 //! would hold (links, sysctls, chains and their comments, set elements), so the logic of attach
 //! and detach runs without root and its decisions can be checked step by step.
 
-use crate::nft::{self, Batch, Command, Value};
+use crate::nft::{self, Batch, Change, Family, Value};
 use crate::ops::{LinkInfo, Ns, Op, System};
-use crate::Error;
-use std::collections::BTreeMap;
+use crate::{Error, Protocol};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// Links are keyed by (namespace path, name); `None` is the host.
@@ -18,9 +19,13 @@ pub struct Fake {
     /// veth pairs: host name -> the peer's key.
     pub peers: BTreeMap<String, LinkKey>,
     pub sysctls: BTreeMap<String, String>,
-    pub chains: BTreeMap<String, Option<String>>,
-    pub elements: BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>,
+    pub chains: BTreeMap<(Family, String), Option<String>>,
+    pub elements: BTreeMap<(Family, String), BTreeMap<Vec<u8>, Vec<u8>>>,
     pub default_mtu: Option<u32>,
+    /// Ports a "host process" holds (every address).
+    pub host_ports: BTreeSet<(Protocol, u16)>,
+    /// The host's route destinations.
+    pub routes: Vec<ipnet::IpNet>,
     /// Makes the first step for which it returns true fail (nothing of it is done).
     pub fail: Option<fn(&Op) -> bool>,
     next_index: u32,
@@ -77,19 +82,25 @@ impl Fake {
         let mut chains = self.chains.clone();
         let mut elements = self.elements.clone();
         for c in &b.0 {
-            match c {
-                Command::AddChain { name, comment, .. } => {
-                    let e = chains.entry(name.clone()).or_insert(None);
+            let f = c.family;
+            match &c.change {
+                Change::AddChain { name, comment, .. } => {
+                    let e = chains.entry((f, name.clone())).or_insert(None);
                     if comment.is_some() {
                         e.clone_from(comment);
                     }
                 }
-                Command::AddMap { name, .. } | Command::AddSet { name, .. } => {
-                    elements.entry(name.clone()).or_default();
+                Change::DeleteChain { name } => {
+                    if chains.remove(&(f, name.clone())).is_none() {
+                        return Err(Error::Nft(format!("{}: no such chain", c.text())));
+                    }
                 }
-                Command::AddElement { set, key, data } => {
+                Change::AddMap { name, .. } | Change::AddSet { name, .. } => {
+                    elements.entry((f, name.clone())).or_default();
+                }
+                Change::AddElement { set, key, data } => {
                     let m = elements
-                        .get_mut(set)
+                        .get_mut(&(f, set.clone()))
                         .ok_or_else(|| Error::Nft(format!("no set {set}")))?;
                     let d = data.as_ref().map(Value::bytes).unwrap_or_default();
                     if m.get(&key.bytes()).is_some_and(|old| *old != d) {
@@ -97,13 +108,15 @@ impl Fake {
                     }
                     m.insert(key.bytes(), d);
                 }
-                Command::DeleteElement { set, key } => {
-                    let gone = elements.get_mut(set).and_then(|m| m.remove(&key.bytes()));
+                Change::DeleteElement { set, key } => {
+                    let gone = elements
+                        .get_mut(&(f, set.clone()))
+                        .and_then(|m| m.remove(&key.bytes()));
                     if gone.is_none() {
                         return Err(Error::Nft(format!("{}: no such element", c.text())));
                     }
                 }
-                Command::AddTable | Command::FlushChain { .. } | Command::AddRule { .. } => {}
+                Change::AddTable | Change::FlushChain { .. } | Change::AddRule { .. } => {}
             }
         }
         self.chains = chains;
@@ -163,12 +176,29 @@ impl Fake {
                 self.sysctls.insert(key.clone(), value.clone());
             }
             Op::Nft(b) => self.nft(b)?,
-            // The name is a file in the test's own directory, so teardown can see it.
-            Op::NetnsPublish { target, .. } => {
-                std::fs::write(target, "").map_err(crate::error::io_err("create", target))?
-            }
+            // The name is a hard link in the test's own directory: the same file as the
+            // "namespace", as a bind mount would be.
+            Op::NetnsPublish { source, target, .. } => std::fs::hard_link(source, target)
+                .map_err(crate::error::io_err("create", target))?,
             Op::NetnsUnpublish { target } => crate::state::remove_file(target)?,
-            Op::WriteFile { .. } | Op::RemoveFile { .. } => {}
+            // Files live in the test's own directory too.
+            Op::WriteFile { path, content, .. } => {
+                if let Some(d) = path.parent() {
+                    std::fs::create_dir_all(d).map_err(crate::error::io_err("create", d))?;
+                }
+                std::fs::write(path, content).map_err(crate::error::io_err("write", path))?
+            }
+            Op::RemoveFile { path } => crate::state::remove_file(path)?,
+            // The test process stands in for the resolver: alive, and ours.
+            Op::ResolverStart { pid_file, .. } => {
+                let me = crate::state::ProcId::current().expect("our own stat");
+                crate::state::write_atomic(
+                    pid_file,
+                    format!("{} {}\n", me.pid, me.start).as_bytes(),
+                    0o600,
+                )?
+            }
+            Op::ResolverStop { pid_file, .. } => crate::state::remove_file(pid_file)?,
         }
         Ok(())
     }
@@ -209,17 +239,32 @@ impl System for Fake {
         ))
     }
 
-    fn nft_chain_comment(&mut self, chain: &str) -> Result<Option<String>, Error> {
-        Ok(self.chains.get(chain).cloned().flatten())
+    fn nft_chain(&mut self, family: Family, chain: &str) -> Result<Option<Option<String>>, Error> {
+        Ok(self.chains.get(&(family, chain.to_string())).cloned())
     }
 
-    fn nft_elements(&mut self, set: &str, key: Option<&Value>) -> Result<nft::Elements, Error> {
-        let Some(m) = self.elements.get(set) else {
+    fn nft_elements(
+        &mut self,
+        family: Family,
+        set: &str,
+        key: Option<&Value>,
+    ) -> Result<nft::Elements, Error> {
+        let Some(m) = self.elements.get(&(family, set.to_string())) else {
             return Ok(vec![]);
         };
         Ok(m.iter()
             .filter(|(k, _)| key.is_none_or(|want| want.bytes() == **k))
             .map(|(k, d)| (k.clone(), d.clone()))
             .collect())
+    }
+
+    fn routes(&mut self) -> Result<Vec<ipnet::IpNet>, Error> {
+        Ok(self.routes.clone())
+    }
+
+    fn probe_port(&mut self, proto: Protocol, _ip: Option<IpAddr>, port: u16) -> Option<i32> {
+        self.host_ports
+            .contains(&(proto, port))
+            .then_some(libc::EADDRINUSE)
     }
 }

@@ -86,16 +86,36 @@ pub fn render_resolv(r: &Resolv) -> String {
     s
 }
 
-pub fn render_hosts(ip: IpAddr, hostname: &str, id: &str) -> String {
+/// The container's hosts file: the usual loopback lines, its own addresses under its
+/// hostname (and id), then `extra` (`--add-host NAME:IP`) in order.
+pub fn render_hosts(
+    ips: &[IpAddr],
+    hostname: &str,
+    id: &str,
+    extra: &[(String, IpAddr)],
+) -> String {
     let mut names = hostname.to_string();
     if id != hostname && id.len() <= 64 {
         names += &format!(" {id}");
     }
-    format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
-         fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n\
-         {ip}\t{names}\n"
-    )
+    let mut s = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+         fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+        .to_string();
+    for ip in ips {
+        s += &format!("{ip}\t{names}\n");
+    }
+    for (name, ip) in extra {
+        s += &format!("{ip}\t{name}\n");
+    }
+    s
+}
+
+/// The resolver config of a container whose names resolve through its networks' resolvers:
+/// those (their gateways) as nameservers, the host's search domains and options.
+pub fn resolver_resolv(host: &str, gateways: &[IpAddr]) -> Resolv {
+    let mut r = parse_resolv(host);
+    r.nameservers = gateways.to_vec();
+    r
 }
 
 /// Reads the host's resolv.conf; a missing file means "no nameservers" (fallback applies).
@@ -153,9 +173,19 @@ mod tests {
 
     #[test]
     fn hosts_file() {
-        let h = render_hosts("10.77.0.2".parse().unwrap(), "web", "abc");
+        let h = render_hosts(&["10.77.0.2".parse().unwrap()], "web", "abc", &[]);
         assert!(h.starts_with("127.0.0.1\tlocalhost\n"));
         assert!(h.ends_with("10.77.0.2\tweb abc\n"));
+        let h = render_hosts(
+            &["10.77.0.2".parse().unwrap(), "fd00::2".parse().unwrap()],
+            "web",
+            "web",
+            &[("db".into(), "192.0.2.9".parse().unwrap())],
+        );
+        assert!(
+            h.ends_with("10.77.0.2\tweb\nfd00::2\tweb\n192.0.2.9\tdb\n"),
+            "{h}"
+        );
         assert_eq!(default_hostname("0123456789abcdef"), "0123456789ab");
     }
 }

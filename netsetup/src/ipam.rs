@@ -1,5 +1,6 @@
-//! IP address management: one file per reserved address and per published host port under
-//! the network's state directory, all changes made under an exclusive flock(2).
+//! IP address management: one file per reserved address under the network's state directory,
+//! one per published host port under the data directory (host ports are the host's, whatever
+//! the network), all changes made under one exclusive flock(2) of the data directory.
 //!
 //! A reservation is atomic: its record (container id, and the PID and start time of the
 //! process that reserved) is written to a temporary file first, then link(2)ed into place,
@@ -17,16 +18,22 @@ use crate::state::ProcId;
 use crate::{Error, Network, PortMapping, Protocol};
 use std::fs;
 use std::io::ErrorKind;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use sysops::lock::Lock;
 
-/// Takes the network's IPAM lock (held until dropped).
+/// Takes the IPAM lock of the network's data directory (held until dropped): one for every
+/// network of a data root, so a reclaim may release what a container held on any of them.
+/// Never taken twice by one process (flock(2) locks per open file).
 pub fn lock(net: &Network) -> Result<Lock, Error> {
-    let dir = net.state_dir();
-    create_private_dir(&dir)?;
-    let p = dir.join("lock");
+    create_private_dir(&net.state_dir())?;
+    lock_dir(&net.data_dir)
+}
+
+/// The same lock, by data directory (which must exist).
+pub fn lock_dir(data_dir: &Path) -> Result<Lock, Error> {
+    let p = data_dir.join(".lock");
     Lock::acquire(&p).map_err(io_err("lock", p))
 }
 
@@ -46,22 +53,37 @@ fn ips_dir(net: &Network) -> PathBuf {
 }
 
 fn ports_dir(net: &Network) -> PathBuf {
-    net.state_dir().join("ports")
+    net.data_dir.join(".ports")
 }
 
-pub fn port_file(net: &Network, proto: Protocol, port: u16) -> PathBuf {
-    ports_dir(net).join(format!("{proto}-{port}"))
+/// `.ports/tcp-8080` (every host address) or `.ports/tcp-8080@127.0.0.1`.
+pub fn port_file(net: &Network, proto: Protocol, ip: Option<IpAddr>, port: u16) -> PathBuf {
+    ports_dir(net).join(match ip {
+        None => format!("{proto}-{port}"),
+        Some(ip) => format!("{proto}-{port}@{ip}"),
+    })
+}
+
+fn parse_port_file(name: &str) -> Option<(Protocol, u16, Option<IpAddr>)> {
+    let (proto, rest) = name.split_once('-')?;
+    let (port, ip) = match rest.split_once('@') {
+        Some((p, ip)) => (p, Some(ip.parse().ok()?)),
+        None => (rest, None),
+    };
+    Some((proto.parse().ok()?, port.parse().ok()?, ip))
 }
 
 pub fn ip_file(net: &Network, ip: Ipv4Addr) -> PathBuf {
     ips_dir(net).join(ip.to_string())
 }
 
-/// Who holds a reservation: the container, and the process that reserved it.
+/// Who holds a reservation: the container, the process that reserved it, and (for a host
+/// port) the network the container is on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claim {
     pub id: String,
     pub reserver: Option<ProcId>,
+    pub network: Option<String>,
 }
 
 impl Claim {
@@ -75,14 +97,23 @@ impl Claim {
             (Some(pid), Some(start)) => Some(ProcId { pid, start }),
             _ => None,
         };
-        Claim { id, reserver }
+        let network = w.next().map(String::from);
+        Claim {
+            id,
+            reserver,
+            network,
+        }
     }
 
     fn render(&self) -> String {
-        match self.reserver {
-            Some(p) => format!("{} {} {}\n", self.id, p.pid, p.start),
-            None => format!("{}\n", self.id),
+        let mut s = self.id.clone();
+        if let Some(p) = self.reserver {
+            s += &format!(" {} {}", p.pid, p.start);
+            if let Some(n) = &self.network {
+                s += &format!(" {n}");
+            }
         }
+        s + "\n"
     }
 }
 
@@ -95,11 +126,13 @@ pub fn read_claim(p: &Path) -> Result<Option<Claim>, Error> {
     }
 }
 
-/// Creates `p` holding the claim of `id` by this process, atomically; false if it is taken.
-fn claim(p: &Path, id: &str) -> Result<bool, Error> {
+/// Creates `p` holding the claim of `id` (on `network`) by this process, atomically; false if
+/// it is taken.
+fn claim(p: &Path, id: &str, network: Option<&str>) -> Result<bool, Error> {
     let c = Claim {
         id: id.into(),
         reserver: ProcId::current(),
+        network: network.map(String::from),
     };
     let tmp = sysops::fs::temp_sibling(p);
     let write = || -> std::io::Result<()> {
@@ -133,10 +166,10 @@ fn unclaim(p: &Path, id: &str) -> Result<(), Error> {
     }
 }
 
-/// Who holds a host port, if anyone.
+/// Who holds a host port (on every address), if anyone.
 #[cfg(test)]
 pub fn port_owner(net: &Network, proto: Protocol, port: u16) -> Option<String> {
-    read_claim(&port_file(net, proto, port))
+    read_claim(&port_file(net, proto, None, port))
         .ok()
         .flatten()
         .map(|c| c.id)
@@ -174,10 +207,11 @@ pub fn next_free_ip(net: &Network) -> Result<Option<Ipv4Addr>, Error> {
     let gw = u32::from(net.gateway);
     for i in 1..=size {
         let cand = first + (prev - first + i) % size;
-        if cand == gw {
+        let ip = Ipv4Addr::from(cand);
+        // Neither the gateway nor the address whose IPv6 twin is the IPv6 gateway.
+        if cand == gw || (net.gateway6.is_some() && net.ip6_of(ip) == net.gateway6) {
             continue;
         }
-        let ip = Ipv4Addr::from(cand);
         match fs::symlink_metadata(ip_file(net, ip)) {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Some(ip)),
             Err(e) => return Err(io_err("stat", ip_file(net, ip))(e)),
@@ -203,7 +237,7 @@ fn taken(file: &Path) -> Error {
 /// for the same id.
 pub fn take_ip(net: &Network, ip: Ipv4Addr, id: &str) -> Result<(), Error> {
     let file = ip_file(net, ip);
-    if !claim(&file, id)? && read_claim(&file)?.is_none_or(|c| c.id != id) {
+    if !claim(&file, id, None)? && read_claim(&file)?.is_none_or(|c| c.id != id) {
         return Err(taken(&file));
     }
     sysops::fs::write_atomic(&last_reserved(net), ip.to_string().as_bytes(), 0o600)
@@ -220,45 +254,55 @@ pub fn reserve_ip(net: &Network, id: &str) -> Result<Option<Ipv4Addr>, Error> {
     Ok(Some(ip))
 }
 
-/// Checks that every host port of `ports` is free for `id` (or held by `id` already). When a
-/// port is held, `free` is asked to release it if its holder is gone (true when it did).
-/// Caller holds the lock, and records the ports before it claims them with [`take_ports`].
-pub fn check_ports(
-    net: &Network,
-    id: &str,
-    ports: &[PortMapping],
-    free: &mut dyn FnMut(&Path, &Claim) -> Result<bool, Error>,
-) -> Result<(), Error> {
-    create_private_dir(&ports_dir(net))?;
-    for (i, p) in ports.iter().enumerate() {
-        let in_use = |owner: String| Error::PortInUse {
-            port: p.host_port,
-            proto: p.protocol,
-            owner,
-        };
-        if ports[..i]
-            .iter()
-            .any(|q| q.host_port == p.host_port && q.protocol == p.protocol)
-        {
-            return Err(in_use(id.into()));
+/// Every host port claimed, by its file's name (protocol, port, host address): one readdir,
+/// no file read. Caller holds the lock.
+pub fn port_claims(net: &Network) -> Result<Vec<PortClaim>, Error> {
+    let dir = ports_dir(net);
+    create_private_dir(&dir)?;
+    let mut v = Vec::new();
+    for e in fs::read_dir(&dir)
+        .map_err(io_err("read directory", &dir))?
+        .flatten()
+    {
+        let name = e.file_name();
+        if let Some((proto, port, ip)) = name.to_str().and_then(parse_port_file) {
+            v.push(PortClaim {
+                file: e.path(),
+                proto,
+                port,
+                ip,
+            });
         }
-        let file = port_file(net, p.protocol, p.host_port);
-        let Some(holder) = read_claim(&file)? else {
-            continue;
-        };
-        if holder.id == id || free(&file, &holder)? {
-            continue;
-        }
-        return Err(in_use(holder.id));
     }
-    Ok(())
+    Ok(v)
 }
 
-/// Claims the host ports [`check_ports`] found free. Idempotent for the same id.
+/// A claimed host port (its holder: [`read_claim`] of its file).
+#[derive(Clone, Debug)]
+pub struct PortClaim {
+    pub file: PathBuf,
+    pub proto: Protocol,
+    pub port: u16,
+    pub ip: Option<IpAddr>,
+}
+
+impl PortClaim {
+    /// Whether a mapping of (proto, ip, port) would overlap this claim: same protocol and
+    /// port, and the same address or either on every address.
+    pub fn overlaps(&self, proto: Protocol, ip: Option<IpAddr>, port: u16) -> bool {
+        self.proto == proto
+            && self.port == port
+            && (self.ip.is_none() || ip.is_none() || self.ip == ip)
+    }
+}
+
+/// Claims the host ports of `ports` for `id` on `net` (checked free under the same lock).
+/// Idempotent for the same id.
 pub fn take_ports(net: &Network, id: &str, ports: &[PortMapping]) -> Result<(), Error> {
+    create_private_dir(&ports_dir(net))?;
     for p in ports {
-        let file = port_file(net, p.protocol, p.host_port);
-        if !claim(&file, id)? && read_claim(&file)?.is_none_or(|c| c.id != id) {
+        let file = port_file(net, p.protocol, p.host_ip, p.host_port);
+        if !claim(&file, id, Some(&net.name))? && read_claim(&file)?.is_none_or(|c| c.id != id) {
             return Err(taken(&file));
         }
     }
@@ -273,7 +317,7 @@ pub fn release(
     ports: &[PortMapping],
 ) -> Result<(), Error> {
     for p in ports {
-        unclaim(&port_file(net, p.protocol, p.host_port), id)?;
+        unclaim(&port_file(net, p.protocol, p.host_ip, p.host_port), id)?;
     }
     if let Some(ip) = ip {
         unclaim(&ip_file(net, ip), id)?;
@@ -298,8 +342,9 @@ pub fn claims(net: &Network) -> Vec<(PathBuf, Claim)> {
     v
 }
 
-/// Removes temporary files a killed reserver left (every reserver holds the lock, so under
-/// the lock no temporary file is in use). Returns how many.
+/// Removes temporary files a killed writer left (`.NAME.tmp-PID[-N]`, as
+/// `sysops::fs::temp_sibling` names them), in the network's directories and the host ports';
+/// a file whose writer still runs is left alone. Returns how many.
 pub fn remove_temporaries(net: &Network) -> usize {
     let mut n = 0;
     for dir in [
@@ -307,12 +352,18 @@ pub fn remove_temporaries(net: &Network) -> usize {
         ports_dir(net),
         net.state_dir(),
         crate::state::containers_dir(net),
+        crate::dns::names_dir(net),
     ] {
         for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with('.') && name.contains(".tmp-") && fs::remove_file(e.path()).is_ok()
-            {
+            let Some((_, tail)) = name.strip_prefix('.').and_then(|r| r.split_once(".tmp-")) else {
+                continue;
+            };
+            let writer = tail.split('-').next().and_then(|p| p.parse::<i32>().ok());
+            let alive = writer
+                .is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists() && p != 0);
+            if !alive && fs::remove_file(e.path()).is_ok() {
                 n += 1;
             }
         }
@@ -357,10 +408,6 @@ mod tests {
             data_dir: dir.into(),
             ..Default::default()
         }
-    }
-
-    fn never(_: &Path, _: &Claim) -> Result<bool, Error> {
-        Ok(false)
     }
 
     #[test]
@@ -437,51 +484,45 @@ mod tests {
             Claim::parse("b\n"),
             Claim {
                 id: "b".into(),
-                reserver: None
+                reserver: None,
+                network: None,
             }
         );
+        let me = ProcId::current().unwrap();
+        let c = Claim::parse(&format!("c {} {} net1\n", me.pid, me.start));
+        assert_eq!(c.network.as_deref(), Some("net1"));
+        assert_eq!(Claim::parse(&c.render()), c);
         assert_eq!(remove_temporaries(&n), 0);
-        fs::write(ips_dir(&n).join(".10.9.0.9.tmp-1-0"), "x").unwrap();
-        assert_eq!(remove_temporaries(&n), 1);
+        let dead = ProcId {
+            start: 0,
+            pid: i32::MAX - 1,
+        };
+        fs::write(
+            ips_dir(&n).join(format!(".10.9.0.9.tmp-{}-0", dead.pid)),
+            "x",
+        )
+        .unwrap();
+        let mine = ips_dir(&n).join(format!(".10.9.0.8.tmp-{}-0", std::process::id()));
+        fs::write(&mine, "x").unwrap();
+        assert_eq!(remove_temporaries(&n), 1, "only the dead writer's");
+        assert!(mine.exists());
     }
 
     #[test]
-    fn ports_all_or_nothing() {
+    fn port_files_name_protocol_port_and_address() {
         let d = tempfile::tempdir().unwrap();
         let n = net(d.path(), "10.9.0.0/24", "10.9.0.1");
-        let p = |s: &str| s.parse::<PortMapping>().unwrap();
-        let reserve =
-            |id: &str,
-             ports: &[PortMapping],
-             free: &mut dyn FnMut(&Path, &Claim) -> Result<bool, Error>| {
-                check_ports(&n, id, ports, free)?;
-                take_ports(&n, id, ports)
-            };
-        reserve("a", &[p("8080:80"), p("53:53/udp")], &mut never).unwrap();
-        reserve("a", &[p("8080:80")], &mut never).unwrap();
-        let e = reserve("b", &[p("9090:90"), p("8080:81")], &mut never).unwrap_err();
+        let f = port_file(&n, Protocol::Udp, Some("::1".parse().unwrap()), 53);
+        assert!(f.ends_with(".ports/udp-53@::1"));
+        let name = f.file_name().unwrap().to_str().unwrap();
         assert_eq!(
-            e.to_string(),
-            "host port 8080/tcp is already published by container a"
+            parse_port_file(name),
+            Some((Protocol::Udp, 53, Some("::1".parse().unwrap())))
         );
-        assert_eq!(port_owner(&n, Protocol::Tcp, 9090), None, "nothing claimed");
-        reserve("b", &[p("8080:80/udp")], &mut never).unwrap();
-        assert!(
-            reserve("c", &[p("1:1"), p("1:2")], &mut never).is_err(),
-            "duplicate in one request"
+        assert_eq!(
+            parse_port_file("tcp-8080"),
+            Some((Protocol::Tcp, 8080, None))
         );
-        // A holder that is gone is released by `free`, and the port is taken.
-        let mut asked = Vec::new();
-        let mut free = |f: &Path, c: &Claim| {
-            asked.push(c.id.clone());
-            fs::remove_file(f).unwrap();
-            Ok(true)
-        };
-        reserve("c", &[p("8080:80")], &mut free).unwrap();
-        assert_eq!(asked, ["a"]);
-        assert_eq!(port_owner(&n, Protocol::Tcp, 8080).as_deref(), Some("c"));
-        release(&n, "c", None, &[p("8080:80")]).unwrap();
-        assert_eq!(port_owner(&n, Protocol::Tcp, 8080), None);
-        assert_eq!(port_owner(&n, Protocol::Udp, 8080).as_deref(), Some("b"));
+        assert_eq!(parse_port_file(".tcp-1.tmp-3-4"), None);
     }
 }

@@ -9,10 +9,11 @@
 
 use crate::error::io_err;
 use crate::netlink::{link_index, link_mtu, Netlink, Request, Tolerate};
+use crate::nft::Family;
 use crate::nftnl::Nftnl;
 use crate::ops::{LinkInfo, Ns, Op, System};
-use crate::{nft, Error};
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use crate::{nft, Error, Protocol};
+use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
 use netlink_packet_route::link::{
     InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
     LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
@@ -22,7 +23,7 @@ use netlink_packet_route::route::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsFd;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -158,6 +159,7 @@ impl Kernel {
                 prefix_len,
                 broadcast,
                 replace,
+                nodad,
             } => {
                 let idx = self.index_of(ns.as_ref(), dev)?;
                 let mut a = AddressMessage::default();
@@ -167,6 +169,9 @@ impl Kernel {
                 };
                 a.header.prefix_len = *prefix_len;
                 a.header.index = idx;
+                if *nodad {
+                    a.header.flags |= AddressHeaderFlags::Nodad;
+                }
                 a.attributes.push(AddressAttribute::Local(*addr));
                 a.attributes.push(AddressAttribute::Address(*addr));
                 if let Some(b) = broadcast {
@@ -298,14 +303,75 @@ impl Kernel {
                 expect,
             } => crate::netns::publish(source, target, *expect)?,
             Op::NetnsUnpublish { target } => crate::netns::unpublish(target)?,
-            Op::WriteFile { path, content } => {
-                sysops::fs::write_atomic(path, content.as_bytes(), 0o644)
-                    .map_err(io_err("write", path))?
-            }
+            Op::WriteFile {
+                path,
+                content,
+                in_place: false,
+            } => sysops::fs::write_atomic(path, content.as_bytes(), 0o644)
+                .map_err(io_err("write", path))?,
+            Op::WriteFile {
+                path,
+                content,
+                in_place: true,
+            } => rewrite(path, content)?,
             Op::RemoveFile { path } => crate::state::remove_file(path)?,
+            Op::ResolverStart {
+                program,
+                args,
+                listen,
+                pid_file,
+            } => start_resolver(program, args, listen, pid_file)?,
+            Op::ResolverStop {
+                pid,
+                start,
+                pid_file,
+            } => {
+                crate::daemon::stop(*pid, *start)
+                    .map_err(io_err("stop the resolver recorded in", pid_file))?;
+                crate::state::remove_file(pid_file)?;
+            }
         }
         Ok(())
     }
+}
+
+/// Truncates and rewrites an existing file of ours in place (never following a symlink).
+fn rewrite(path: &Path, content: &str) -> Result<(), Error> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .and_then(|mut f| f.write_all(content.as_bytes()))
+        .map_err(io_err("rewrite", path))
+}
+
+/// Binds the resolver's sockets, starts it with them, and records its identity.
+fn start_resolver(
+    program: &Path,
+    args: &[String],
+    listen: &SocketAddr,
+    pid_file: &Path,
+) -> Result<(), Error> {
+    let (udp, tcp) = crate::daemon::bind_pair(listen).map_err(|source| Error::Io {
+        what: "bind the resolver's port",
+        path: PathBuf::from(listen.to_string()),
+        source,
+    })?;
+    let pid =
+        crate::daemon::spawn(program, args, &[&udp, &tcp]).map_err(io_err("start", program))?;
+    let id = crate::state::ProcId::of(pid).ok_or_else(|| Error::Io {
+        what: "the resolver exited at once",
+        path: program.into(),
+        source: std::io::Error::from_raw_os_error(libc::ESRCH),
+    })?;
+    crate::state::write_atomic(
+        pid_file,
+        format!("{} {}\n", id.pid, id.start).as_bytes(),
+        0o600,
+    )
 }
 
 fn sysctl_path(key: &str) -> PathBuf {
@@ -364,23 +430,70 @@ impl System for Kernel {
         }
     }
 
-    fn nft_chain_comment(&mut self, chain: &str) -> Result<Option<String>, Error> {
+    fn nft_chain(&mut self, family: Family, chain: &str) -> Result<Option<Option<String>>, Error> {
         let answers = self
             .nftnl()?
-            .get(&nft::get_chain(chain), false)
+            .get(&nft::get_chain(family, chain), false)
             .map_err(|e| Error::Nft(format!("get chain {chain}: {e}")))?;
-        Ok(answers.first().and_then(|a| nft::chain_comment(a)))
+        Ok(answers.first().map(|a| nft::chain_comment(a)))
     }
 
     fn nft_elements(
         &mut self,
+        family: Family,
         set: &str,
         key: Option<&nft::Value>,
     ) -> Result<nft::Elements, Error> {
         let answers = self
             .nftnl()?
-            .get(&nft::get_elements(set, key), key.is_none())
+            .get(&nft::get_elements(family, set, key), key.is_none())
             .map_err(|e| Error::Nft(format!("list {set}: {e}")))?;
         Ok(nft::parse_elements(&answers))
+    }
+
+    fn routes(&mut self) -> Result<Vec<ipnet::IpNet>, Error> {
+        let nl = self.rtnl(None)?;
+        let mut v = Vec::new();
+        for fam in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut r = RouteMessage::default();
+            r.header.address_family = fam;
+            for m in nl.dump(RouteNetlinkMessage::GetRoute(r), "route dump")? {
+                let RouteNetlinkMessage::NewRoute(r) = m else {
+                    continue;
+                };
+                let plen = r.header.destination_prefix_length;
+                let dst = r.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Destination(RouteAddress::Inet(a)) => Some(IpAddr::V4(*a)),
+                    RouteAttribute::Destination(RouteAddress::Inet6(a)) => Some(IpAddr::V6(*a)),
+                    _ => None,
+                });
+                // Default routes (no destination) overlap nothing in particular.
+                if let Some(Ok(n)) = dst.map(|d| ipnet::IpNet::new(d, plen)) {
+                    if plen > 0 && r.header.table == RouteHeader::RT_TABLE_MAIN {
+                        v.push(n);
+                    }
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    fn probe_port(&mut self, proto: Protocol, ip: Option<IpAddr>, port: u16) -> Option<i32> {
+        let ty = match proto {
+            Protocol::Tcp => libc::SOCK_STREAM,
+            Protocol::Udp => libc::SOCK_DGRAM,
+        };
+        let addrs = match ip {
+            Some(ip) => vec![ip],
+            None => vec![
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            ],
+        };
+        addrs.into_iter().find_map(|a| {
+            crate::daemon::probe(&SocketAddr::new(a, port), ty)
+                .err()
+                .map(|e| e.raw_os_error().unwrap_or(libc::EIO))
+        })
     }
 }

@@ -1,28 +1,36 @@
-//! netsetup: gives a network namespace what Docker's default bridge gives a container — a
-//! veth on the `minc0` bridge, an address from a locked IPAM, a default route, resolv.conf,
-//! hosts and hostname, masquerade and published ports through one nftables table — and takes
-//! it all away again from saved state.
+//! netsetup: gives a network namespace what a Docker network gives a container — a veth on
+//! the network's bridge, IPv4 (and IPv6) addresses from a locked IPAM, default routes,
+//! resolv.conf, hosts and hostname, masquerade, published ports, isolation from other
+//! networks and anti-spoofing through minc's nftables tables, names that resolve through the
+//! network's resolver — and takes it all away again from saved state.
 //!
 //! The work is split so a runtime can write the container's files before it creates the
 //! container: [`allocate`] (IPAM, port reservation, files), then [`connect`] (links, routes,
-//! sysctls, nftables, the /run/netns name). [`attach`] does both; [`detach`] undoes
-//! everything. Every privileged step goes through [`ops`], which performs it and renders it for
-//! `--explain`; nothing on the attach or detach path runs another program.
+//! sysctls, nftables, the /run/netns name, the resolver). [`attach`] does both; [`detach`]
+//! undoes everything. A container may be on several networks (one call per network, each
+//! with its own interface name). Every privileged step goes through [`ops`], which performs it
+//! and renders it for `--explain`; nothing on the attach or detach path runs another program
+//! (a network's resolver is started once, with its first container).
 //!
-//! Files: everything netsetup keeps lives under [`Network::data_dir`] (state, reservations);
-//! the container's resolv.conf, hosts and hostname go where the caller asks
-//! ([`Request::files_dir`]).
+//! Files: everything netsetup keeps lives under [`Network::data_dir`] (network definitions,
+//! state, reservations, the resolver's names); the container's resolv.conf, hosts and
+//! hostname go where the caller asks ([`Request::files_dir`]).
 
 mod connect;
+mod daemon;
+pub mod dns;
 mod error;
 mod files;
 mod ipam;
 mod kernel;
 mod netlink;
 mod netns;
+pub mod networks;
 mod nft;
 mod nftnl;
 mod ops;
+mod ports;
+mod rules;
 mod state;
 mod types;
 
@@ -32,15 +40,21 @@ mod fake;
 pub mod cni;
 
 pub use error::Error;
-pub use files::{container_resolv, parse_resolv, render_resolv, Resolv};
-pub use types::{AddrRange, Allocation, Attachment, Network, PortMapping, Protocol, Request};
+pub use files::{container_resolv, parse_resolv, render_resolv, resolver_resolv, Resolv};
+/// The address and subnet types of netsetup's API.
+pub use ipnet;
+pub use types::{
+    addr_for_port, AddrRange, Allocation, Attachment, HostPort, Network, PortMapping, PortSpec,
+    Protocol, Request,
+};
 
 use error::io_err;
 use kernel::Kernel;
+use nft::Family;
 use ops::{Op, System};
 use sha2::{Digest, Sha256};
 use state::{NetnsRef, ProcId, State};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use sysops::explain;
 
@@ -95,6 +109,11 @@ fn allocate_with(sys: &mut dyn System, net: &Network, req: &Request) -> Result<A
     types::validate_id(&req.id)?;
     let ifname = req.ifname.clone().unwrap_or_else(|| "eth0".into());
     validate_ifname(&ifname)?;
+    if let Some(bad) = req.names.iter().find(|n| !dns::valid_name(n)) {
+        return Err(Error::Config(format!(
+            "{bad:?} is not a DNS name (letters, digits, '-', '_' and dots)"
+        )));
+    }
     // Work that needs no lock first: the resolver config.
     let resolv = resolv_for(net, &req.dns);
     let resolv_text = files::render_resolv(&resolv);
@@ -124,9 +143,15 @@ fn allocate_with(sys: &mut dyn System, net: &Network, req: &Request) -> Result<A
                 ipam::next_free_ip(net)?.ok_or(Error::PoolExhausted(net.subnet))?
             }
         };
-        ipam::check_ports(net, &req.id, &req.ports, &mut |f, c| {
-            free_if_gone(sys, net, f, c)
-        })?;
+        let ip6 = net.ip6_of(ip);
+        let ports = ports::choose(
+            sys,
+            net,
+            &req.id,
+            &req.ports,
+            ip6.is_some(),
+            &mut |s, f, c| free_if_gone(s, net, f, c),
+        )?;
         let mut files = Vec::new();
         if let Some(dir) = &req.files_dir {
             files = ["resolv.conf", "hosts", "hostname"]
@@ -141,7 +166,11 @@ fn allocate_with(sys: &mut dyn System, net: &Network, req: &Request) -> Result<A
                 ip,
                 prefix_len: net.subnet.prefix_len(),
                 gateway: net.gateway,
-                ports: req.ports.clone(),
+                ip6,
+                prefix_len6: net.subnet6.map(|s| s.prefix_len()),
+                gateway6: net.gateway6,
+                default_route: !req.no_default_route,
+                ports,
                 nameservers: resolv.nameservers.clone(),
                 search: resolv.search.clone(),
                 options: resolv.options.clone(),
@@ -157,10 +186,16 @@ fn allocate_with(sys: &mut dyn System, net: &Network, req: &Request) -> Result<A
             netns: None,
             connected: false,
             published: None,
+            names: if net.dns {
+                req.names.clone()
+            } else {
+                Vec::new()
+            },
+            upstream: if net.dns { req.dns.clone() } else { Vec::new() },
         };
         state::save(net, &st)?;
         let claimed = ipam::take_ip(net, ip, &req.id)
-            .and_then(|()| ipam::take_ports(net, &req.id, &req.ports));
+            .and_then(|()| ipam::take_ports(net, &req.id, &st.allocation.ports));
         if let Err(e) = claimed {
             release_locked(net, &st)?;
             return Err(e);
@@ -168,44 +203,72 @@ fn allocate_with(sys: &mut dyn System, net: &Network, req: &Request) -> Result<A
         st
     };
     explain::comment(&format!(
-        "netsetup: {} gets {}/{} on network {} (reserved under {})",
+        "netsetup: {} gets {}/{}{} on network {} (reserved under {})",
         req.id,
         st.allocation.ip,
         net.subnet.prefix_len(),
+        st.allocation
+            .ip6
+            .map(|a| format!(" and {a}/{}", st.allocation.prefix_len6.unwrap_or(64)))
+            .unwrap_or_default(),
         net.name,
         net.state_dir().display()
     ));
     let a = &st.allocation;
     let mut steps = Vec::new();
     if let (Some(r), Some(h), Some(n)) = (&a.resolv_conf, &a.hosts, &a.hostname) {
-        let hosts = files::render_hosts(IpAddr::V4(a.ip), &hostname, &req.id);
+        let ips: Vec<IpAddr> = [Some(IpAddr::V4(a.ip)), a.ip6.map(IpAddr::V6)]
+            .into_iter()
+            .flatten()
+            .collect();
+        let hosts = files::render_hosts(&ips, &hostname, &req.id, &req.extra_hosts);
         for (path, content) in [(r, resolv_text), (h, hosts), (n, format!("{hostname}\n"))] {
             steps.push(Op::WriteFile {
                 path: path.clone(),
                 content,
+                in_place: false,
             });
         }
     }
     match ops::run(sys, steps) {
         Ok(()) => Ok(st.allocation),
         Err(e) => {
-            let _ = detach_with(sys, net, &req.id);
+            let _ = detach_with(sys, net, &req.id, false);
             Err(e)
         }
     }
 }
 
-/// The container's resolver configuration: the host's, adjusted, or the override.
+/// The container's resolver configuration: on a network with a resolver, that resolver (the
+/// container's `--dns` servers become its upstreams); else the host's, adjusted, or the
+/// override.
 fn resolv_for(net: &Network, dns: &[IpAddr]) -> files::Resolv {
     let host = files::read_host_resolv(&net.host_resolv_conf);
+    if net.dns {
+        return files::resolver_resolv(&host, &[IpAddr::V4(net.gateway)]);
+    }
     let upstream = std::fs::read_to_string("/run/systemd/resolve/resolv.conf").ok();
     files::container_resolv(&host, upstream.as_deref(), dns, &net.fallback_dns)
 }
 
+/// Rewrites a running container's resolv.conf in place (it is bind-mounted: a new file would
+/// not reach the container), e.g. when it joins or leaves a network with a resolver.
+pub fn rewrite_resolv(path: &Path, r: &Resolv) -> Result<(), Error> {
+    ops::run(
+        &mut Kernel::new(),
+        vec![Op::WriteFile {
+            path: path.into(),
+            content: files::render_resolv(r),
+            in_place: true,
+        }],
+    )
+}
+
 /// Connects the netns at `netns` for a container allocated with [`allocate`]: its
-/// /run/netns name, the bridge (idempotent), the veth pair, address, routes, sysctls and one
-/// nft batch. On failure, what connect made is undone (the allocation stays; [`detach`]
-/// releases it).
+/// /run/netns name (shared by the container's networks), the bridge (idempotent), the veth
+/// pair, addresses, routes, sysctls, one nft batch, and on a network with a resolver the
+/// container's names (the resolver starts with the first). On failure, what connect made is
+/// undone (the allocation stays; [`detach`] releases it).
 pub fn connect(net: &Network, id: &str, netns: &Path) -> Result<Attachment, Error> {
     connect_with(&mut Kernel::new(), net, id, netns)
 }
@@ -224,7 +287,7 @@ fn connect_with(
         source,
     })?;
     let target = connect::published_path(net, id);
-    let mut st = {
+    let (mut st, publish) = {
         // Under the lock: a reclaim cannot remove the allocation while it becomes connected.
         let _lock = ipam::lock(net)?;
         let mut st = state::load(net, id)?.ok_or_else(|| Error::NotAllocated {
@@ -237,28 +300,41 @@ fn connect_with(
                 network: net.name.clone(),
             });
         }
-        connect::check_name_free(&target)?;
+        let publish = connect::check_name(&target, expect)?;
         // Saved before anything is made, so a crash in between is still torn down from disk.
         st.netns = Some(netns_ref(netns, expect));
         st.connected = true;
         st.published = Some(target.clone());
         state::save(net, &st)?;
-        st
+        (st, publish)
     };
     explain::comment(&format!(
         "netsetup: connect {id} (namespace {}) to network {}",
         netns.display(),
         net.name
     ));
-    let result = connect::publish(sys, netns, &target, expect)
-        .and_then(|()| connect::connect(sys, net, &st));
+    let published = if publish {
+        connect::publish(sys, netns, &target, expect)
+    } else {
+        Ok(())
+    };
+    let result = published
+        .and_then(|()| connect::connect(sys, net, &st))
+        .and_then(|att| {
+            if net.dns {
+                let _lock = ipam::lock(net)?;
+                ops::run(sys, dns::connect_steps(net, &st)?)?;
+            }
+            Ok(att)
+        });
     match result {
         Ok(att) => {
             explain::comment(&format!("netsetup: {id} connected"));
             Ok(att)
         }
         Err(e) => {
-            let _ = connect::disconnect(sys, &st);
+            let keep_name = !publish;
+            let _ = connect::disconnect(sys, &st, keep_name);
             st.connected = false;
             st.netns = None;
             st.published = None;
@@ -296,7 +372,7 @@ fn attach_with(
 ) -> Result<Attachment, Error> {
     allocate_with(sys, net, req)?;
     connect_with(sys, net, &req.id, netns).inspect_err(|_| {
-        let _ = detach_with(sys, net, &req.id);
+        let _ = detach_with(sys, net, &req.id, false);
     })
 }
 
@@ -322,7 +398,7 @@ pub fn reattach(net: &Network, req: &Request, netns: &Path) -> Result<Attachment
         "netsetup: {} is already on network {}: connecting it again",
         req.id, net.name
     ));
-    connect::disconnect(sys, &old)?;
+    connect::disconnect(sys, &old, !state::other_networks(net, &req.id).is_empty())?;
     let lock = ipam::lock(net)?;
     let Some(mut st) = state::load(net, &req.id)? else {
         drop(lock);
@@ -335,19 +411,24 @@ pub fn reattach(net: &Network, req: &Request, netns: &Path) -> Result<Attachment
         drop(lock);
         return attach_with(sys, net, req, netns);
     }
-    ipam::check_ports(net, &req.id, &req.ports, &mut |f, c| {
-        free_if_gone(sys, net, f, c)
-    })?;
+    let ports = ports::choose(
+        sys,
+        net,
+        &req.id,
+        &req.ports,
+        st.allocation.ip6.is_some(),
+        &mut |s, f, c| free_if_gone(s, net, f, c),
+    )?;
     let a = &mut st.allocation;
     let dropped: Vec<_> = a
         .ports
         .iter()
-        .filter(|p| !req.ports.contains(p))
+        .filter(|p| !ports.contains(p))
         .copied()
         .collect();
     ipam::release(net, &req.id, None, &dropped)?;
     let resolv = resolv_for(net, &req.dns);
-    a.ports = req.ports.clone();
+    a.ports = ports;
     a.nameservers = resolv.nameservers;
     a.search = resolv.search;
     a.options = resolv.options;
@@ -357,29 +438,58 @@ pub fn reattach(net: &Network, req: &Request, netns: &Path) -> Result<Attachment
     st.owner = ProcId::current();
     state::save(net, &st)?;
     ipam::take_ip(net, st.allocation.ip, &req.id)?;
-    ipam::take_ports(net, &req.id, &req.ports)?;
+    ipam::take_ports(net, &req.id, &st.allocation.ports)?;
     drop(lock);
     connect_with(sys, net, &req.id, netns)
 }
 
 /// Tears down everything attach made for `id`, from saved state: nft elements, veth,
-/// /run/netns name, files, address and ports. Idempotent; fine if nothing exists.
+/// /run/netns name (unless another network of the container still uses it), files, names,
+/// address and ports; with the network's last container, its resolver. Idempotent; fine if
+/// nothing exists.
 pub fn detach(net: &Network, id: &str) -> Result<(), Error> {
-    detach_with(&mut Kernel::new(), net, id)
+    detach_with(&mut Kernel::new(), net, id, false)
 }
 
-fn detach_with(sys: &mut dyn System, net: &Network, id: &str) -> Result<(), Error> {
+/// [`detach`] for a container whose process is gone while its namespace lives on (another
+/// container joined it, `--network container:ID`): the veth is deleted, not only taken off the
+/// bridge, so no address of the network stays behind in that namespace.
+pub fn detach_shared(net: &Network, id: &str) -> Result<(), Error> {
+    detach_with(&mut Kernel::new(), net, id, true)
+}
+
+fn detach_with(sys: &mut dyn System, net: &Network, id: &str, alive: bool) -> Result<(), Error> {
     types::validate_id(id)?;
-    let Some(st) = state::load(net, id)? else {
+    let Some(mut st) = state::load(net, id)? else {
+        // An attach killed while it wrote the state leaves only a temporary file.
+        if net.state_dir().is_dir() {
+            let _lock = ipam::lock_dir(&net.data_dir)?;
+            ipam::remove_temporaries(net);
+        }
         return Ok(());
     };
-    teardown(sys, &st)?;
+    if alive {
+        if let Some(ns) = &mut st.netns {
+            // Judge the namespace by its published name, which this connect holds.
+            ns.proc = None;
+            if let Some(p) = &st.published {
+                ns.path.clone_from(p);
+            }
+        }
+    }
+    teardown(sys, net, &st)?;
     let _lock = ipam::lock(net)?;
+    if net.dns || dns::names_file(net, id).exists() {
+        ops::run(sys, dns::detach_steps(net, id))?;
+    }
+    // What a killed attach may have left half-written.
+    ipam::remove_temporaries(net);
     release_locked(net, &st)
 }
 
-fn teardown(sys: &mut dyn System, st: &State) -> Result<(), Error> {
-    connect::disconnect(sys, st)?;
+fn teardown(sys: &mut dyn System, net: &Network, st: &State) -> Result<(), Error> {
+    let keep_name = !state::other_networks(net, &st.allocation.id).is_empty();
+    connect::disconnect(sys, st, keep_name)?;
     let files = st
         .files
         .iter()
@@ -424,7 +534,10 @@ fn reclaim_locked(sys: &mut dyn System, net: &Network, st: &State) -> Result<(),
         "netsetup: {} is gone; reclaiming what it held",
         st.allocation.id
     ));
-    teardown(sys, st)?;
+    teardown(sys, net, st)?;
+    if net.dns || dns::names_file(net, &st.allocation.id).exists() {
+        ops::run(sys, dns::detach_steps(net, &st.allocation.id))?;
+    }
     release_locked(net, st)
 }
 
@@ -436,6 +549,12 @@ fn free_if_gone(
     file: &Path,
     claim: &ipam::Claim,
 ) -> Result<bool, Error> {
+    // A host port's holder may be on another network of the data directory (same lock).
+    let owner_net = match &claim.network {
+        Some(n) if *n != net.name => networks::sibling(net, n),
+        _ => net.clone(),
+    };
+    let net = &owner_net;
     match state::load(net, &claim.id)? {
         Some(st) if st.is_stale() => reclaim_locked(sys, net, &st).map(|()| true),
         Some(_) => Ok(false),
@@ -515,6 +634,8 @@ pub fn gc_except(net: &Network, keep: &dyn Fn(&str, &str) -> bool) -> Result<Vec
 pub struct Entry {
     pub id: String,
     pub ip: Ipv4Addr,
+    pub ip6: Option<Ipv6Addr>,
+    pub names: Vec<String>,
     pub ports: Vec<PortMapping>,
     pub host_veth: String,
     pub ifname: String,
@@ -541,6 +662,8 @@ pub fn list(net: &Network) -> Result<Vec<Entry>, Error> {
                 stale: st.is_stale(),
                 id: st.allocation.id.clone(),
                 ip: st.allocation.ip,
+                ip6: st.allocation.ip6,
+                names: st.names.clone(),
                 ports: st.allocation.ports.clone(),
                 host_veth: st.host_veth.clone(),
                 ifname: st.ifname.clone(),
@@ -580,34 +703,61 @@ pub fn check(net: &Network, id: &str) -> Result<(), Error> {
             return Err(missing(format!("{} in the namespace of {id}", st.ifname)));
         }
     }
-    let ip = nft::Value::Addr(IpAddr::V4(st.allocation.ip)).bytes();
-    for p in &st.allocation.ports {
-        let key = nft::Value::Port(p.host_port);
-        let held = sys.nft_elements(nft::addr_map(p.protocol), Some(&key))?;
-        if !held.iter().any(|(_, d)| *d == ip) {
-            return Err(Error::Nft(format!("port {p} of {id} is not published")));
+    let a = &st.allocation;
+    for p in &a.ports {
+        for e in rules::published(p, a.ip, a.ip6) {
+            let held = sys.nft_elements(Family::Inet, &e.map, Some(&e.key))?;
+            if !held.iter().any(|(_, d)| *d == e.data.bytes()) {
+                return Err(Error::Nft(format!("port {p} of {id} is not published")));
+            }
         }
     }
     Ok(())
 }
 
-/// What the nft port maps hold right now: (protocol, host port, address, container port).
-pub fn published_ports() -> Result<Vec<(Protocol, u16, Ipv4Addr, u16)>, Error> {
+/// A published port as minc's maps hold it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Published {
+    pub protocol: Protocol,
+    pub host_ip: Option<IpAddr>,
+    pub host_port: u16,
+    pub addr: IpAddr,
+    pub container_port: u16,
+}
+
+/// What minc's port maps hold right now (every data root's containers).
+pub fn published_ports() -> Result<Vec<Published>, Error> {
     let sys = &mut Kernel::new();
     let mut v = Vec::new();
+    let addr = |b: &[u8]| -> Option<IpAddr> {
+        match b.len() {
+            4 => Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(b).ok()?))),
+            16 => Some(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(b).ok()?))),
+            _ => None,
+        }
+    };
+    let port = |b: &[u8]| Some(u16::from_be_bytes(b.get(..2)?.try_into().ok()?));
     for proto in [Protocol::Tcp, Protocol::Udp] {
-        let ports = sys.nft_elements(nft::port_map(proto), None)?;
-        for (k, d) in sys.nft_elements(nft::addr_map(proto), None)? {
-            let (Ok(k), Ok(d)) = (<[u8; 2]>::try_from(&k[..]), <[u8; 4]>::try_from(&d[..])) else {
-                continue;
-            };
-            let cport = ports
-                .iter()
-                .find(|(pk, _)| pk[..] == k[..])
-                .and_then(|(_, pd)| <[u8; 2]>::try_from(&pd[..]).ok())
-                .map(u16::from_be_bytes);
-            if let Some(c) = cport {
-                v.push((proto, u16::from_be_bytes(k), Ipv4Addr::from(d), c));
+        for (fam, alen) in [(nft::IpFamily::V4, 4), (nft::IpFamily::V6, 16)] {
+            for by_addr in [false, true] {
+                let map = rules::dnat_map(proto, fam, by_addr);
+                for (k, d) in sys.nft_elements(Family::Inet, &map, None)? {
+                    let (host_ip, kp) = if by_addr {
+                        (k.get(..alen).and_then(addr), k.get(alen..))
+                    } else {
+                        (None, Some(&k[..]))
+                    };
+                    let got = (|| {
+                        Some(Published {
+                            protocol: proto,
+                            host_ip,
+                            host_port: port(kp?)?,
+                            addr: addr(d.get(..alen)?)?,
+                            container_port: port(d.get(alen..)?)?,
+                        })
+                    })();
+                    v.extend(got);
+                }
             }
         }
     }
@@ -636,3 +786,14 @@ pub fn status(net: &Network) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests;
+
+// The resolver's own modules, for their unit tests (the program uses what these do not).
+#[cfg(test)]
+#[path = "../resolver/message.rs"]
+#[allow(dead_code)]
+mod resolver_message;
+
+#[cfg(test)]
+#[path = "../resolver/records.rs"]
+#[allow(dead_code)]
+mod resolver_records;

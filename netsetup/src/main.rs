@@ -1,8 +1,8 @@
 //! `netsetup`: attach/detach containers by hand, or act as a CNI plugin when CNI_COMMAND is set.
 
 use clap::{Args, Parser, Subcommand};
-use netsetup::{Network, PortMapping, Request};
-use std::net::{IpAddr, Ipv4Addr};
+use netsetup::{Network, PortSpec, Request};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,6 +36,12 @@ struct NetArgs {
     /// Default: the MTU of the host's default-route interface.
     #[arg(long)]
     mtu: Option<u32>,
+    /// IPv6 too: the network's IPv6 subnet (a container's address has its IPv4 offset).
+    #[arg(long)]
+    subnet6: Option<ipnet::Ipv6Net>,
+    /// Default: the first address of the IPv6 subnet.
+    #[arg(long)]
+    gateway6: Option<Ipv6Addr>,
     /// Nameservers used when the host has none a container can reach (repeatable).
     #[arg(long = "fallback-dns")]
     fallback_dns: Vec<IpAddr>,
@@ -52,6 +58,11 @@ impl NetArgs {
                 .unwrap_or_else(|| Ipv4Addr::from(u32::from(self.subnet.network()) + 1)),
             mtu: self.mtu,
             data_dir: self.data_dir.clone(),
+            subnet6: self.subnet6,
+            gateway6: self.subnet6.map(|s| {
+                self.gateway6
+                    .unwrap_or_else(|| Ipv6Addr::from(u128::from(s.network()) + 1))
+            }),
             ..Default::default()
         };
         if !self.fallback_dns.is_empty() {
@@ -70,9 +81,10 @@ enum Cmd {
         /// e.g. /proc/PID/ns/net or /run/netns/NAME
         #[arg(long)]
         netns: PathBuf,
-        /// Publish a port: HOST:CONTAINER[/udp] (repeatable).
+        /// Publish a port, as Docker's -p: [IP:][HOST[-HOST]:]CONTAINER[-CONTAINER][/udp]
+        /// (repeatable).
         #[arg(short = 'p', long = "publish")]
-        ports: Vec<PortMapping>,
+        ports: Vec<String>,
         /// Nameserver for the container (repeatable; default: the host's).
         #[arg(long)]
         dns: Vec<IpAddr>,
@@ -168,13 +180,17 @@ fn run(cmd: Cmd) -> Result<(), netsetup::Error> {
         } => {
             let net = net.network();
             let files_dir = files_dir.unwrap_or_else(|| net.state_dir().join("files").join(&id));
+            let mut specs = Vec::new();
+            for p in &ports {
+                specs.extend(PortSpec::parse_publish(p)?);
+            }
             let req = Request {
                 id,
                 hostname,
-                ports,
+                ports: specs,
                 dns,
                 files_dir: Some(files_dir),
-                ifname: None,
+                ..Default::default()
             };
             let att = netsetup::attach(&net, &req, &netns)?;
             println!(

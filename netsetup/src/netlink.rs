@@ -2,7 +2,7 @@
 //! with its own ACK, so a whole step costs one round trip and no async runtime is needed.
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
     NLM_F_REQUEST,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
@@ -181,6 +181,39 @@ impl Netlink {
                     }
                     _ => Ok(None),
                 };
+            }
+        }
+    }
+
+    /// Sends one dump request and returns every answer.
+    pub fn dump(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        what: &str,
+    ) -> Result<Vec<RouteNetlinkMessage>, NlError> {
+        let mut buf = Vec::new();
+        let seq = self.encode(msg, NLM_F_DUMP, &mut buf);
+        let io_err = |e: io::Error| NlError {
+            what: what.to_string(),
+            source: e,
+        };
+        self.sock.send(&buf, 0).map_err(io_err)?;
+        let mut rbuf = vec![0u8; 65536];
+        let mut out = Vec::new();
+        loop {
+            for msg in self.recv_messages(&mut rbuf, &io_err)? {
+                if msg.header.sequence_number != seq {
+                    continue;
+                }
+                match msg.payload {
+                    NetlinkPayload::InnerMessage(m) => out.push(m),
+                    NetlinkPayload::Done(_) => return Ok(out),
+                    NetlinkPayload::Error(e) => {
+                        let errno = e.code.map(|c| -c.get()).unwrap_or(0);
+                        return Err(io_err(io::Error::from_raw_os_error(errno)));
+                    }
+                    _ => {}
+                }
             }
         }
     }

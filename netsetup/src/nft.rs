@@ -1,74 +1,55 @@
-//! nftables: one table (`inet minc`) owned by minc; nothing else is ever touched.
+//! nftables, the language: tables, sets and maps, chains, rules, and how each is sent to the
+//! kernel. What minc puts in its tables is in [`crate::rules`].
 //!
 //! nftables (nft(8)) is the kernel's packet filter and NAT: tables hold chains, a *base* chain
 //! hangs on a netfilter hook (prerouting, input, forward, output, postrouting) with a priority,
 //! and its rules are lists of expressions. Sets and maps are looked up by rules, so a rule can
-//! stay fixed while containers come and go as map elements.
-//!
-//! ```text
-//! table inet minc {
-//!   map tcp_addr { type inet_service : ipv4_addr }      # host port -> container address
-//!   map tcp_port { type inet_service : inet_service }   # host port -> container port
-//!   map udp_addr, udp_port { ... }
-//!   set bridges { type ifname }                          # every minc bridge
-//!   chain prerouting  { nat prerouting -100:  meta nfproto ipv4 fib daddr type local
-//!                                             meta l4proto P dnat ip to P dport map @P_addr : P dport map @P_port }
-//!   chain output      { nat output -100:      the same, for the host's own connections }
-//!   chain postrouting { nat postrouting 100:  oifname @bridges ip saddr 127.0.0.0/8 masquerade }
-//!   chain forward     { filter forward 0:     accept to and from the bridges }
-//!   chain input       { filter input 0:       iifname @bridges ip daddr 127.0.0.0/8 ct status & dnat == 0 drop }
-//!   chain nat-BRIDGE  { nat postrouting 100:  ip saddr SUBNET oifname != BRIDGE masquerade
-//!                                             ip saddr SUBNET oifname BRIDGE ct status dnat masquerade }
-//! }
-//! ```
-//! Rules never depend on containers: a container only adds map elements, so the rule count and
-//! the cost of an attach stay flat. Each network has its own postrouting chain, named after its
-//! bridge (bridge names are unique on a host), whose comment records the revision of the rules
-//! minc wants; a connect applies the whole skeleton again only when that comment differs (a new
-//! minc, a deleted table, a reboot), so the common case is one small batch of elements.
-//!
-//! The `input` rule closes CVE-2020-8558: a published port is reachable on the host's
-//! 127.0.0.1, which needs `route_localnet=1` on the bridge; without the rule, a container could
-//! then send packets to any service listening on the host's loopback addresses.
+//! stay fixed while containers come and go as set elements. A table belongs to a family: `inet`
+//! sees IPv4 and IPv6 packets the host routes, `bridge` sees the frames a bridge switches
+//! between its ports (which never reach the `inet` hooks).
 //!
 //! A change is a [`Batch`] of [`Command`]s. The same batch renders as the text `nft -f` reads
 //! (`--explain`) and as the netlink messages of [`crate::nftnl`] that the kernel applies as one
 //! transaction. Statements compile exactly as nft 1.0 compiles them (dependencies such as
-//! `meta nfproto ipv4` before `ip saddr`, short loads for byte-aligned prefixes), so the kernel
-//! holds the same expressions whichever way the batch arrived and `nft list` prints the same.
+//! `meta nfproto ipv4` before `ip saddr`, short loads for byte-aligned prefixes, registers of
+//! concatenations), and sets carry nft's user data, so the kernel holds the same objects
+//! whichever way the batch arrived and `nft list` prints the same.
 
 use crate::nftnl::{
-    self, Attrs, Msg, MsgType, NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6, NLM_F_APPEND, NLM_F_CREATE,
+    self, Attrs, Msg, MsgType, NFPROTO_BRIDGE, NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6,
+    NLM_F_APPEND, NLM_F_CREATE,
 };
-use crate::{Network, Protocol};
+use crate::Protocol;
 use ipnet::IpNet;
-use sha2::Digest;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+/// minc's tables are all called this (one per family).
 pub const TABLE: &str = "minc";
-pub const BRIDGES: &str = "bridges";
 const IFNAMSIZ: usize = 16;
 
-/// Host port -> container address.
-pub fn addr_map(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Tcp => "tcp_addr",
-        Protocol::Udp => "udp_addr",
-    }
+/// The family of one of minc's tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    /// `table inet minc`: NAT, published ports, forwarding between networks.
+    Inet,
+    /// `table bridge minc`: what containers may send into a bridge (anti-spoofing).
+    Bridge,
 }
 
-/// Host port -> container port.
-pub fn port_map(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Tcp => "tcp_port",
-        Protocol::Udp => "udp_port",
+impl Family {
+    fn word(self) -> &'static str {
+        match self {
+            Family::Inet => "inet",
+            Family::Bridge => "bridge",
+        }
     }
-}
-
-/// The network's own postrouting chain.
-pub fn net_chain(net: &Network) -> String {
-    format!("nat-{}", net.bridge)
+    fn nfproto(self) -> u8 {
+        match self {
+            Family::Inet => NFPROTO_INET,
+            Family::Bridge => NFPROTO_BRIDGE,
+        }
+    }
 }
 
 /// nft data types (`enum datatypes` in nftables' datatype.h).
@@ -76,6 +57,7 @@ pub fn net_chain(net: &Network) -> String {
 pub enum Type {
     InetService,
     Ipv4Addr,
+    Ipv6Addr,
     Ifname,
 }
 
@@ -84,12 +66,14 @@ impl Type {
         match self {
             Type::InetService => "inet_service",
             Type::Ipv4Addr => "ipv4_addr",
+            Type::Ipv6Addr => "ipv6_addr",
             Type::Ifname => "ifname",
         }
     }
     fn id(self) -> u32 {
         match self {
             Type::Ipv4Addr => 7,
+            Type::Ipv6Addr => 8,
             Type::InetService => 13,
             Type::Ifname => 41,
         }
@@ -98,6 +82,7 @@ impl Type {
         match self {
             Type::InetService => 2,
             Type::Ipv4Addr => 4,
+            Type::Ipv6Addr => 16,
             Type::Ifname => 16,
         }
     }
@@ -111,12 +96,45 @@ impl Type {
     }
 }
 
+/// A key or data type: one type, or a concatenation (`ipv4_addr . inet_service`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Types(pub Vec<Type>);
+
+impl Types {
+    pub fn one(t: Type) -> Types {
+        Types(vec![t])
+    }
+    fn text(&self) -> String {
+        self.0
+            .iter()
+            .map(|t| t.name())
+            .collect::<Vec<_>>()
+            .join(" . ")
+    }
+    /// A concatenation's type id packs its parts, 6 bits each (nft's `concat_subtype_add`).
+    fn id(&self) -> u32 {
+        self.0.iter().fold(0, |acc, t| (acc << 6) | t.id())
+    }
+    /// Each part takes a whole number of 32-bit registers.
+    fn len(&self) -> u32 {
+        if let [one] = self.0.as_slice() {
+            return one.len();
+        }
+        self.0.iter().map(|t| t.len().next_multiple_of(4)).sum()
+    }
+    fn concat(&self) -> bool {
+        self.0.len() > 1
+    }
+}
+
 /// A set element's key or value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
     Port(u16),
     Addr(IpAddr),
     Ifname(String),
+    /// `a . b`: each part padded to 32 bits.
+    Concat(Vec<Value>),
 }
 
 impl Value {
@@ -125,6 +143,7 @@ impl Value {
             Value::Port(p) => p.to_string(),
             Value::Addr(a) => a.to_string(),
             Value::Ifname(n) => format!("\"{n}\""),
+            Value::Concat(v) => v.iter().map(Value::text).collect::<Vec<_>>().join(" . "),
         }
     }
     pub fn bytes(&self) -> Vec<u8> {
@@ -133,6 +152,14 @@ impl Value {
             Value::Addr(IpAddr::V4(a)) => a.octets().to_vec(),
             Value::Addr(IpAddr::V6(a)) => a.octets().to_vec(),
             Value::Ifname(n) => ifname_bytes(n),
+            Value::Concat(v) => v
+                .iter()
+                .flat_map(|x| {
+                    let mut b = x.bytes();
+                    b.resize(b.len().next_multiple_of(4), 0);
+                    b
+                })
+                .collect(),
         }
     }
 }
@@ -162,7 +189,7 @@ impl Hook {
             Hook::Postrouting => "postrouting",
         }
     }
-    /// `enum nf_inet_hooks`.
+    /// `enum nf_inet_hooks` (the bridge family numbers its hooks the same way).
     fn num(self) -> u32 {
         match self {
             Hook::Prerouting => 0,
@@ -182,44 +209,6 @@ pub struct Base {
     pub prio: i32,
 }
 
-/// One statement of a rule, as written in nft's syntax.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Stmt {
-    /// `meta nfproto ipv4|ipv6`
-    Nfproto(IpFamily),
-    /// `meta l4proto tcp|udp`
-    L4proto(Protocol),
-    /// `fib daddr type local`: the destination is one of this host's addresses.
-    FibDaddrLocal,
-    /// `ip saddr NET` / `ip6 saddr NET`
-    Saddr(IpNet),
-    /// `ip daddr NET` / `ip6 daddr NET`
-    Daddr(IpNet),
-    /// `oifname [!=] "NAME"`
-    Oifname {
-        eq: bool,
-        name: String,
-    },
-    /// `iifname @SET`
-    IifIn(String),
-    /// `oifname @SET`
-    OifIn(String),
-    /// `ct status dnat` (true) or `ct status & dnat == 0` (false)
-    CtDnat(bool),
-    /// `ct state established,related`
-    CtEstablishedRelated,
-    /// `dnat ip|ip6 to P dport map @ADDR : P dport map @PORT`
-    DnatViaMaps {
-        family: IpFamily,
-        proto: Protocol,
-        addr_map: String,
-        port_map: String,
-    },
-    Masquerade,
-    Accept,
-    Drop,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IpFamily {
     V4,
@@ -227,7 +216,7 @@ pub enum IpFamily {
 }
 
 impl IpFamily {
-    fn of(a: &IpAddr) -> Self {
+    pub fn of(a: &IpAddr) -> Self {
         if a.is_ipv4() {
             IpFamily::V4
         } else {
@@ -248,6 +237,111 @@ impl IpFamily {
     }
 }
 
+/// `ether type X`: which protocol a frame carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EtherType {
+    Ip,
+    Arp,
+    Ip6,
+}
+
+impl EtherType {
+    fn word(self) -> &'static str {
+        match self {
+            EtherType::Ip => "ip",
+            EtherType::Arp => "arp",
+            EtherType::Ip6 => "ip6",
+        }
+    }
+    fn value(self) -> u16 {
+        match self {
+            EtherType::Ip => 0x0800,
+            EtherType::Arp => 0x0806,
+            EtherType::Ip6 => 0x86dd,
+        }
+    }
+}
+
+/// A part of a concatenated lookup key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// `iifname`
+    Iifname,
+    /// `ip saddr` / `ip6 saddr`
+    Saddr(IpFamily),
+    /// `arp saddr ip`: the sender address of an ARP packet
+    ArpSaddr,
+}
+
+impl Field {
+    fn text(self) -> String {
+        match self {
+            Field::Iifname => "iifname".into(),
+            Field::Saddr(f) => format!("{} saddr", f.word()),
+            Field::ArpSaddr => "arp saddr ip".into(),
+        }
+    }
+    fn len(self) -> u32 {
+        match self {
+            Field::Iifname => IFNAMSIZ as u32,
+            Field::Saddr(IpFamily::V4) | Field::ArpSaddr => 4,
+            Field::Saddr(IpFamily::V6) => 16,
+        }
+    }
+}
+
+/// One statement of a rule, as written in nft's syntax.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stmt {
+    /// `meta nfproto ipv4|ipv6`
+    Nfproto(IpFamily),
+    /// `meta l4proto tcp|udp`
+    L4proto(Protocol),
+    /// `ether type ip|arp|ip6`
+    Ether(EtherType),
+    /// `fib daddr type local`: the destination is one of this host's addresses.
+    FibDaddrLocal,
+    /// `ip saddr NET` / `ip6 saddr NET`
+    Saddr(IpNet),
+    /// `ip saddr != NET` / `ip6 saddr != NET`
+    SaddrNot(IpNet),
+    /// `ip daddr NET` / `ip6 daddr NET`
+    Daddr(IpNet),
+    /// `iifname [!=] "NAME"`
+    Iifname {
+        eq: bool,
+        name: String,
+    },
+    /// `oifname [!=] "NAME"`
+    Oifname {
+        eq: bool,
+        name: String,
+    },
+    /// `iifname @SET`
+    IifIn(String),
+    /// `oifname @SET`
+    OifIn(String),
+    /// `A . B != @SET`: the concatenation is not an element of SET.
+    NotIn {
+        fields: Vec<Field>,
+        set: String,
+    },
+    /// `ct status dnat` (true) or `ct status & dnat == 0` (false)
+    CtDnat(bool),
+    /// `ct state established,related`
+    CtEstablishedRelated,
+    /// `dnat ip|ip6 to [ip daddr .] P dport map @MAP`: the map gives address . port.
+    Dnat {
+        family: IpFamily,
+        proto: Protocol,
+        map: String,
+        by_daddr: bool,
+    },
+    Masquerade,
+    Accept,
+    Drop,
+}
+
 impl Stmt {
     fn text(&self) -> String {
         match self {
@@ -259,28 +353,55 @@ impl Stmt {
                 }
             ),
             Stmt::L4proto(p) => format!("meta l4proto {p}"),
+            Stmt::Ether(t) => format!("ether type {}", t.word()),
             Stmt::FibDaddrLocal => "fib daddr type local".into(),
-            Stmt::Saddr(n) => format!("{} saddr {n}", IpFamily::of(&n.addr()).word()),
-            Stmt::Daddr(n) => format!("{} daddr {n}", IpFamily::of(&n.addr()).word()),
+            Stmt::Saddr(n) => format!("{} saddr {}", IpFamily::of(&n.addr()).word(), net(n)),
+            Stmt::SaddrNot(n) => {
+                format!("{} saddr != {}", IpFamily::of(&n.addr()).word(), net(n))
+            }
+            Stmt::Daddr(n) => format!("{} daddr {}", IpFamily::of(&n.addr()).word(), net(n)),
+            Stmt::Iifname { eq, name } => format!("iifname {}\"{name}\"", ne(*eq)),
             Stmt::Oifname { eq, name } => format!("oifname {}\"{name}\"", ne(*eq)),
             Stmt::IifIn(s) => format!("iifname @{s}"),
             Stmt::OifIn(s) => format!("oifname @{s}"),
+            Stmt::NotIn { fields, set } => format!(
+                "{} != @{set}",
+                fields
+                    .iter()
+                    .map(|f| f.text())
+                    .collect::<Vec<_>>()
+                    .join(" . ")
+            ),
             Stmt::CtDnat(true) => "ct status dnat".into(),
             Stmt::CtDnat(false) => "ct status & dnat == 0".into(),
             Stmt::CtEstablishedRelated => "ct state established,related".into(),
-            Stmt::DnatViaMaps {
+            Stmt::Dnat {
                 family,
                 proto,
-                addr_map,
-                port_map,
-            } => format!(
-                "dnat {} to {proto} dport map @{addr_map} : {proto} dport map @{port_map}",
-                family.word()
-            ),
+                map,
+                by_daddr,
+            } => {
+                let w = family.word();
+                let key = if *by_daddr {
+                    format!("{w} daddr . ")
+                } else {
+                    String::new()
+                };
+                format!("dnat {w} to {key}{proto} dport map @{map}")
+            }
             Stmt::Masquerade => "masquerade".into(),
             Stmt::Accept => "accept".into(),
             Stmt::Drop => "drop".into(),
         }
+    }
+}
+
+/// A network as nft writes it: a single address without its `/32` or `/128`.
+fn net(n: &IpNet) -> String {
+    if n.prefix_len() == n.max_prefix_len() {
+        n.addr().to_string()
+    } else {
+        n.to_string()
     }
 }
 
@@ -292,18 +413,18 @@ fn ne(eq: bool) -> &'static str {
     }
 }
 
-/// One nft command of a batch.
+/// One change to a table.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Command {
+pub enum Change {
     AddTable,
     AddMap {
         name: String,
-        key: Type,
-        data: Type,
+        key: Types,
+        data: Types,
     },
     AddSet {
         name: String,
-        key: Type,
+        key: Types,
     },
     AddChain {
         name: String,
@@ -312,6 +433,10 @@ pub enum Command {
     },
     /// Deletes every rule of the chain.
     FlushChain {
+        name: String,
+    },
+    /// Deletes an empty chain.
+    DeleteChain {
         name: String,
     },
     AddRule {
@@ -329,25 +454,41 @@ pub enum Command {
     },
 }
 
-/// Commands applied as one transaction.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Batch(pub Vec<Command>);
+/// One nft command of a batch: a change to minc's table of one family.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    pub family: Family,
+    pub change: Change,
+}
 
 impl Command {
+    pub fn inet(change: Change) -> Command {
+        Command {
+            family: Family::Inet,
+            change,
+        }
+    }
+    pub fn bridge(change: Change) -> Command {
+        Command {
+            family: Family::Bridge,
+            change,
+        }
+    }
+
     /// The line `nft -f` reads for this command.
     pub fn text(&self) -> String {
-        let t = format!("inet {TABLE}");
-        match self {
-            Command::AddTable => format!("add table {t}"),
-            Command::AddMap { name, key, data } => format!(
+        let t = format!("{} {TABLE}", self.family.word());
+        match &self.change {
+            Change::AddTable => format!("add table {t}"),
+            Change::AddMap { name, key, data } => format!(
                 "add map {t} {name} {{ type {} : {}; }}",
-                key.name(),
-                data.name()
+                key.text(),
+                data.text()
             ),
-            Command::AddSet { name, key } => {
-                format!("add set {t} {name} {{ type {}; }}", key.name())
+            Change::AddSet { name, key } => {
+                format!("add set {t} {name} {{ type {}; }}", key.text())
             }
-            Command::AddChain {
+            Change::AddChain {
                 name,
                 base,
                 comment,
@@ -371,21 +512,26 @@ impl Command {
                     format!("add chain {t} {name} {{{body} }}")
                 }
             }
-            Command::FlushChain { name } => format!("flush chain {t} {name}"),
-            Command::AddRule { chain, stmts } => format!(
+            Change::FlushChain { name } => format!("flush chain {t} {name}"),
+            Change::DeleteChain { name } => format!("delete chain {t} {name}"),
+            Change::AddRule { chain, stmts } => format!(
                 "add rule {t} {chain} {}",
                 stmts.iter().map(Stmt::text).collect::<Vec<_>>().join(" ")
             ),
-            Command::AddElement { set, key, data } => match data {
+            Change::AddElement { set, key, data } => match data {
                 Some(d) => format!("add element {t} {set} {{ {} : {} }}", key.text(), d.text()),
                 None => format!("add element {t} {set} {{ {} }}", key.text()),
             },
-            Command::DeleteElement { set, key } => {
+            Change::DeleteElement { set, key } => {
                 format!("delete element {t} {set} {{ {} }}", key.text())
             }
         }
     }
 }
+
+/// Commands applied as one transaction.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch(pub Vec<Command>);
 
 impl Batch {
     /// The complete input of `nft -f -` for this batch.
@@ -402,11 +548,11 @@ impl Batch {
 
 // ---- netlink encoding (attribute numbers from linux/netfilter/nf_tables.h) ----
 
-fn msg(ty: MsgType, flags: u16, attrs: Attrs) -> Msg {
+fn msg(family: Family, ty: MsgType, flags: u16, attrs: Attrs) -> Msg {
     Msg {
         ty,
         flags,
-        family: NFPROTO_INET,
+        family: family.nfproto(),
         attrs,
     }
 }
@@ -428,38 +574,64 @@ fn comment_udata(c: &str) -> Vec<u8> {
     udata(&[(0, &s)]) // NFTNL_UDATA_{CHAIN,TABLE,RULE}_COMMENT
 }
 
+/// What nft 1.0 records for a concatenated key or data type (read back from
+/// `nft --debug=mnl`; the same for every concatenation minc uses).
+const CONCAT_TYPEOF: [u8; 8] = [0, 4, 0x0d, 0, 0, 0, 1, 0];
+
+/// A set's user data as nft writes it: byte orders (0 for a concatenation), the
+/// concatenations' records, and for a map that its data is no interval.
+fn set_udata(key: &Types, data: Option<&Types>) -> Vec<u8> {
+    let order = |t: &Types| match t.0.as_slice() {
+        [one] => one.byteorder(),
+        _ => 0,
+    };
+    let key_order = order(key).to_ne_bytes();
+    let data_order = data.map(|d| order(d).to_ne_bytes());
+    let mut rec: Vec<(u8, &[u8])> = vec![(0, &key_order)]; // NFTNL_UDATA_SET_KEYBYTEORDER
+    if let Some(d) = &data_order {
+        rec.push((1, d)); // NFTNL_UDATA_SET_DATABYTEORDER
+    }
+    if key.concat() {
+        rec.push((3, &CONCAT_TYPEOF)); // NFTNL_UDATA_SET_KEY_TYPEOF
+    }
+    if data.is_some_and(Types::concat) {
+        rec.push((4, &CONCAT_TYPEOF)); // NFTNL_UDATA_SET_DATA_TYPEOF
+    }
+    const NOT_INTERVAL: [u8; 4] = [0; 4];
+    if data.is_some() {
+        rec.push((6, &NOT_INTERVAL)); // NFTNL_UDATA_SET_DATA_INTERVAL
+    }
+    udata(&rec)
+}
+
 fn encode(c: &Command, set_id: &mut u32) -> Msg {
+    let f = c.family;
     let mut a = Attrs::new();
-    match c {
-        Command::AddTable => {
+    match &c.change {
+        Change::AddTable => {
             a.str(1, TABLE).be32(2, 0); // NFTA_TABLE_NAME, NFTA_TABLE_FLAGS
-            msg(MsgType::NewTable, NLM_F_CREATE, a)
+            msg(f, MsgType::NewTable, NLM_F_CREATE, a)
         }
-        Command::AddMap { name, key, data } => {
+        Change::AddMap { name, key, data } => {
             *set_id += 1;
             a.str(1, TABLE).str(2, name); // NFTA_SET_TABLE, NFTA_SET_NAME
             a.be32(3, 0x8); // NFTA_SET_FLAGS: NFT_SET_MAP
             a.be32(4, key.id()).be32(5, key.len()); // KEY_TYPE, KEY_LEN
             a.be32(6, data.id()).be32(7, data.len()); // DATA_TYPE, DATA_LEN
             a.be32(10, *set_id); // NFTA_SET_ID
-                                 // KEYBYTEORDER, DATABYTEORDER, DATA_INTERVAL (no)
-            let (k, d) = (
-                key.byteorder().to_ne_bytes(),
-                data.byteorder().to_ne_bytes(),
-            );
-            a.bytes(13, &udata(&[(0, &k), (1, &d), (6, &0u32.to_ne_bytes())]));
-            msg(MsgType::NewSet, NLM_F_CREATE, a)
+            a.bytes(13, &set_udata(key, Some(data))); // NFTA_SET_USERDATA
+            msg(f, MsgType::NewSet, NLM_F_CREATE, a)
         }
-        Command::AddSet { name, key } => {
+        Change::AddSet { name, key } => {
             *set_id += 1;
             a.str(1, TABLE).str(2, name);
             a.be32(3, 0);
             a.be32(4, key.id()).be32(5, key.len());
             a.be32(10, *set_id);
-            a.bytes(13, &udata(&[(0, &key.byteorder().to_ne_bytes())]));
-            msg(MsgType::NewSet, NLM_F_CREATE, a)
+            a.bytes(13, &set_udata(key, None));
+            msg(f, MsgType::NewSet, NLM_F_CREATE, a)
         }
-        Command::AddChain {
+        Change::AddChain {
             name,
             base,
             comment,
@@ -476,24 +648,28 @@ fn encode(c: &Command, set_id: &mut u32) -> Msg {
             if let Some(c) = comment {
                 a.bytes(12, &comment_udata(c)); // NFTA_CHAIN_USERDATA
             }
-            msg(MsgType::NewChain, NLM_F_CREATE, a)
+            msg(f, MsgType::NewChain, NLM_F_CREATE, a)
         }
-        Command::FlushChain { name } => {
+        Change::FlushChain { name } => {
             a.str(1, TABLE).str(2, name); // NFTA_RULE_TABLE, NFTA_RULE_CHAIN
-            msg(MsgType::DelRule, 0, a)
+            msg(f, MsgType::DelRule, 0, a)
         }
-        Command::AddRule { chain, stmts } => {
+        Change::DeleteChain { name } => {
+            a.str(1, TABLE).str(3, name);
+            msg(f, MsgType::DelChain, 0, a)
+        }
+        Change::AddRule { chain, stmts } => {
             a.str(1, TABLE).str(2, chain);
-            a.nested(4, |list| compile(stmts, list)); // NFTA_RULE_EXPRESSIONS
-            msg(MsgType::NewRule, NLM_F_CREATE | NLM_F_APPEND, a)
+            a.nested(4, |list| compile(f, stmts, list)); // NFTA_RULE_EXPRESSIONS
+            msg(f, MsgType::NewRule, NLM_F_CREATE | NLM_F_APPEND, a)
         }
-        Command::AddElement { set, key, data } => {
+        Change::AddElement { set, key, data } => {
             element_attrs(&mut a, set, key, data.as_ref());
-            msg(MsgType::NewSetElem, NLM_F_CREATE, a)
+            msg(f, MsgType::NewSetElem, NLM_F_CREATE, a)
         }
-        Command::DeleteElement { set, key } => {
+        Change::DeleteElement { set, key } => {
             element_attrs(&mut a, set, key, None);
-            msg(MsgType::DelSetElem, 0, a)
+            msg(f, MsgType::DelSetElem, 0, a)
         }
     }
 }
@@ -515,8 +691,8 @@ fn element_attrs(a: &mut Attrs, set: &str, key: &Value, data: Option<&Value>) {
     });
 }
 
-/// The messages asking for one element of `set` (its key), or for all of them.
-pub fn get_elements(set: &str, key: Option<&Value>) -> Msg {
+/// The message asking for one element of a set (its key), or for all of them.
+pub fn get_elements(family: Family, set: &str, key: Option<&Value>) -> Msg {
     let mut a = Attrs::new();
     match key {
         Some(k) => element_attrs(&mut a, set, k, None),
@@ -524,7 +700,7 @@ pub fn get_elements(set: &str, key: Option<&Value>) -> Msg {
             a.str(1, TABLE).str(2, set);
         }
     }
-    msg(MsgType::GetSetElem, 0, a)
+    msg(family, MsgType::GetSetElem, 0, a)
 }
 
 /// Set elements as (key, data) bytes.
@@ -547,11 +723,11 @@ pub fn parse_elements(answers: &[Vec<u8>]) -> Elements {
     v
 }
 
-/// The message asking for one chain of the table.
-pub fn get_chain(name: &str) -> Msg {
+/// The message asking for one chain of a table.
+pub fn get_chain(family: Family, name: &str) -> Msg {
     let mut a = Attrs::new();
     a.str(1, TABLE).str(3, name);
-    msg(MsgType::GetChain, 0, a)
+    msg(family, MsgType::GetChain, 0, a)
 }
 
 /// The comment of a chain from its GETCHAIN answer.
@@ -568,7 +744,17 @@ pub fn chain_comment(answer: &[u8]) -> Option<String> {
 
 const REG_VERDICT: u32 = 0;
 const REG1: u32 = 1;
-const REG2: u32 = 2;
+
+/// The register of the 32-bit word `w` of a value starting at register 1, numbered as nft
+/// numbers them: the 128-bit register when the word starts one (`NFT_REG_1 + w/4`), else the
+/// 32-bit one (`NFT_REG32_00 + w`).
+fn reg_at(w: u32) -> u32 {
+    if w.is_multiple_of(4) {
+        REG1 + w / 4
+    } else {
+        8 + w
+    }
+}
 
 fn expr(list: &mut Attrs, name: &str, f: impl FnOnce(&mut Attrs)) {
     list.nested(1, |e| {
@@ -577,9 +763,9 @@ fn expr(list: &mut Attrs, name: &str, f: impl FnOnce(&mut Attrs)) {
     });
 }
 
-fn meta(list: &mut Attrs, key: u32) {
+fn meta(list: &mut Attrs, key: u32, dreg: u32) {
     expr(list, "meta", |d| {
-        d.be32(2, key).be32(1, REG1); // NFTA_META_KEY, NFTA_META_DREG
+        d.be32(2, key).be32(1, dreg); // NFTA_META_KEY, NFTA_META_DREG
     });
 }
 
@@ -611,13 +797,16 @@ fn bitwise(list: &mut Attrs, mask: &[u8]) {
     });
 }
 
-fn lookup(list: &mut Attrs, set: &str, sreg: u32, dreg: Option<u32>) {
+fn lookup(list: &mut Attrs, set: &str, dreg: Option<u32>, invert: bool) {
     expr(list, "lookup", |d| {
-        d.be32(2, sreg);
+        d.be32(2, REG1); // NFTA_LOOKUP_SREG
         if let Some(r) = dreg {
-            d.be32(3, r);
+            d.be32(3, r); // NFTA_LOOKUP_DREG
         }
-        d.str(1, set);
+        d.str(1, set); // NFTA_LOOKUP_SET
+        if invert {
+            d.be32(5, 1); // NFTA_LOOKUP_FLAGS: NFT_LOOKUP_F_INV
+        }
     });
 }
 
@@ -636,6 +825,7 @@ const META_IIFNAME: u32 = 6;
 const META_OIFNAME: u32 = 7;
 const META_NFPROTO: u32 = 15;
 const META_L4PROTO: u32 = 16;
+const PAYLOAD_LL: u32 = 0;
 const PAYLOAD_NETWORK: u32 = 1;
 const PAYLOAD_TRANSPORT: u32 = 2;
 const CT_STATE: u32 = 0;
@@ -650,13 +840,36 @@ fn l4num(p: Protocol) -> u8 {
     }
 }
 
-/// Compiles a rule's statements into its expression list.
-fn compile(stmts: &[Stmt], list: &mut Attrs) {
-    // nft adds `meta nfproto` before a network-header match unless the rule already has it.
+/// (offset, length) of a source or destination address in the network header.
+fn addr_offset(fam: IpFamily, src: bool) -> (u32, u32) {
+    match (fam, src) {
+        (IpFamily::V4, true) => (12, 4),
+        (IpFamily::V4, false) => (16, 4),
+        (IpFamily::V6, true) => (8, 16),
+        (IpFamily::V6, false) => (24, 16),
+    }
+}
+
+/// Loads `field` into the register of word `w`.
+fn load(list: &mut Attrs, field: Field, w: u32) {
+    match field {
+        Field::Iifname => meta(list, META_IIFNAME, reg_at(w)),
+        Field::Saddr(f) => {
+            let (off, len) = addr_offset(f, true);
+            payload(list, PAYLOAD_NETWORK, off, len, reg_at(w));
+        }
+        Field::ArpSaddr => payload(list, PAYLOAD_NETWORK, 14, 4, reg_at(w)),
+    }
+}
+
+/// Compiles a rule's statements into its expression list. In an `inet` table nft adds
+/// `meta nfproto` before a network-header match unless the rule already has it; in a
+/// `bridge` table rules carry their `ether type` themselves.
+fn compile(family: Family, stmts: &[Stmt], list: &mut Attrs) {
     let mut nfproto: Option<IpFamily> = None;
     let mut need_family = |list: &mut Attrs, f: IpFamily| {
-        if nfproto != Some(f) {
-            meta(list, META_NFPROTO);
+        if family == Family::Inet && nfproto != Some(f) {
+            meta(list, META_NFPROTO, REG1);
             cmp(list, 0, &[f.nfproto()]);
             nfproto = Some(f);
         }
@@ -665,8 +878,12 @@ fn compile(stmts: &[Stmt], list: &mut Attrs) {
         match s {
             Stmt::Nfproto(f) => need_family(list, *f),
             Stmt::L4proto(p) => {
-                meta(list, META_L4PROTO);
+                meta(list, META_L4PROTO, REG1);
                 cmp(list, 0, &[l4num(*p)]);
+            }
+            Stmt::Ether(t) => {
+                payload(list, PAYLOAD_LL, 12, 2, REG1);
+                cmp(list, 0, &t.value().to_be_bytes());
             }
             Stmt::FibDaddrLocal => {
                 expr(list, "fib", |d| {
@@ -675,31 +892,32 @@ fn compile(stmts: &[Stmt], list: &mut Attrs) {
                 });
                 cmp(list, 0, &2u32.to_ne_bytes()); // RTN_LOCAL
             }
-            Stmt::Saddr(n) | Stmt::Daddr(n) => {
+            Stmt::Saddr(n) | Stmt::SaddrNot(n) | Stmt::Daddr(n) => {
                 let fam = IpFamily::of(&n.addr());
                 need_family(list, fam);
-                let (off, alen) = match (fam, matches!(s, Stmt::Saddr(_))) {
-                    (IpFamily::V4, true) => (12, 4),
-                    (IpFamily::V4, false) => (16, 4),
-                    (IpFamily::V6, true) => (8, 16),
-                    (IpFamily::V6, false) => (24, 16),
-                };
-                let net = Value::Addr(n.network()).bytes();
+                let (off, alen) = addr_offset(fam, !matches!(s, Stmt::Daddr(_)));
+                let op = u32::from(matches!(s, Stmt::SaddrNot(_)));
+                let bytes = Value::Addr(n.network()).bytes();
                 let plen = n.prefix_len() as usize;
                 if plen.is_multiple_of(8) {
                     // Byte-aligned: load only the prefix bytes.
                     let l = plen / 8;
                     payload(list, PAYLOAD_NETWORK, off, l as u32, REG1);
-                    cmp(list, 0, &net[..l]);
+                    cmp(list, op, &bytes[..l]);
                 } else {
                     payload(list, PAYLOAD_NETWORK, off, alen, REG1);
                     bitwise(list, &Value::Addr(n.netmask()).bytes());
-                    cmp(list, 0, &net);
+                    cmp(list, op, &bytes);
                 }
             }
-            Stmt::Oifname { eq, name } => {
-                meta(list, META_OIFNAME);
-                cmp(list, if *eq { 0 } else { 1 }, &ifname_bytes(name));
+            Stmt::Iifname { eq, name } | Stmt::Oifname { eq, name } => {
+                let key = if matches!(s, Stmt::Iifname { .. }) {
+                    META_IIFNAME
+                } else {
+                    META_OIFNAME
+                };
+                meta(list, key, REG1);
+                cmp(list, u32::from(!*eq), &ifname_bytes(name));
             }
             Stmt::IifIn(set) | Stmt::OifIn(set) => {
                 let key = if matches!(s, Stmt::IifIn(_)) {
@@ -707,15 +925,23 @@ fn compile(stmts: &[Stmt], list: &mut Attrs) {
                 } else {
                     META_OIFNAME
                 };
-                meta(list, key);
-                lookup(list, set, REG1, None);
+                meta(list, key, REG1);
+                lookup(list, set, None, false);
+            }
+            Stmt::NotIn { fields, set } => {
+                let mut w = 0;
+                for f in fields {
+                    load(list, *f, w);
+                    w += f.len().div_ceil(4);
+                }
+                lookup(list, set, None, true);
             }
             Stmt::CtDnat(set) => {
                 expr(list, "ct", |d| {
                     d.be32(2, CT_STATUS).be32(1, REG1);
                 });
                 bitwise(list, &IPS_DST_NAT.to_ne_bytes());
-                cmp(list, if *set { 1 } else { 0 }, &0u32.to_ne_bytes());
+                cmp(list, u32::from(*set), &0u32.to_ne_bytes());
             }
             Stmt::CtEstablishedRelated => {
                 expr(list, "ct", |d| {
@@ -724,21 +950,31 @@ fn compile(stmts: &[Stmt], list: &mut Attrs) {
                 bitwise(list, &CT_ESTABLISHED_RELATED.to_ne_bytes());
                 cmp(list, 1, &0u32.to_ne_bytes());
             }
-            Stmt::DnatViaMaps {
-                family,
-                addr_map,
-                port_map,
+            Stmt::Dnat {
+                family: fam,
+                map,
+                by_daddr,
                 ..
             } => {
-                payload(list, PAYLOAD_TRANSPORT, 2, 2, REG1); // P dport
-                lookup(list, addr_map, REG1, Some(REG1));
-                payload(list, PAYLOAD_TRANSPORT, 2, 2, REG2);
-                lookup(list, port_map, REG2, Some(REG2));
+                let alen = match fam {
+                    IpFamily::V4 => 4,
+                    IpFamily::V6 => 16,
+                };
+                if *by_daddr {
+                    // Key `daddr . dport`, the port in the word after the address.
+                    let (off, len) = addr_offset(*fam, false);
+                    payload(list, PAYLOAD_NETWORK, off, len, REG1);
+                    payload(list, PAYLOAD_TRANSPORT, 2, 2, reg_at(alen / 4));
+                } else {
+                    payload(list, PAYLOAD_TRANSPORT, 2, 2, REG1);
+                }
+                // Data `address . port` lands at register 1: the port follows the address.
+                lookup(list, map, Some(REG1), false);
                 expr(list, "nat", |d| {
                     d.be32(1, 1); // NFTA_NAT_TYPE: NFT_NAT_DNAT
-                    d.be32(2, family.nfproto() as u32); // NFTA_NAT_FAMILY
+                    d.be32(2, fam.nfproto() as u32); // NFTA_NAT_FAMILY
                     d.be32(3, REG1); // NFTA_NAT_REG_ADDR_MIN
-                    d.be32(5, REG2); // NFTA_NAT_REG_PROTO_MIN
+                    d.be32(5, reg_at(alen / 4)); // NFTA_NAT_REG_PROTO_MIN
                     d.be32(7, 0x2); // NFTA_NAT_FLAGS: NF_NAT_RANGE_PROTO_SPECIFIED
                 });
             }
@@ -749,273 +985,102 @@ fn compile(stmts: &[Stmt], list: &mut Attrs) {
     }
 }
 
-// ---- minc's table ----
-
-/// The rules of a network's postrouting chain and the table's common skeleton, without the
-/// revision comment (which is computed from them).
-fn skeleton_without_rev(net: &Network) -> Vec<Command> {
-    use Command::*;
-    let b = net.bridge.as_str();
-    let subnet = IpNet::V4(net.subnet);
-    let base = |kind, hook, prio| Some(Base { kind, hook, prio });
-    let mut c = vec![AddTable];
-    for p in [Protocol::Tcp, Protocol::Udp] {
-        c.push(AddMap {
-            name: addr_map(p).into(),
-            key: Type::InetService,
-            data: Type::Ipv4Addr,
-        });
-        c.push(AddMap {
-            name: port_map(p).into(),
-            key: Type::InetService,
-            data: Type::InetService,
-        });
-    }
-    c.push(AddSet {
-        name: BRIDGES.into(),
-        key: Type::Ifname,
-    });
-    let chain = |name: &str, b: Option<Base>, rules: Vec<Vec<Stmt>>| {
-        let mut v = vec![
-            AddChain {
-                name: name.into(),
-                base: b,
-                comment: None,
-            },
-            FlushChain { name: name.into() },
-        ];
-        v.extend(rules.into_iter().map(|stmts| AddRule {
-            chain: name.into(),
-            stmts,
-        }));
-        v
-    };
-    let dnat = |p: Protocol| {
-        vec![
-            Stmt::Nfproto(IpFamily::V4),
-            Stmt::FibDaddrLocal,
-            Stmt::L4proto(p),
-            Stmt::DnatViaMaps {
-                family: IpFamily::V4,
-                proto: p,
-                addr_map: addr_map(p).into(),
-                port_map: port_map(p).into(),
-            },
-        ]
-    };
-    let loopback: IpNet = "127.0.0.0/8".parse().expect("valid");
-    // Published ports, from other hosts and containers (prerouting) and from the host itself
-    // (output: the host's own connections, 127.0.0.1 included).
-    for (name, hook) in [("prerouting", Hook::Prerouting), ("output", Hook::Output)] {
-        c.extend(chain(
-            name,
-            base("nat", hook, -100),
-            vec![dnat(Protocol::Tcp), dnat(Protocol::Udp)],
-        ));
-    }
-    // The host's 127.0.0.1 connections DNATed to a container (this needs route_localnet on
-    // the bridge) must leave with an address the container can answer.
-    c.extend(chain(
-        "postrouting",
-        base("nat", Hook::Postrouting, 100),
-        vec![vec![
-            Stmt::OifIn(BRIDGES.into()),
-            Stmt::Saddr(loopback),
-            Stmt::Masquerade,
-        ]],
-    ));
-    // Forward accepts, so containers work even where another table's policy is stricter.
-    c.extend(chain(
-        "forward",
-        base("filter", Hook::Forward, 0),
-        vec![
-            vec![
-                Stmt::OifIn(BRIDGES.into()),
-                Stmt::CtEstablishedRelated,
-                Stmt::Accept,
-            ],
-            vec![Stmt::IifIn(BRIDGES.into()), Stmt::Accept],
-            vec![
-                Stmt::OifIn(BRIDGES.into()),
-                Stmt::CtDnat(true),
-                Stmt::Accept,
-            ],
-        ],
-    ));
-    // CVE-2020-8558: with route_localnet=1 on a bridge, a container could reach the host's
-    // 127.0.0.0/8 services; only DNATed traffic (published ports, their replies) may.
-    c.extend(chain(
-        "input",
-        base("filter", Hook::Input, 0),
-        vec![vec![
-            Stmt::IifIn(BRIDGES.into()),
-            Stmt::Daddr(loopback),
-            Stmt::CtDnat(false),
-            Stmt::Drop,
-        ]],
-    ));
-    // Per network: masquerade what leaves the bridge's subnet, and hairpin (a container
-    // reaching itself or a neighbour through a published port) so replies come back via us.
-    c.extend(chain(
-        &net_chain(net),
-        base("nat", Hook::Postrouting, 100),
-        vec![
-            vec![
-                Stmt::Saddr(subnet),
-                Stmt::Oifname {
-                    eq: false,
-                    name: b.into(),
-                },
-                Stmt::Masquerade,
-            ],
-            vec![
-                Stmt::Saddr(subnet),
-                Stmt::Oifname {
-                    eq: true,
-                    name: b.into(),
-                },
-                Stmt::CtDnat(true),
-                Stmt::Masquerade,
-            ],
-        ],
-    ));
-    c.push(AddElement {
-        set: BRIDGES.into(),
-        key: Value::Ifname(b.into()),
-        data: None,
-    });
-    c
-}
-
-/// The comment minc's network chain carries: which rules it holds. A connect whose expected
-/// comment differs from the kernel's applies the skeleton again.
-pub fn revision(net: &Network) -> String {
-    let text = Batch(skeleton_without_rev(net)).text();
-    let h = sha2::Sha256::digest(text.as_bytes());
-    let hex: String = h[..6].iter().map(|b| format!("{b:02x}")).collect();
-    format!("minc network {} rules {hex}", net.name)
-}
-
-/// The whole skeleton for `net`, its chain carrying the revision comment. Every command is
-/// idempotent (`add` of what exists is a no-op, minc's own chains are flushed and refilled).
-pub fn skeleton(net: &Network) -> Vec<Command> {
-    let rev = revision(net);
-    let chain = net_chain(net);
-    let mut c = skeleton_without_rev(net);
-    for cmd in &mut c {
-        if let Command::AddChain { name, comment, .. } = cmd {
-            if *name == chain {
-                *comment = Some(rev.clone());
-            }
-        }
-    }
-    c
-}
-
-/// The elements publishing host port `host` to `ip`:`ctr`.
-pub fn publish(proto: Protocol, host: u16, ip: IpAddr, ctr: u16) -> [Command; 2] {
-    [
-        Command::AddElement {
-            set: addr_map(proto).into(),
-            key: Value::Port(host),
-            data: Some(Value::Addr(ip)),
-        },
-        Command::AddElement {
-            set: port_map(proto).into(),
-            key: Value::Port(host),
-            data: Some(Value::Port(ctr)),
-        },
-    ]
-}
-
-/// The commands removing host port `host` from both maps.
-pub fn unpublish(proto: Protocol, host: u16) -> [Command; 2] {
-    [addr_map(proto), port_map(proto)].map(|set| Command::DeleteElement {
-        set: set.into(),
-        key: Value::Port(host),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn words(m: &Msg) -> Vec<(u16, usize)> {
-        nftnl::parse_attrs(m.attrs.as_slice())
-            .map(|(t, v)| (t, v.len()))
+    fn expr_names(l: &Attrs) -> Vec<String> {
+        nftnl::parse_attrs(l.as_slice())
+            .map(|(_, e)| {
+                let name = nftnl::attr(e, 1).unwrap();
+                String::from_utf8_lossy(&name[..name.len() - 1]).into_owned()
+            })
             .collect()
     }
 
-    #[test]
-    fn skeleton_text_is_what_nft_reads() {
-        let net = Network::default();
-        let text = Batch(skeleton(&net)).text();
-        let want = [
-            "add table inet minc",
-            "add map inet minc tcp_addr { type inet_service : ipv4_addr; }",
-            "add set inet minc bridges { type ifname; }",
-            "add chain inet minc prerouting { type nat hook prerouting priority -100; policy accept; }",
-            "flush chain inet minc prerouting",
-            "add rule inet minc prerouting meta nfproto ipv4 fib daddr type local meta l4proto tcp dnat ip to tcp dport map @tcp_addr : tcp dport map @tcp_port",
-            "add rule inet minc postrouting oifname @bridges ip saddr 127.0.0.0/8 masquerade",
-            "add rule inet minc input iifname @bridges ip daddr 127.0.0.0/8 ct status & dnat == 0 drop",
-            "add rule inet minc nat-minc0 ip saddr 10.77.0.0/16 oifname != \"minc0\" masquerade",
-            "add rule inet minc nat-minc0 ip saddr 10.77.0.0/16 oifname \"minc0\" ct status dnat masquerade",
-            "add element inet minc bridges { \"minc0\" }",
-        ];
-        for w in want {
-            assert!(text.lines().any(|l| l == w), "missing {w:?} in\n{text}");
-        }
-        let chain_line = text
-            .lines()
-            .find(|l| l.starts_with("add chain inet minc nat-minc0"))
-            .unwrap();
-        assert!(
-            chain_line.ends_with(&format!("comment \"{}\"; }}", revision(&net))),
-            "{chain_line}"
-        );
-        // Rules never depend on containers, and a different subnet changes the revision.
-        let other = Network {
-            subnet: "10.99.0.0/16".parse().unwrap(),
-            gateway: "10.99.0.1".parse().unwrap(),
-            ..Default::default()
-        };
-        assert_ne!(revision(&net), revision(&other));
-        assert_eq!(skeleton(&net).len(), skeleton(&other).len());
+    /// The value of attribute `ty` of the `n`th expression's data.
+    fn expr_attr(l: &Attrs, n: usize, ty: u16) -> Vec<u8> {
+        let (_, e) = nftnl::parse_attrs(l.as_slice()).nth(n).unwrap();
+        let data = nftnl::attr(e, 2).unwrap();
+        nftnl::attr(data, ty).unwrap().to_vec()
     }
 
     #[test]
     fn elements_render_and_encode() {
         let ip: IpAddr = "10.77.0.2".parse().unwrap();
-        let b = Batch(
-            publish(Protocol::Tcp, 8080, ip, 8000)
-                .into_iter()
-                .chain(unpublish(Protocol::Udp, 53))
-                .collect(),
-        );
+        let add = Command::inet(Change::AddElement {
+            set: "tcp4".into(),
+            key: Value::Port(8080),
+            data: Some(Value::Concat(vec![Value::Addr(ip), Value::Port(8000)])),
+        });
+        let del = Command::bridge(Change::DeleteElement {
+            set: "spoof4".into(),
+            key: Value::Concat(vec![Value::Ifname("veth1".into()), Value::Addr(ip)]),
+        });
+        let b = Batch(vec![add, del]);
         assert_eq!(
             b.text(),
-            "add element inet minc tcp_addr { 8080 : 10.77.0.2 }\n\
-             add element inet minc tcp_port { 8080 : 8000 }\n\
-             delete element inet minc udp_addr { 53 }\n\
-             delete element inet minc udp_port { 53 }\n"
+            "add element inet minc tcp4 { 8080 : 10.77.0.2 . 8000 }\n\
+             delete element bridge minc spoof4 { \"veth1\" . 10.77.0.2 }\n"
         );
         let m = b.messages();
-        assert_eq!(m[0].ty, MsgType::NewSetElem);
-        assert_eq!(m[2].ty, MsgType::DelSetElem);
-        // The wire form nft sends for `8080 : 10.77.0.2` (from `nft --debug=mnl`).
+        assert_eq!((m[0].ty, m[0].family), (MsgType::NewSetElem, NFPROTO_INET));
+        assert_eq!(
+            (m[1].ty, m[1].family),
+            (MsgType::DelSetElem, NFPROTO_BRIDGE)
+        );
+        // The wire form nft sends (from `nft --debug=mnl`): port padded to 4 bytes in data.
         let el = nftnl::attr(m[0].attrs.as_slice(), 3).unwrap();
         assert_eq!(
             el,
             &[
-                0x1c, 0, 1, 0x80, 0x0c, 0, 1, 0x80, 6, 0, 1, 0, 0x1f, 0x90, 0, 0, 0x0c, 0, 2, 0x80,
-                8, 0, 1, 0, 10, 77, 0, 2
+                0x20, 0, 1, 0x80, 0x0c, 0, 1, 0x80, 6, 0, 1, 0, 0x1f, 0x90, 0, 0, 0x10, 0, 2, 0x80,
+                0x0c, 0, 1, 0, 10, 77, 0, 2, 0x1f, 0x40, 0, 0
             ]
         );
         assert_eq!(
             parse_elements(&[m[0].attrs.as_slice().to_vec()]),
-            vec![(vec![0x1f, 0x90], vec![10, 77, 0, 2])]
+            vec![(vec![0x1f, 0x90], vec![10, 77, 0, 2, 0x1f, 0x40, 0, 0])]
         );
+        let key = nftnl::attr(m[1].attrs.as_slice(), 3).unwrap();
+        assert_eq!(key.len(), 4 + 4 + 4 + 20, "ifname (16) . ipv4 (4)");
+    }
+
+    #[test]
+    fn sets_carry_nfts_type_ids_and_user_data() {
+        // As `nft --debug=mnl` sends `map tcp4_ip { type ipv4_addr . inet_service :
+        // ipv4_addr . inet_service; }` and `set spoof4 { type ifname . ipv4_addr; }`.
+        let v4port = Types(vec![Type::Ipv4Addr, Type::InetService]);
+        let m = encode(
+            &Command::inet(Change::AddMap {
+                name: "tcp4_ip".into(),
+                key: v4port.clone(),
+                data: v4port,
+            }),
+            &mut 0,
+        );
+        let at = |ty| nftnl::attr(m.attrs.as_slice(), ty).unwrap().to_vec();
+        assert_eq!(at(4), 0x1cdu32.to_be_bytes(), "7 << 6 | 13");
+        assert_eq!(at(5), 8u32.to_be_bytes());
+        assert_eq!(
+            at(13),
+            [
+                0, 4, 0, 0, 0, 0, 1, 4, 0, 0, 0, 0, 3, 8, 0, 4, 0x0d, 0, 0, 0, 1, 0, 4, 8, 0, 4,
+                0x0d, 0, 0, 0, 1, 0, 6, 4, 0, 0, 0, 0
+            ]
+        );
+        let s = encode(
+            &Command::bridge(Change::AddSet {
+                name: "spoof6".into(),
+                key: Types(vec![Type::Ifname, Type::Ipv6Addr]),
+            }),
+            &mut 0,
+        );
+        assert_eq!(s.family, NFPROTO_BRIDGE);
+        let at = |ty| nftnl::attr(s.attrs.as_slice(), ty).unwrap().to_vec();
+        assert_eq!(at(4), ((41u32 << 6) | 8).to_be_bytes());
+        assert_eq!(at(5), 32u32.to_be_bytes());
+        assert_eq!(at(13), [0, 4, 0, 0, 0, 0, 3, 8, 0, 4, 0x0d, 0, 0, 0, 1, 0]);
     }
 
     #[test]
@@ -1024,6 +1089,7 @@ mod tests {
         // dependency comes once, before the first network-header match.
         let mut l = Attrs::new();
         compile(
+            Family::Inet,
             &[
                 Stmt::Saddr("10.77.0.0/16".parse().unwrap()),
                 Stmt::Daddr("10.64.0.0/12".parse().unwrap()),
@@ -1031,36 +1097,99 @@ mod tests {
             ],
             &mut l,
         );
-        let exprs: Vec<String> = nftnl::parse_attrs(l.as_slice())
-            .map(|(_, e)| {
-                let name = nftnl::attr(e, 1).unwrap();
-                String::from_utf8_lossy(&name[..name.len() - 1]).into_owned()
-            })
-            .collect();
         assert_eq!(
-            exprs,
+            expr_names(&l),
             ["meta", "cmp", "payload", "cmp", "payload", "bitwise", "cmp", "masq"]
         );
-        let m = Batch(vec![Command::AddRule {
+        let m = Batch(vec![Command::inet(Change::AddRule {
             chain: "c".into(),
             stmts: vec![Stmt::Accept],
-        }])
+        })])
         .messages();
         assert_eq!(
             m[0].flags,
             NLM_F_CREATE | NLM_F_APPEND,
             "appended, as `add rule`"
         );
-        assert_eq!(words(&m[0]).len(), 3);
+    }
+
+    #[test]
+    fn dnat_by_address_uses_nfts_registers() {
+        // `dnat ip to ip daddr . tcp dport map @tcp4_ip`: daddr in reg 1, dport in reg 9
+        // (NFT_REG32_01), NAT port from reg 9; for IPv6 the port follows 16 bytes: reg 2.
+        for (fam, port_reg) in [(IpFamily::V4, 9), (IpFamily::V6, 2)] {
+            let mut l = Attrs::new();
+            let stmt = Stmt::Dnat {
+                family: fam,
+                proto: Protocol::Tcp,
+                map: "m".into(),
+                by_daddr: true,
+            };
+            compile(Family::Inet, &[stmt], &mut l);
+            assert_eq!(expr_names(&l), ["payload", "payload", "lookup", "nat"]);
+            assert_eq!(expr_attr(&l, 1, 1), (port_reg as u32).to_be_bytes());
+            assert_eq!(expr_attr(&l, 3, 5), (port_reg as u32).to_be_bytes());
+        }
+        assert_eq!(
+            Stmt::Dnat {
+                family: IpFamily::V6,
+                proto: Protocol::Udp,
+                map: "udp6_ip".into(),
+                by_daddr: true
+            }
+            .text(),
+            "dnat ip6 to ip6 daddr . udp dport map @udp6_ip"
+        );
+    }
+
+    #[test]
+    fn anti_spoof_rule_compiles_as_nft_does() {
+        // `iifname . ip6 saddr != @spoof6` (bridge family): iifname in reg 1, the address
+        // after 16 bytes in reg 2, an inverted lookup; no nfproto dependency.
+        let mut l = Attrs::new();
+        let stmts = [
+            Stmt::IifIn("ports".into()),
+            Stmt::Ether(EtherType::Ip6),
+            Stmt::SaddrNot("fe80::/10".parse().unwrap()),
+            Stmt::NotIn {
+                fields: vec![Field::Iifname, Field::Saddr(IpFamily::V6)],
+                set: "spoof6".into(),
+            },
+            Stmt::Drop,
+        ];
+        compile(Family::Bridge, &stmts, &mut l);
+        assert_eq!(
+            expr_names(&l),
+            [
+                "meta",
+                "lookup",
+                "payload",
+                "cmp",
+                "payload",
+                "bitwise",
+                "cmp",
+                "meta",
+                "payload",
+                "lookup",
+                "immediate"
+            ]
+        );
+        assert_eq!(&expr_attr(&l, 3, 3)[4..6], &[0x86, 0xdd], "ether type ip6");
+        assert_eq!(expr_attr(&l, 8, 1), 2u32.to_be_bytes(), "saddr into reg 2");
+        assert_eq!(expr_attr(&l, 9, 5), 1u32.to_be_bytes(), "inverted");
+        assert_eq!(
+            stmts.iter().map(Stmt::text).collect::<Vec<_>>().join(" "),
+            "iifname @ports ether type ip6 ip6 saddr != fe80::/10 iifname . ip6 saddr != @spoof6 drop"
+        );
     }
 
     #[test]
     fn chain_comment_round_trip() {
-        let m = Batch(vec![Command::AddChain {
+        let m = Batch(vec![Command::inet(Change::AddChain {
             name: "x".into(),
             base: None,
             comment: Some("minc network n rules 0011".into()),
-        }])
+        })])
         .messages();
         assert_eq!(
             chain_comment(m[0].attrs.as_slice()).as_deref(),

@@ -24,6 +24,7 @@ use std::io;
 
 pub const NFPROTO_INET: u8 = 1;
 pub const NFPROTO_IPV4: u8 = 2;
+pub const NFPROTO_BRIDGE: u8 = 7;
 pub const NFPROTO_IPV6: u8 = 10;
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -46,6 +47,7 @@ pub enum MsgType {
     NewTable = 0,
     NewChain = 3,
     GetChain = 4,
+    DelChain = 5,
     NewRule = 6,
     DelRule = 8,
     NewSet = 9,

@@ -12,9 +12,9 @@
 //! bridge exist, what MTU has the default route, which revision is the nft table at), so the
 //! decisions — and so the logic of attach and detach — run the same against the fake.
 
-use crate::nft;
-use crate::Error;
-use std::net::{IpAddr, Ipv4Addr};
+use crate::nft::{self, Family};
+use crate::{Error, Protocol};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use sysops::explain::{self, Cmd};
 
@@ -62,7 +62,7 @@ pub enum Op {
     BridgeAdd { name: String, mtu: Option<u32> },
     /// `ip link set NAME alias TEXT`: the bridge's owner mark.
     LinkAlias { name: String, alias: String },
-    /// `ip [-n NS] addr add|replace ADDR/LEN [broadcast B] dev DEV`
+    /// `ip [-n NS] addr add|replace ADDR/LEN [broadcast B] dev DEV [nodad]`
     AddrAdd {
         ns: Option<Ns>,
         dev: String,
@@ -71,6 +71,10 @@ pub enum Op {
         broadcast: Option<Ipv4Addr>,
         /// `replace` (idempotent) rather than `add`.
         replace: bool,
+        /// IPv6: usable at once, without duplicate address detection (IFA_F_NODAD). Every
+        /// address on a minc network is handed out by minc's IPAM, so none can be taken twice,
+        /// and DAD would keep it "tentative" (unusable) for a second or more.
+        nodad: bool,
     },
     /// `ip [-n NS] link set DEV up`
     LinkUp { ns: Option<Ns>, dev: String },
@@ -105,10 +109,33 @@ pub enum Op {
     },
     /// `umount -l TARGET; rm -f TARGET`
     NetnsUnpublish { target: PathBuf },
-    /// `cat > PATH` with the content (written atomically).
-    WriteFile { path: PathBuf, content: String },
+    /// `cat > PATH` with the content: written atomically (a new file renamed into place),
+    /// or `in_place` (truncated and rewritten: a file bind-mounted into a running container
+    /// keeps its inode, so only an in-place write reaches it).
+    WriteFile {
+        path: PathBuf,
+        content: String,
+        in_place: bool,
+    },
     /// `rm -f PATH`
     RemoveFile { path: PathBuf },
+    /// `setsid -f PROGRAM ARGS...`: a network's resolver, on its own, listening on `listen`
+    /// (UDP and TCP). netsetup binds the two sockets itself, so a taken address is its error,
+    /// and hands them over as systemd does (`LISTEN_FDS=2`, fds 3 and 4); the program binds
+    /// them itself when started by hand. Its PID and start time go to `pid_file`.
+    ResolverStart {
+        program: PathBuf,
+        args: Vec<String>,
+        listen: SocketAddr,
+        pid_file: PathBuf,
+    },
+    /// `kill PID; rm -f PID_FILE`: the resolver whose identity `pid_file` recorded (pid and
+    /// start time, so a reused PID is never signalled), waited for.
+    ResolverStop {
+        pid: i32,
+        start: u64,
+        pid_file: PathBuf,
+    },
 }
 
 impl Op {
@@ -132,7 +159,9 @@ impl Op {
                 prefix_len,
                 broadcast,
                 replace,
+                nodad,
             } => vec![ip_in(ns.as_ref())
+                .args(addr.is_ipv6().then_some("-6"))
                 .arg("addr")
                 .arg(if *replace { "replace" } else { "add" })
                 .arg(format!("{addr}/{prefix_len}"))
@@ -143,7 +172,8 @@ impl Op {
                         .flatten(),
                 )
                 .arg("dev")
-                .arg(dev)],
+                .arg(dev)
+                .args(nodad.then_some("nodad"))],
             Op::LinkUp { ns, dev } => {
                 vec![ip_in(ns.as_ref()).args(["link", "set"]).arg(dev).arg("up")]
             }
@@ -173,6 +203,7 @@ impl Op {
             ])],
             Op::DefaultRoute { ns, via, dev } => vec![ns
                 .ip()
+                .args(via.is_ipv6().then_some("-6"))
                 .args(["route", "add", "default", "via"])
                 .arg(via.to_string())
                 .arg("dev")
@@ -199,8 +230,17 @@ impl Op {
                 Cmd::new("umount").arg("-l").arg(target),
                 Cmd::new("rm").arg("-f").arg(target),
             ],
-            Op::WriteFile { path, content } => vec![explain::write_file(path, content)],
+            Op::WriteFile { path, content, .. } => vec![explain::write_file(path, content)],
             Op::RemoveFile { path } => vec![Cmd::new("rm").arg("-f").arg(path)],
+            Op::ResolverStart { program, args, .. } => vec![Cmd::new("setsid")
+                .arg("-f")
+                .arg(program)
+                .args(args)
+                .note("the network's resolver, on its own (netsetup binds its sockets and passes them, LISTEN_FDS=2)")],
+            Op::ResolverStop { pid, pid_file, .. } => vec![
+                Cmd::new("kill").arg(pid.to_string()),
+                Cmd::new("rm").arg("-f").arg(pid_file),
+            ],
         }
     }
 }
@@ -230,12 +270,23 @@ pub trait System {
     fn default_route_mtu(&mut self) -> Result<Option<u32>, Error>;
     /// A sysctl of the host's namespace (`net.ipv4.ip_forward`).
     fn sysctl(&mut self, key: &str) -> Result<Option<String>, Error>;
-    /// The comment of a chain of minc's table (None: no such chain, or no table).
-    fn nft_chain_comment(&mut self, chain: &str) -> Result<Option<String>, Error>;
+    /// A chain of minc's table of `family`: None when there is no such chain (or table),
+    /// else its comment, if any.
+    fn nft_chain(&mut self, family: Family, chain: &str) -> Result<Option<Option<String>>, Error>;
     /// Elements of a set or map of minc's table as (key, data) bytes: the one with `key`,
     /// or all of them.
-    fn nft_elements(&mut self, set: &str, key: Option<&nft::Value>)
-        -> Result<nft::Elements, Error>;
+    fn nft_elements(
+        &mut self,
+        family: Family,
+        set: &str,
+        key: Option<&nft::Value>,
+    ) -> Result<nft::Elements, Error>;
+    /// The destinations of the host's routes (to find a free subnet, and refuse one in use).
+    fn routes(&mut self) -> Result<Vec<ipnet::IpNet>, Error>;
+    /// Whether a socket could be bound to `port` on `ip` (or on every address) right now:
+    /// None, or the errno of the bind (EADDRINUSE: a process on the host holds the port;
+    /// EADDRNOTAVAIL: `ip` is not one of the host's addresses).
+    fn probe_port(&mut self, proto: Protocol, ip: Option<IpAddr>, port: u16) -> Option<i32>;
 }
 
 /// Renders the steps (when explaining), then performs them.
@@ -282,6 +333,16 @@ mod tests {
                 prefix_len: 16,
                 broadcast: Some("10.77.255.255".parse().unwrap()),
                 replace: true,
+                nodad: false,
+            },
+            Op::AddrAdd {
+                ns: Some(ns.clone()),
+                dev: "eth0".into(),
+                addr: "fd00::2".parse().unwrap(),
+                prefix_len: 64,
+                broadcast: None,
+                replace: false,
+                nodad: true,
             },
             Op::VethAdd {
                 name: "veth01".into(),
@@ -313,6 +374,7 @@ mod tests {
             script(&steps),
             "ip link add minc0 mtu 1500 type bridge\n\
              ip addr replace 10.77.0.1/16 broadcast 10.77.255.255 dev minc0\n\
+             ip -n minc-abc -6 addr add fd00::2/64 dev eth0 nodad\n\
              ip link add veth01 mtu 1500 master minc0 up type veth peer name eth0 mtu 1500 netns minc-abc\n\
              ip -n minc-abc route add default via 10.77.0.1 dev eth0\n\
              nsenter --net=/proc/42/ns/net ip link set lo up\n\
@@ -325,19 +387,35 @@ mod tests {
 
     #[test]
     fn nft_renders_a_complete_heredoc() {
+        let m: crate::PortMapping = "8080:8000".parse().unwrap();
         let b = nft::Batch(
-            nft::publish(
-                crate::Protocol::Tcp,
-                8080,
-                "10.77.0.2".parse().unwrap(),
-                8000,
-            )
-            .to_vec(),
+            crate::rules::published(&m, "10.77.0.2".parse().unwrap(), None)
+                .iter()
+                .map(crate::rules::Published::add)
+                .collect(),
         );
         assert_eq!(
             script(&[Op::Nft(b)]),
-            "nft -f - <<'EOF'\nadd element inet minc tcp_addr { 8080 : 10.77.0.2 }\n\
-             add element inet minc tcp_port { 8080 : 8000 }\nEOF\n"
+            "nft -f - <<'EOF'\nadd element inet minc tcp4 { 8080 : 10.77.0.2 . 8000 }\nEOF\n"
         );
+    }
+
+    #[test]
+    fn resolver_start_is_a_runnable_command() {
+        let op = Op::ResolverStart {
+            program: "/d/.bin/minc-resolver-1".into(),
+            args: vec!["--listen".into(), "10.78.0.1:53".into()],
+            listen: "10.78.0.1:53".parse().unwrap(),
+            pid_file: "/d/n/resolver.pid".into(),
+        };
+        assert!(script(&[op]).starts_with(
+            "setsid -f /d/.bin/minc-resolver-1 --listen 10.78.0.1:53   # the network's resolver"
+        ));
+        let stop = Op::ResolverStop {
+            pid: 42,
+            start: 7,
+            pid_file: "/d/n/resolver.pid".into(),
+        };
+        assert_eq!(script(&[stop]), "kill 42\nrm -f /d/n/resolver.pid\n");
     }
 }

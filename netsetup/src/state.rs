@@ -17,6 +17,7 @@ use crate::error::io_err;
 use crate::{Allocation, Error, Network};
 use serde::{Deserialize, Serialize};
 use std::fs;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 /// A process identity that survives PID reuse: pid plus its start time.
@@ -27,11 +28,15 @@ pub struct ProcId {
 }
 
 impl ProcId {
+    /// The identity of a living process (a zombie has exited: None).
     pub fn of(pid: i32) -> Option<Self> {
         let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Field 22 (starttime) counted after the ")" that ends the command name.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let start = rest.split_whitespace().nth(19)?.parse().ok()?;
+        // Fields 3 (state) and 22 (starttime), counted after the ")" that ends the name.
+        let mut rest = stat[stat.rfind(')')? + 2..].split_whitespace();
+        if rest.next()? == "Z" {
+            return None;
+        }
+        let start = rest.nth(18)?.parse().ok()?;
         Some(ProcId { pid, start })
     }
     pub fn current() -> Option<Self> {
@@ -81,6 +86,12 @@ pub struct State {
     /// Where connect published the namespace (`/run/netns/minc-<id>`), once it did.
     #[serde(default)]
     pub published: Option<PathBuf>,
+    /// The names the network's resolver answers with this container's addresses.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Where the resolver forwards this container's other queries (its `--dns`).
+    #[serde(default)]
+    pub upstream: Vec<IpAddr>,
 }
 
 impl State {
@@ -98,6 +109,20 @@ pub fn containers_dir(net: &Network) -> PathBuf {
 
 pub fn path(net: &Network, id: &str) -> PathBuf {
     containers_dir(net).join(format!("{id}.json"))
+}
+
+/// The other networks of the data directory on which `id` has state (a container on
+/// several networks shares one namespace name between them).
+pub fn other_networks(net: &Network, id: &str) -> Vec<String> {
+    let file = format!("{id}.json");
+    std::fs::read_dir(&net.data_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| *n != net.name && !n.starts_with('.'))
+        .filter(|n| net.data_dir.join(n).join("containers").join(&file).exists())
+        .collect()
 }
 
 pub fn load(net: &Network, id: &str) -> Result<Option<State>, Error> {

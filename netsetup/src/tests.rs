@@ -35,7 +35,10 @@ impl T {
     fn req(&self, id: &str, ports: &[&str]) -> Request {
         Request {
             id: id.into(),
-            ports: ports.iter().map(|p| p.parse().unwrap()).collect(),
+            ports: ports
+                .iter()
+                .flat_map(|p| PortSpec::parse_publish(p).unwrap())
+                .collect(),
             files_dir: Some(self.dir.path().join("files").join(id)),
             ..Default::default()
         }
@@ -82,10 +85,15 @@ fn first_attach_does_every_step_in_order() {
         "add table inet minc".into(),
     ];
     assert_eq!(lines[..want.len()], want[..], "{script}");
-    assert!(script.ends_with(
-        "add element inet minc tcp_addr { 8080 : 10.77.0.2 }\n\
-         add element inet minc tcp_port { 8080 : 8000 }\nEOF\n"
-    ));
+    assert!(
+        script.ends_with(&format!(
+            "add element inet minc tcp4 {{ 8080 : 10.77.0.2 . 8000 }}\n\
+             add element bridge minc ports {{ \"{veth}\" }}\n\
+             add element bridge minc spoof4 {{ \"{veth}\" . 10.77.0.2 }}\nEOF\n"
+        )),
+        "{script}"
+    );
+    assert!(script.contains("add table bridge minc\n"), "{script}");
 }
 
 #[test]
@@ -107,11 +115,13 @@ fn second_attach_only_adds_its_own_steps() {
         s.contains("ip addr replace 10.77.0.1/16"),
         "address re-asserted:\n{s}"
     );
+    let vb = host_veth_name(&t.net, "b");
     assert!(
-        s.ends_with(
-            "nft -f - <<'EOF'\nadd element inet minc tcp_addr { 8081 : 10.77.0.3 }\n\
-         add element inet minc tcp_port { 8081 : 8000 }\nEOF\n"
-        ),
+        s.ends_with(&format!(
+            "nft -f - <<'EOF'\nadd element inet minc tcp4 {{ 8081 : 10.77.0.3 . 8000 }}\n\
+             add element bridge minc ports {{ \"{vb}\" }}\n\
+             add element bridge minc spoof4 {{ \"{vb}\" . 10.77.0.3 }}\nEOF\n"
+        )),
         "{s}"
     );
 }
@@ -124,35 +134,44 @@ fn detach_deletes_the_veth_only_while_the_namespace_lives() {
     attach_with(&mut sys, &t.net, &t.req("b", &[]), &t.ns("b")).unwrap();
     let (va, vb) = (host_veth_name(&t.net, "a"), host_veth_name(&t.net, "b"));
     sys.done.clear();
-    detach_with(&mut sys, &t.net, "a").unwrap();
+    detach_with(&mut sys, &t.net, "a", false).unwrap();
     let s = sys.script();
     let netns_a = t.net.run_netns_dir.join("minc-a");
     assert_eq!(
         s,
         format!(
-            "nft -f - <<'EOF'\ndelete element inet minc tcp_addr {{ 8080 }}\n\
-             delete element inet minc tcp_port {{ 8080 }}\nEOF\n\
-             ip link del {va}\numount -l {0}\nrm -f {0}\n",
+            "nft -f - <<'EOF'\ndelete element inet minc tcp4 {{ 8080 }}\n\
+             delete element bridge minc ports {{ \"{va}\" }}\n\
+             delete element bridge minc spoof4 {{ \"{va}\" . 10.77.0.2 }}\nEOF\n\
+             ip link del {va}\numount -l {0}\nrm -f {0}\n\
+             rm -f {1}/resolv.conf\nrm -f {1}/hosts\nrm -f {1}/hostname\n",
             netns_a.display(),
+            t.dir.path().join("files/a").display(),
         )
     );
     // b's container has exited: its namespace file no longer is the one connected.
     fs::remove_file(t.dir.path().join("ns-b")).unwrap();
     sys.done.clear();
-    detach_with(&mut sys, &t.net, "b").unwrap();
+    detach_with(&mut sys, &t.net, "b", false).unwrap();
     let s = sys.script();
     assert!(!s.contains("link del"), "no synchronous veth delete:\n{s}");
     assert!(
-        s.starts_with(&format!(
-            "ip link set {vb} nomaster   # the namespace is gone: the kernel deletes the pair with it\numount -l "
+        s.contains(&format!(
+            "\nEOF\nip link set {vb} nomaster   # the namespace is gone: the kernel deletes the pair with it\numount -l "
         )),
         "{s}"
     );
+    assert!(
+        s.starts_with("nft -f - <<'EOF'\ndelete element bridge minc ports"),
+        "{s}"
+    );
     // Everything released; twice is fine.
-    detach_with(&mut sys, &t.net, "b").unwrap();
+    detach_with(&mut sys, &t.net, "b", false).unwrap();
     assert!(reserved_ips(&t.net).is_empty());
     assert!(list(&t.net).unwrap().is_empty());
-    assert!(sys.elements["tcp_addr"].is_empty());
+    let empty = |set: &str, f| sys.elements[&(f, set.to_string())].is_empty();
+    assert!(empty("tcp4", Family::Inet));
+    assert!(empty("spoof4", Family::Bridge) && empty("ports", Family::Bridge));
 }
 
 #[test]
@@ -234,7 +253,7 @@ fn ports_of_gone_containers_and_dead_reservers_are_reclaimed() {
         ..ProcId::current().unwrap()
     };
     assert!(!dead.alive());
-    let ports = t.net.state_dir().join("ports");
+    let ports = t.net.data_dir.join(".ports");
     let ips = t.net.state_dir().join("ips");
     fs::write(
         ports.join("udp-53"),
@@ -287,4 +306,131 @@ fn netns_ref_of_proc_path_follows_the_process() {
     assert!(!r.gone());
     let r = netns_ref(Path::new("/run/netns/x"), (1, 2));
     assert!(r.proc.is_none() && r.gone());
+}
+
+fn user_net(t: &T, name: &str, bridge: &str, third: u8) -> Network {
+    Network {
+        name: name.into(),
+        bridge: bridge.into(),
+        subnet: format!("10.{third}.0.0/16").parse().unwrap(),
+        gateway: format!("10.{third}.0.1").parse().unwrap(),
+        subnet6: Some(format!("fd00:{third}::/64").parse().unwrap()),
+        gateway6: Some(format!("fd00:{third}::1").parse().unwrap()),
+        dns: true,
+        ..t.net.clone()
+    }
+}
+
+#[test]
+fn dual_stack_attach_adds_ipv6_without_dad() {
+    let t = T::new();
+    let net = user_net(&t, "v6", "minc-v6", 78);
+    let mut sys = Fake::new();
+    let att = attach_with(&mut sys, &net, &t.req("a", &["8080:80"]), &t.ns("a")).unwrap();
+    assert_eq!(att.allocation.ip6, Some("fd00:78::2".parse().unwrap()));
+    let s = sys.script();
+    let ns = t.net.run_netns_dir.join("minc-a");
+    let veth = host_veth_name(&net, "a");
+    for want in [
+        "ip -6 addr replace fd00:78::1/64 dev minc-v6 nodad".to_string(),
+        format!(
+            "nsenter --net={} ip -6 addr add fd00:78::2/64 dev eth0 nodad",
+            ns.display()
+        ),
+        format!(
+            "nsenter --net={} ip -6 route add default via fd00:78::1 dev eth0",
+            ns.display()
+        ),
+        "sysctl -w net.ipv6.conf.all.forwarding=1".into(),
+        "add element inet minc tcp4 { 8080 : 10.78.0.2 . 80 }".into(),
+        "add element inet minc tcp6 { 8080 : fd00:78::2 . 80 }".into(),
+        format!("add element bridge minc spoof6 {{ \"{veth}\" . fd00:78::2 }}"),
+    ] {
+        assert!(s.lines().any(|l| l == want), "missing {want:?} in\n{s}");
+    }
+    // The hosts file names both addresses.
+    let hosts = fs::read_to_string(t.dir.path().join("files/a/hosts")).unwrap();
+    assert!(hosts.ends_with("10.78.0.2\ta\nfd00:78::2\ta\n"), "{hosts}");
+}
+
+#[test]
+fn resolver_starts_with_the_first_container_and_stops_with_the_last() {
+    let t = T::new();
+    let net = user_net(&t, "app", "minc-app", 79);
+    let mut sys = Fake::new();
+    let mut req = t.req("a", &[]);
+    req.names = vec!["web".into(), "alias".into()];
+    req.dns = vec!["192.0.2.53".parse().unwrap()];
+    attach_with(&mut sys, &net, &req, &t.ns("a")).unwrap();
+    let s = sys.script();
+    assert!(
+        s.contains("ip 10.79.0.2\nip fd00:79::2\nname web\nname alias\nupstream 192.0.2.53\n"),
+        "{s}"
+    );
+    assert_eq!(s.matches("setsid -f ").count(), 1, "{s}");
+    assert!(s.contains("--listen 10.79.0.1:53"), "{s}");
+    assert!(dns::running(&net).is_some());
+    sys.done.clear();
+    attach_with(&mut sys, &net, &t.req("b", &[]), &t.ns("b")).unwrap();
+    assert!(!sys.script().contains("setsid"), "one resolver per network");
+    sys.done.clear();
+    detach_with(&mut sys, &net, "a", false).unwrap();
+    let s = sys.script();
+    assert!(
+        s.contains("names/a\n") && !s.contains("kill "),
+        "b still needs it:\n{s}"
+    );
+    sys.done.clear();
+    detach_with(&mut sys, &net, "b", false).unwrap();
+    let s = sys.script();
+    assert!(
+        s.contains("\nkill ") || s.starts_with("kill "),
+        "the last one stops it:\n{s}"
+    );
+    assert!(dns::running(&net).is_none());
+    assert!(!dns::pid_file(&net).exists());
+    // A container's resolv.conf on such a network names the resolver.
+    let r = resolv_for(&net, &["192.0.2.53".parse().unwrap()]);
+    assert_eq!(r.nameservers, vec![IpAddr::V4(net.gateway)]);
+}
+
+#[test]
+fn a_container_on_two_networks_shares_its_namespace_name() {
+    let t = T::new();
+    let a = user_net(&t, "a", "minc-a", 80);
+    let b = Network {
+        internal: true,
+        ..user_net(&t, "b", "minc-b", 81)
+    };
+    let mut sys = Fake::new();
+    let ns = t.ns("c");
+    attach_with(&mut sys, &a, &t.req("c", &[]), &ns).unwrap();
+    let mut second = t.req("c", &[]);
+    second.ifname = Some("eth1".into());
+    second.files_dir = None;
+    second.no_default_route = true;
+    sys.done.clear();
+    attach_with(&mut sys, &b, &second, &ns).unwrap();
+    let s = sys.script();
+    assert!(!s.contains("mount --bind"), "published once:\n{s}");
+    assert!(
+        s.contains("dev eth1") && !s.contains("route add default"),
+        "{s}"
+    );
+    assert!(
+        s.contains("add rule inet minc fwd-minc-b iifname \"minc-b\" oifname != \"minc-b\" drop"),
+        "{s}"
+    );
+    let name = t.net.run_netns_dir.join("minc-c");
+    sys.done.clear();
+    detach_with(&mut sys, &a, "c", false).unwrap();
+    assert!(
+        name.exists() && !sys.script().contains("umount"),
+        "b still uses it"
+    );
+    detach_with(&mut sys, &b, "c", false).unwrap();
+    assert!(!name.exists(), "gone with the last network");
+    // An internal network publishes nothing.
+    let e = attach_with(&mut sys, &b, &t.req("d", &["1:1"]), &t.ns("d")).unwrap_err();
+    assert!(e.to_string().contains("internal"), "{e}");
 }

@@ -72,7 +72,10 @@ fn network(dir: &Path) -> Network {
 fn req(id: &str, ports: &[&str], files: Option<&Path>) -> Request {
     Request {
         id: id.into(),
-        ports: ports.iter().map(|p| p.parse().unwrap()).collect(),
+        ports: ports
+            .iter()
+            .map(|p| p.parse::<netsetup::PortMapping>().unwrap().into())
+            .collect(),
         files_dir: files.map(|f| f.join(id)),
         ..Default::default()
     }
@@ -1006,7 +1009,8 @@ fn explain_prints_commands() {
         "+ sysctl -w net.ipv4.ip_forward=1",
         "+ nft -f - <<'EOF'",
         "add table inet minc",
-        "add element inet minc tcp_addr { 8084 : 10.77.0.2 }",
+        "add element inet minc tcp4 { 8084 : 10.77.0.2 . 80 }",
+        "add element bridge minc spoof4 { \"vethd2c5806e\" . 10.77.0.2 }",
         "EOF",
     ];
     let mut at = 0;
@@ -1053,7 +1057,8 @@ fn deleted_nft_table_is_rebuilt() {
     netsetup::attach(&net, &req("t2", &["8086:80"], None), &add_ns("t2")).unwrap();
     let table = run("nft", &["list", "table", "inet", "minc"]);
     assert!(
-        table.contains("oifname != \"minc0\" masquerade") && table.contains("8086 : 10.77.0.3"),
+        table.contains("oifname != \"minc0\" masquerade")
+            && table.contains("8086 : 10.77.0.3 . 80"),
         "{table}"
     );
     // Teardown copes with elements that vanished with the old table.

@@ -352,7 +352,7 @@ fn ports_are_published_once() {
         "pivot_root . .",
         "type veth peer name eth0",
         "route add default via 10.77.0.1 dev eth0",
-        "\nadd element inet minc tcp_addr { 8081 : 10.77.0.",
+        "\nadd element inet minc tcp4 { 8081 : 10.77.0.",
         "+ exec setpriv --reuid=0 --regid=0",
         " /echo-server   # minc execs it through its sealed minc-dmz stub",
     ] {

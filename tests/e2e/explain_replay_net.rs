@@ -20,41 +20,56 @@ use serde_json::Value;
 
 const MINC: &str = env!("CARGO_BIN_EXE_minc");
 
-/// Describes the network state a connect makes: host side (bridge `minc0`, the veth), the
-/// container's namespace (`$1`), sysctls and minc's nft table, as JSON files in `$3`.
+/// Describes the network state a connect makes: host side (the bridge `$4`, the veth), the
+/// container's namespace (`$1`), sysctls and minc's nft tables, as JSON files in `$3`; with a
+/// resolver on the bridge (`$5`: a name to look up), what it answers.
 const SNAPSHOT: &str = r#"set -e
-ns=$1 veth=$2 out=$3
+ns=$1 veth=$2 out=$3 br=$4 name=$5
 mkdir -p "$out"
-ip -d -j link show minc0 > "$out/link-bridge.json"
+ip -d -j link show "$br" > "$out/link-bridge.json"
 ip -d -j link show "$veth" > "$out/link-veth.json"
-ip -j addr show dev minc0 > "$out/addr-bridge.json"
-ip -j route show dev minc0 > "$out/route-bridge.json"
+ip -j addr show dev "$br" > "$out/addr-bridge.json"
+ip -j route show dev "$br" > "$out/route-bridge.json"
+ip -j -6 route show dev "$br" > "$out/route6-bridge.json"
 nsenter --net="$ns" ip -d -j link > "$out/link-container.json"
 nsenter --net="$ns" ip -j addr > "$out/addr-container.json"
 nsenter --net="$ns" ip -j route > "$out/route-container.json"
 nsenter --net="$ns" ip -j -6 route > "$out/route6-container.json"
 {
   printf '{'
-  for k in net/ipv4/ip_forward net/ipv4/conf/minc0/route_localnet net/ipv4/conf/minc0/forwarding net/ipv4/conf/all/forwarding; do
+  for k in net/ipv4/ip_forward net/ipv4/conf/$br/route_localnet net/ipv4/conf/$br/forwarding net/ipv4/conf/all/forwarding net/ipv6/conf/all/forwarding; do
     printf '"%s": "%s", ' "$k" "$(cat /proc/sys/$k)"
   done
   printf '"container/net/ipv4/ip_forward": "%s"}' "$(nsenter --net="$ns" cat /proc/sys/net/ipv4/ip_forward)"
 } > "$out/sysctl.json"
 nft -j list table inet minc > "$out/nft.json"
+nft -j list table bridge minc > "$out/nft-bridge.json"
+if [ -n "$name" ]; then
+  gw=$(ip -j -4 addr show dev "$br" | sed 's/.*"local":"\([0-9.]*\)".*/\1/')
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    a=$(nsenter --net="$ns" busybox nslookup "$name" "$gw" 2>/dev/null | sed -n 's/^Address: \([0-9a-f.:]*\)$/\1/p' | sort | tr '\n' ' ')
+    [ -n "$a" ] && break
+    sleep 0.1
+  done
+  printf '{"answer": "%s"}' "$a" > "$out/dns.json"
+fi
 "#;
 
-/// Runs the replay in its own sandbox: a fresh /run/netns, a sleeping stand-in for the
-/// container, the script with the container's PID substituted, then the snapshot.
+/// Runs the replay in its own sandbox: a fresh /run/netns, a copy of the network's state
+/// directory over the original (the script writes the names file and the resolver's pid file
+/// there), a sleeping stand-in for the container, the script with the container's PID
+/// substituted, then the snapshot.
 const REPLAY: &str = r#"set -e
-dir=$1 oldpid=$2 veth=$3
+dir=$1 oldpid=$2 veth=$3 br=$4 name=$5 net=$6
 mount -t tmpfs -o mode=0755 tmpfs /run/netns
+if [ -n "$net" ]; then cp -a "$net" "$dir/net-copy" && mount --bind "$dir/net-copy" "$net"; fi
 ip link set lo up
 unshare --net sleep 600 &
 s=$!
 while [ "$(readlink /proc/$s/ns/net)" = "$(readlink /proc/self/ns/net)" ]; do sleep 0.01; done
 sed "s#/proc/$oldpid/ns/net#/proc/$s/ns/net#g" "$dir/net.sh" > "$dir/net-replay.sh"
 sh -e "$dir/net-replay.sh" > "$dir/replay.log" 2>&1 || { cat "$dir/replay.log" >&2; kill $s; exit 1; }
-sh "$dir/snapshot.sh" "/proc/$s/ns/net" "$veth" "$dir/b"
+sh "$dir/snapshot.sh" "/proc/$s/ns/net" "$veth" "$dir/b" "$br" "$name"
 kill $s
 "#;
 
@@ -184,34 +199,35 @@ fn load(dir: &Path, name: &str) -> Value {
     v
 }
 
-#[test]
-fn network_explain_replays_to_the_same_state() {
-    if !minc_tests::sandbox("network_explain_replays_to_the_same_state") {
-        return;
-    }
-    let tmp = minc_tests::tempdir();
-    let dir = tmp.path();
-    // The sandbox as a host: a default route out (its MTU is what minc's links get).
+/// The sandbox as a host: a default route out (its MTU is what minc's links get).
+fn wan() {
     sh("ip netns add wan && ip link add wan0 mtu 1480 type veth peer name eth0 mtu 1480 netns wan && \
         ip addr add 203.0.113.1/24 dev wan0 && ip link set wan0 up && \
         ip -n wan addr add 203.0.113.2/24 dev eth0 && ip -n wan link set eth0 up && \
         ip route add default via 203.0.113.2");
-    let (root, data): (PathBuf, PathBuf) = (dir.join("run"), dir.join("data"));
-    let out = minc_tests::output_via_files(Command::new(MINC).args([
-        "--root",
-        root.to_str().unwrap(),
-        "--data-root",
-        data.to_str().unwrap(),
-        "--explain",
-        "run",
-        "-d",
-        "-p",
-        "8080:8000",
-        "echo-server",
-    ]));
+}
+
+/// `minc --explain ARGS` with the test's roots: the transcript (stderr).
+fn explain(root: &Path, data: &Path, args: &[&str]) -> String {
+    let out = minc_tests::output_via_files(
+        Command::new(MINC)
+            .arg("--root")
+            .arg(root)
+            .arg("--data-root")
+            .arg(data)
+            .arg("--explain")
+            .args(args),
+    );
     let transcript = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{transcript}");
-    let (script, id, pid) = network_section(&transcript);
+    transcript
+}
+
+/// Replays the network section of `transcript` and compares both sides. `bridge`: the
+/// network's bridge; `name`: a name its resolver must answer (both sides); `net`: the
+/// network's state directory (copied for the replay).
+fn replay_and_compare(dir: &Path, transcript: &str, bridge: &str, name: &str, net: &str) -> String {
+    let (script, _id, pid) = network_section(transcript);
     // No fd numbers of minc's own, and the steps that need a name come after it is made.
     assert!(!script.contains("/proc/self/fd"), "{script}");
     let publish = script
@@ -232,6 +248,8 @@ fn network_explain_replays_to_the_same_state() {
             &format!("/proc/{pid}/ns/net"),
             &veth,
             dir.join("a").to_str().unwrap(),
+            bridge,
+            name,
         ],
     );
     std::fs::write(dir.join("replay-driver.sh"), REPLAY).unwrap();
@@ -247,21 +265,30 @@ fn network_explain_replays_to_the_same_state() {
             dir.to_str().unwrap(),
             &pid,
             &veth,
+            bridge,
+            name,
+            net,
         ],
     );
-    let mut differences = Vec::new();
-    for f in [
+    let mut files = vec![
         "link-bridge.json",
         "link-veth.json",
         "addr-bridge.json",
         "route-bridge.json",
+        "route6-bridge.json",
         "link-container.json",
         "addr-container.json",
         "route-container.json",
         "route6-container.json",
         "sysctl.json",
         "nft.json",
-    ] {
+        "nft-bridge.json",
+    ];
+    if !name.is_empty() {
+        files.push("dns.json");
+    }
+    let mut differences = Vec::new();
+    for f in files {
         let (a, b) = (load(&dir.join("a"), f), load(&dir.join("b"), f));
         assert!(!a.is_null() && a != Value::Array(vec![]), "{f} is empty");
         diff(f, &a, &b, &mut differences);
@@ -271,6 +298,25 @@ fn network_explain_replays_to_the_same_state() {
         "the replayed script made something else:\n{}\n\nscript:\n{script}",
         differences.join("\n")
     );
+    script
+}
+
+#[test]
+fn network_explain_replays_to_the_same_state() {
+    if !minc_tests::sandbox("network_explain_replays_to_the_same_state") {
+        return;
+    }
+    let tmp = minc_tests::tempdir();
+    let dir = tmp.path();
+    wan();
+    let (root, data): (PathBuf, PathBuf) = (dir.join("run"), dir.join("data"));
+    let transcript = explain(
+        &root,
+        &data,
+        &["run", "-d", "-p", "8080:8000", "echo-server"],
+    );
+    let (_, id, _) = network_section(&transcript);
+    replay_and_compare(dir, &transcript, "minc0", "", "");
     // The echo server answers through what minc made.
     let mut ok = false;
     for _ in 0..50 {
@@ -290,4 +336,75 @@ fn network_explain_replays_to_the_same_state() {
         "-f",
         &id,
     ]));
+}
+
+/// The same for the first container of a dual-stack user-defined network: IPv6 addresses
+/// without duplicate address detection, IPv6 routes and forwarding, both of minc's nft tables,
+/// the container's names file and the network's resolver, which answers the same on both sides.
+#[test]
+fn user_network_explain_replays_to_the_same_state() {
+    if !minc_tests::sandbox("user_network_explain_replays_to_the_same_state") {
+        return;
+    }
+    let tmp = minc_tests::tempdir();
+    let dir = tmp.path();
+    wan();
+    let (root, data): (PathBuf, PathBuf) = (dir.join("run"), dir.join("data"));
+    let minc = |args: &[&str]| {
+        minc_tests::ok_via_files(
+            Command::new(MINC)
+                .arg("--root")
+                .arg(&root)
+                .arg("--data-root")
+                .arg(&data)
+                .args(args),
+        )
+    };
+    minc(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:5::/64",
+        "rn",
+    ]);
+    let inspect: Value = serde_json::from_str(&minc(&["network", "inspect", "rn"])).unwrap();
+    let bridge = inspect[0]["Options"]["bridge"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let transcript = explain(
+        &root,
+        &data,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "rn",
+            "-p",
+            "8080:8000",
+            "echo-server",
+        ],
+    );
+    let net = data.join("net/rn");
+    let script = replay_and_compare(dir, &transcript, &bridge, "web", net.to_str().unwrap());
+    for step in [
+        "-6 addr replace fd00:5::1/64 dev",
+        "-6 addr add fd00:5::2/64 dev eth0 nodad",
+        "-6 route add default via fd00:5::1 dev eth0",
+        "sysctl -w net.ipv6.conf.all.forwarding=1",
+        "add element bridge minc spoof6 {",
+        "/names/",
+        "setsid -f ",
+    ] {
+        assert!(script.contains(step), "{step:?} missing from:\n{script}");
+    }
+    let answer = load(&dir.join("a"), "dns.json");
+    assert!(
+        answer["answer"].as_str().unwrap().contains("fd00:5::2"),
+        "{answer}"
+    );
+    minc(&["rm", "-f", "web"]);
 }

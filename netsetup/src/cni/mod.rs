@@ -10,8 +10,8 @@
 //! (field names case-insensitive, see [`gojson`]): `bridge`, `subnet`, `gateway`, `mtu`,
 //! `dataDir`, `dns` (CNI's `{"nameservers", "domain", "search", "options"}`, or a list of
 //! nameservers), `prevResult`, and the `runtimeConfig` capabilities:
-//! - `portMappings`: `[{"hostPort", "containerPort", "protocol", "hostIP"}]` (a specific
-//!   `hostIP` is refused: publishing on one host address is not supported yet);
+//! - `portMappings`: `[{"hostPort", "containerPort", "protocol", "hostIP"}]` (an empty,
+//!   `0.0.0.0` or `::` `hostIP` is every host address);
 //! - `ipRanges`: `[[{"subnet", "rangeStart", "rangeEnd", "gateway"}]]`, the first IPv4 range
 //!   replaces the configured subnet (IPv6 ranges are refused: not supported yet);
 //! - `dns`: `{"servers", "searches", "options"}`, overriding the config's;
@@ -340,18 +340,21 @@ fn port(v: &GoValue) -> Result<PortMapping, CniError> {
         Some(p) => string_of(p, "portMappings protocol")?.parse()?,
         None => Protocol::Tcp,
     };
-    if let Some(h) = v.get("hostIP") {
-        let h = string_of(h, "portMappings hostIP")?;
-        if !matches!(h.as_str(), "" | "0.0.0.0" | "::") {
-            return Err(CniError::new(
-                code::UNSUPPORTED_FIELD,
-                format!(
-                    "portMappings: hostIP {h}: publishing on one host address is not supported yet"
-                ),
-            ));
+    let host_ip = match v.get("hostIP") {
+        Some(h) => {
+            let h = string_of(h, "portMappings hostIP")?;
+            match h.as_str() {
+                "" => None,
+                h => Some(h.parse::<IpAddr>().map_err(|_| {
+                    bad(format!("portMappings: hostIP {h:?} is not an IP address"))
+                })?),
+            }
         }
-    }
+        None => None,
+    };
     Ok(PortMapping {
+        // Every address, as Docker and the portmap plugin read 0.0.0.0 and ::.
+        host_ip: host_ip.filter(|ip| !ip.is_unspecified()),
         host_port: num("hostPort")?,
         container_port: num("containerPort")?,
         protocol,
@@ -461,10 +464,11 @@ fn add(env: &Env, stdin: &str) -> Result<String, CniError> {
     let req = Request {
         id: id.clone(),
         hostname: None,
-        ports: c.ports()?,
+        ports: c.ports()?.into_iter().map(Into::into).collect(),
         dns: d.nameservers.clone(),
         files_dir: None,
         ifname: Some(ifname.clone()),
+        ..Default::default()
     };
     let att = crate::reattach(&net, &req, netns)?;
     let a = &att.allocation;
@@ -657,6 +661,13 @@ mod tests {
         let p = c.ports().unwrap();
         assert_eq!(p[0].to_string(), "18080:8080/tcp");
         assert_eq!(p[1].to_string(), "53:5353/udp");
+        let one = conf(
+            r#"{"cniVersion":"1.0.0","name":"n","type":"t","runtimeConfig":{"portMappings":[
+                {"hostPort":1,"containerPort":2,"hostIP":"192.0.2.1"},{"hostPort":3,"containerPort":4,"hostIP":"::"}]}}"#,
+        );
+        let p = one.ports().unwrap();
+        assert_eq!(p[0].to_string(), "192.0.2.1:1:2/tcp");
+        assert_eq!(p[1].to_string(), "3:4/tcp", ":: is every address");
         for (bad_entry, why) in [
             (r#"{"hostPort":0,"containerPort":1}"#, "hostPort must be"),
             (r#"{"hostPort":"80","containerPort":1}"#, "hostPort must be"),
@@ -670,8 +681,8 @@ mod tests {
                 "tcp or udp",
             ),
             (
-                r#"{"hostPort":1,"containerPort":1,"hostIP":"192.0.2.1"}"#,
-                "not supported yet",
+                r#"{"hostPort":1,"containerPort":1,"hostIP":"192.0.2.x"}"#,
+                "not an IP address",
             ),
         ] {
             let c = conf(&format!(

@@ -73,6 +73,13 @@ pub fn add(
         version,
     ));
     routes.push(json!({"dst": "0.0.0.0/0", "gw": a.gateway}));
+    if let (Some(ip6), Some(plen), Some(gw6)) = (a.ip6, a.prefix_len6, a.gateway6) {
+        ips.push(fit_ip(
+            json!({"address": format!("{ip6}/{plen}"), "gateway": gw6, "interface": index}),
+            version,
+        ));
+        routes.push(json!({"dst": "::/0", "gw": gw6}));
+    }
     let mut out = json!({
         "cniVersion": version,
         "interfaces": interfaces,
@@ -120,6 +127,10 @@ mod tests {
                 ip: "10.77.0.2".parse().unwrap(),
                 prefix_len: 16,
                 gateway: "10.77.0.1".parse().unwrap(),
+                ip6: None,
+                prefix_len6: None,
+                gateway6: None,
+                default_route: true,
                 ports: vec![],
                 nameservers: vec![],
                 search: vec![],

@@ -16,7 +16,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 
 use super::containers::{ago, new_id, Containers, Record};
-use super::{attach, format, monitor, security};
+use super::{attach, format, monitor, network, security};
 use crate::container::{CreateOptions, Runtime};
 use crate::relay::{Io, Stdin};
 use crate::state::Status;
@@ -31,21 +31,14 @@ pub struct ImageRunArgs {
     /// Container name (unique); default: the short id
     #[arg(long)]
     pub name: Option<String>,
-    /// Publish a container port: HOSTPORT:CONTAINERPORT[/tcp|/udp]
-    #[arg(short = 'p', long = "publish", value_name = "HOST:CONTAINER[/PROTO]")]
-    pub publish: Vec<String>,
     /// Set an environment variable
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
     /// Container hostname (default: the short id)
     #[arg(long)]
     pub hostname: Option<String>,
-    /// DNS server for the container's resolv.conf (repeatable)
-    #[arg(long)]
-    pub dns: Vec<String>,
-    /// bridge (default: minc0 with an IP, routes and NAT) or none (only lo)
-    #[arg(long, default_value = "bridge", value_parser = ["bridge", "none"])]
-    pub network: String,
+    #[command(flatten)]
+    pub net: network::RunNetArgs,
     /// Override the image's entrypoint
     #[arg(long)]
     pub entrypoint: Option<String>,
@@ -87,11 +80,9 @@ impl ImageRunArgs {
     pub fn any(&self) -> bool {
         self.rm
             || self.name.is_some()
-            || !self.publish.is_empty()
+            || self.net.any()
             || !self.env.is_empty()
             || self.hostname.is_some()
-            || !self.dns.is_empty()
-            || self.network != "bridge"
             || self.entrypoint.is_some()
             || self.workdir.is_some()
             || self.user.is_some()
@@ -122,14 +113,6 @@ impl Ctx {
         Containers::new(&self.data_root)
     }
 
-    /// The default bridge network, with its state under the data root.
-    pub fn network(&self) -> netsetup::Network {
-        netsetup::Network {
-            data_dir: self.data_root.join("net"),
-            ..Default::default()
-        }
-    }
-
     fn store(&self) -> Result<images::Store> {
         images::Store::open(&self.data_root)
             .with_context(|| format!("image store {}", self.data_root.display()))
@@ -139,19 +122,6 @@ impl Ctx {
 /// `minc run [flags] IMAGE [CMD...]`.
 pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String]) -> Result<i32> {
     // Everything that can be checked without side effects first.
-    let ports = a
-        .publish
-        .iter()
-        .map(|p| p.parse::<netsetup::PortMapping>())
-        .collect::<Result<Vec<_>, _>>()?;
-    let dns = a
-        .dns
-        .iter()
-        .map(|d| {
-            d.parse()
-                .map_err(|_| anyhow!("--dns {d}: not an IP address"))
-        })
-        .collect::<Result<Vec<std::net::IpAddr>>>()?;
     for kv in &a.env {
         if !kv.contains('=') || kv.starts_with('=') {
             bail!("-e {kv}: expected KEY=VALUE");
@@ -174,6 +144,7 @@ pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String
     let img = store.resolve(image).map_err(|e| {
         anyhow!("{e} (see `minc images`; to run an OCI bundle instead: minc run -b BUNDLE {image})")
     })?;
+    let net = network::parse_run(&a.net, &img.exposed_ports())?;
 
     let id = new_id();
     let short = id[..12].to_string();
@@ -194,8 +165,7 @@ pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String
         &short,
         &name,
         &dir,
-        ports,
-        dns,
+        &net,
         &store,
         &security,
         &mount_reqs,
@@ -220,8 +190,7 @@ fn setup_and_start(
     short: &str,
     name: &str,
     dir: &Path,
-    ports: Vec<netsetup::PortMapping>,
-    dns: Vec<std::net::IpAddr>,
+    net: &network::RunNet,
     store: &images::Store,
     security: &security::SecurityOpts,
     mount_reqs: &[super::volumes::MountReq],
@@ -240,23 +209,7 @@ fn setup_and_start(
     record.volumes = volumes.clone();
     ctx.containers().save(&record)?;
     let hostname = a.hostname.clone().unwrap_or_else(|| short.to_string());
-    let net = ctx.network();
-    let alloc = if a.network == "bridge" {
-        let req = netsetup::Request {
-            id: id.to_string(),
-            hostname: Some(hostname.clone()),
-            ports: ports.clone(),
-            dns,
-            files_dir: Some(dir.to_path_buf()),
-            ifname: None,
-        };
-        Some(netsetup::allocate(&net, &req)?)
-    } else {
-        if !ports.is_empty() {
-            bail!("-p needs a network: it cannot be used with --network none");
-        }
-        None
-    };
+    let net = network::prepare(ctx, net, id, name, short, &hostname, dir)?;
 
     let (resources, devices) = a.resources.to_spec()?;
     let opts = images::RunOptions {
@@ -291,22 +244,7 @@ fn setup_and_start(
     if let Some(section) = security.seccomp_section(a.privileged, &bounding)? {
         config["linux"]["seccomp"] = section;
     }
-    if let Some(al) = &alloc {
-        let mounts = config["mounts"]
-            .as_array_mut()
-            .ok_or_else(|| anyhow!("spec without mounts"))?;
-        for (file, dest) in [
-            (&al.resolv_conf, "/etc/resolv.conf"),
-            (&al.hosts, "/etc/hosts"),
-            (&al.hostname, "/etc/hostname"),
-        ] {
-            if let Some(src) = file {
-                mounts.push(serde_json::json!({
-                    "destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]
-                }));
-            }
-        }
-    }
+    network::apply_spec(&net, &mut config)?;
     if a.tty {
         // Docker's: a terminal, TERM=xterm unless the image or -e says otherwise, and the
         // caller's own size from the start (a detached one gets it when attached).
@@ -344,8 +282,8 @@ fn setup_and_start(
         image_digest: img.digest.clone(),
         command,
         created: crate::state::now(),
-        ip: alloc.as_ref().map(|al| al.ip),
-        ports,
+        ip: net.ip,
+        ports: net.ports.clone(),
         auto_remove: a.rm,
         tty: a.tty,
         volumes,
@@ -399,12 +337,7 @@ fn create_connect_start(
     };
     let (state, master) = rt.create_with_terminal(id, &opts)?;
     let pid = state.oci.pid;
-    let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
-    if ctx.containers().load(id)?.ip.is_some() {
-        netsetup::connect(&ctx.network(), id, &netns)?;
-    } else {
-        netsetup::loopback_up(&netns)?; // --network none: only lo, but up
-    }
+    network::connect(ctx, id, pid)?;
     rt.start(id)?;
     Ok((pid, master))
 }
@@ -555,7 +488,7 @@ pub fn finish(root: &Path, data_root: &Path, id: &str, code: i32) {
         _ => {
             // Keep the record and log; release what a stopped container does not need.
             let _ = ctx.runtime().delete(id, true);
-            let _ = netsetup::detach(&ctx.network(), id);
+            network::release(&ctx, id);
             let _ = images::Store::remove_rootfs(&containers.path(id));
         }
     }
@@ -587,9 +520,7 @@ fn teardown_locked(ctx: &Ctx, id: &str) {
         .map(|r| r.volumes)
         .unwrap_or_default();
     let _ = ctx.runtime().delete(id, true);
-    if let Err(e) = netsetup::detach(&ctx.network(), id) {
-        tracing::warn!("container {id}: network teardown: {e}");
-    }
+    network::release(ctx, id);
     let dir = ctx.containers().path(id);
     if let Err(e) = images::Store::remove_rootfs(&dir) {
         tracing::warn!("container {id}: rootfs: {e}");
@@ -638,17 +569,7 @@ pub fn ps(ctx: &Ctx, all: bool, quiet: bool) -> Result<()> {
             println!("{}", &r.id[..12]);
             continue;
         }
-        let ports = r
-            .ports
-            .iter()
-            .map(|p| {
-                format!(
-                    "0.0.0.0:{}->{}/{}",
-                    p.host_port, p.container_port, p.protocol
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        let ports = network::ports_column(ctx, &r);
         rows.push(vec![
             r.id[..12].to_string(),
             r.name.clone(),
@@ -791,7 +712,7 @@ pub fn inspect(ctx: &Ctx, key: &str) -> Result<()> {
         "State": state,
         "Status": status_of(ctx, &r).1,
         "Exit": exit,
-        "Network": {"IPAddress": r.ip, "Ports": r.ports},
+        "Network": network::inspect_json(ctx, &r),
         "OOMKilled": state.as_ref().is_some_and(|s| s.oom_killed)
             || exit.as_ref().is_some_and(|e| e.oom_killed),
         "Limits": limits_of(ctx, &r.id),

@@ -20,6 +20,7 @@ pub mod format;
 mod image;
 mod log;
 pub mod monitor;
+mod network;
 mod registry;
 mod resolve;
 mod runc;
@@ -119,6 +120,16 @@ pub enum Command {
     /// Manage images: ls, inspect, rm, unpack, import
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// Manage networks: create, ls, inspect, rm, prune, connect, disconnect
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// Show where a container's ports are published (`PORT/PROTO -> HOST:PORT`)
+    Port {
+        /// Container name or id
+        name: String,
+        /// Only this container port: PORT[/tcp|/udp]
+        port: Option<String>,
+    },
     /// Print the `linux.seccomp` section Docker's default profile gives a container with
     /// these capabilities (default: Docker's set)
     #[command(name = "seccomp-default", hide = true)]
@@ -399,6 +410,8 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Exec(a) => exec::exec(cli, a),
         Command::Images => image::ls(&ctx).map(|_| 0),
         Command::Image(c) => image::dispatch(&ctx, c).map(|_| 0),
+        Command::Network(c) => network::dispatch(&ctx, c).map(|_| 0),
+        Command::Port { name, port } => network::port(&ctx, name, port.as_deref()).map(|_| 0),
         Command::SeccompDefault { caps } => security::print_default(caps).map(|_| 0),
         Command::Pause(a) => cgroups::pause(&rt, &a.id)
             .with_context(|| format!("pause {}", a.id))
@@ -433,9 +446,10 @@ fn run(
     if a.bundle_mode() {
         if a.image.any() {
             bail!(
-                "run: --rm, --name, -p, -e, --hostname, --dns, --network, --entrypoint, -w, -u, \
-                 --security-opt, --cap-add, --cap-drop, --privileged, -i and -t apply to images; a \
-                 bundle's config.json decides those (drop -b to run an image)"
+                "run: --rm, --name, -p, -P, -e, --hostname, --dns, --network, --network-alias, \
+                 --add-host, --entrypoint, -w, -u, --security-opt, --cap-add, --cap-drop, \
+                 --privileged, -i and -t apply to images; a bundle's config.json decides those \
+                 (drop -b to run an image)"
             );
         }
         let [id] = a.args.as_slice() else {
