@@ -56,8 +56,11 @@ pub fn load(bundle: &Path, strict: bool) -> Result<Spec> {
 
 /// What the spec requires beyond its JSON shape, and what minc does not support yet.
 fn validate(spec: &Spec) -> std::result::Result<(), String> {
-    let process = spec.process().as_ref().ok_or("no \"process\"")?;
-    validate_process(process)?;
+    // `process` is optional until `start` (the spec): a container without one is created,
+    // and starting it is an error.
+    if let Some(process) = spec.process() {
+        validate_process(process)?;
+    }
     let root = spec.root().as_ref().ok_or("no \"root\"")?;
     if root.path().as_os_str().is_empty() {
         return Err("root.path is empty".into());
@@ -80,6 +83,11 @@ fn validate(spec: &Spec) -> std::result::Result<(), String> {
                 "mount destination {} is not absolute",
                 m.destination().display()
             ));
+        }
+        let o = crate::init::mount_options(m.options().as_deref().unwrap_or(&[]));
+        if o.bind || m.typ().as_deref() == Some("bind") {
+            o.bind_data()
+                .map_err(|e| format!("mounts: {}: {e}", m.destination().display()))?;
         }
     }
     if let Some(hooks) = spec.hooks() {
@@ -185,9 +193,16 @@ pub fn hook_stages(h: &Hooks) -> [(&'static str, &[Hook]); 6] {
     ]
 }
 
-/// The validated process.
+/// The spec's process, or for a spec without one (see [`validate`]) an empty process with
+/// no arguments, which the init never runs.
 pub fn process(spec: &Spec) -> &Process {
-    spec.process().as_ref().expect("validated")
+    static NONE: std::sync::OnceLock<Process> = std::sync::OnceLock::new();
+    spec.process().as_ref().unwrap_or_else(|| {
+        NONE.get_or_init(|| {
+            serde_json::from_str(r#"{"cwd": "/", "user": {"uid": 0, "gid": 0}}"#)
+                .expect("a valid process")
+        })
+    })
 }
 
 /// The process's argv (validated non-empty).

@@ -29,7 +29,7 @@ use crate::ops::{Linux, Stdio, Sys};
 use crate::pty;
 use crate::spec::{self, LinuxNamespaceType, Spec};
 
-pub use mount_options::KNOWN as KNOWN_MOUNT_OPTIONS;
+pub use mount_options::{parse as mount_options, KNOWN as KNOWN_MOUNT_OPTIONS};
 pub use process::{
     attributes, close_fds_on_exec, env_get, env_set, environment, find_executable, identity,
     reset_signals, rlimits, DEFAULT_PATH,
@@ -129,6 +129,8 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
     if has_mount_ns {
         rootfs::prepare(sys, spec, a.rootfs, a.bundle)?;
     }
+    // Without a process (allowed until start), only the container's environment is made.
+    let runs = spec.process().is_some();
     if let Some(adj) = process.oom_score_adj() {
         sys.write_file(Path::new("/proc/self/oom_score_adj"), &adj.to_string())?;
     }
@@ -145,8 +147,8 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
     for r in rlimits(process)? {
         sys.setrlimit(&r)?;
     }
-    for attr in attributes(spec)? {
-        sys.set_attr(&attr)?;
+    for attr in attributes(spec)?.iter().filter(|_| runs) {
+        sys.set_attr(attr)?;
     }
     if has_mount_ns {
         rootfs::pivot_root(sys, spec, a.rootfs)?;
@@ -189,6 +191,12 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
         if let Some(d) = spec.domainname() {
             sys.setdomainname(d)?;
         }
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) && !runs {
+        rootfs::readonly_root(sys)?;
+    }
+    if !runs {
+        return no_process(a, report_to);
     }
     let cwd = process.cwd();
     if !cwd.exists() {
@@ -248,6 +256,22 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
     reset_signals();
     load_seccomp(a.seccomp, id.no_new_privs, conn)?;
     Err(a.dmz.exec(conn.as_raw_fd(), &program, args, &env))
+}
+
+/// A container created without a process: ready like any other, and `start` is told there
+/// is nothing to run (the spec: start MUST generate an error if process was not set).
+fn no_process(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
+    close_fds_on_exec(a.preserve_fds);
+    channel::send(&a.sock, &Msg::Ready)?;
+    let conn = accept(&a.listener)?;
+    match channel::recv(&conn)? {
+        Some(Msg::Start { .. }) => {}
+        _ => return Err(Error::Init("start went away".into())),
+    }
+    *report_to = Some(conn);
+    Err(Error::Init(
+        "config.json has no process: there is nothing to start".into(),
+    ))
 }
 
 /// Loads the container's seccomp filter when `now` (explained as a comment: no shell

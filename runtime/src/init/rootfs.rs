@@ -147,11 +147,17 @@ fn mount_one(
             path: rel.clone(),
             reason: "bind mount without a source".into(),
         })?;
-        if !o.data.is_empty() {
-            return Err(Error::Rootfs {
-                path: rel.clone(),
-                reason: format!("unknown mount option(s) {:?} for a bind mount", o.data),
-            });
+        // Checked by spec::load; what is left is key=value data, which a bind ignores.
+        let ignored = o.bind_data().map_err(|reason| Error::Rootfs {
+            path: rel.clone(),
+            reason,
+        })?;
+        if !ignored.is_empty() {
+            tracing::warn!(
+                "mount {}: ignoring {} (a bind mount makes no filesystem to give options to)",
+                rel.display(),
+                ignored.join(",")
+            );
         }
         let meta = fs::metadata(&src).map_err(|e| Error::io(&src, e))?;
         let kind = if meta.is_dir() {
@@ -286,15 +292,16 @@ fn mount_fs(
         },
         _ => sys.mount(&MountArgs::fs(kind, src, dest, o.flags, &o.data)),
     };
-    // EINVAL from a filesystem usually means an option it does not take: name them.
+    // EINVAL from a filesystem usually means an option it does not take: name it.
     match result {
         Err(Error::Sys { what, err })
             if err.raw_os_error() == Some(libc::EINVAL) && !o.data.is_empty() =>
         {
-            Err(Error::Sys {
-                what: format!("{what} (type {kind}, options {:?})", o.data),
-                err,
-            })
+            let what = match crate::ops::mount::rejected_option(kind, &o.data) {
+                Some((opt, why)) => format!("{what}: {kind} does not take option {opt:?} ({why})"),
+                None => format!("{what} (type {kind}, options {:?})", o.data),
+            };
+            Err(Error::Sys { what, err })
         }
         other => other,
     }
