@@ -66,15 +66,8 @@ fn validate(spec: &Spec) -> std::result::Result<(), String> {
         return Err("root.path is empty".into());
     }
     for ns in namespaces(spec) {
-        if ns.typ() == LinuxNamespaceType::User {
-            if ns.path().is_none() {
-                crate::userns::Maps::of(spec).validate()?;
-            } else if namespaces(spec)
-                .iter()
-                .any(|n| n.path().is_none() && n.typ() != LinuxNamespaceType::User)
-            {
-                return Err("joining a user namespace by path while creating other namespaces is not supported yet (give every namespace a path, or create the user namespace)".into());
-            }
+        if ns.typ() == LinuxNamespaceType::User && ns.path().is_none() {
+            crate::userns::Maps::of(spec).validate()?;
         }
     }
     for m in spec.mounts().iter().flatten() {

@@ -110,3 +110,131 @@ fn a_container_without_a_process_is_created_and_start_fails() {
     b.ok(&["delete", "np"]);
     b.assert_no_state();
 }
+
+/// A process holding a new user namespace that maps container ids 0-65535 to host ids
+/// 100000-165535 (written by this test, as root may). Killed when dropped.
+struct UserNs(std::process::Child);
+
+impl UserNs {
+    fn new() -> UserNs {
+        let child = std::process::Command::new("unshare")
+            .args(["--user", "sleep", "1000"])
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // Wait until unshare has exec'd sleep in its new namespace.
+        let own = std::fs::read_link("/proc/self/ns/user").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap() == own
+            || !std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .unwrap()
+                .starts_with("sleep")
+        {
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        for f in ["uid_map", "gid_map"] {
+            std::fs::write(format!("/proc/{pid}/{f}"), "0 100000 65536\n").unwrap();
+        }
+        UserNs(child)
+    }
+
+    fn path(&self) -> String {
+        format!("/proc/{}/ns/user", self.0.id())
+    }
+}
+
+impl Drop for UserNs {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The inode of the user namespace that owns the namespace at `path` (ioctl NS_GET_USERNS).
+fn owner_of(path: &str) -> u64 {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::File::open(path).unwrap();
+    // SAFETY: ioctl on an open namespace fd; it returns a new fd.
+    let fd = unsafe { libc::ioctl(ns.as_raw_fd(), 0xb701) }; // NS_GET_USERNS
+    assert!(
+        fd >= 0,
+        "NS_GET_USERNS {path}: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: a fresh fd.
+    let owner = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    owner.metadata().unwrap().ino()
+}
+
+#[test]
+fn a_joined_user_namespace_owns_the_namespaces_created_with_it() {
+    if !minc_tests::sandbox("a_joined_user_namespace_owns_the_namespaces_created_with_it") {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let userns = UserNs::new();
+    let b = bundle("id -u; cat /proc/self/uid_map; touch /tmp/made-inside");
+    minc_tests::run(
+        "chown",
+        &["-R", "-h", "100000:100000", b.rootfs().to_str().unwrap()],
+    );
+    let path = userns.path();
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user", "path": path}));
+        c["hostname"] = json!("joined");
+    });
+    b.create("uj");
+    let pid = b.state("uj")["pid"].as_i64().unwrap();
+    let joined = std::fs::metadata(&path).unwrap().ino();
+    assert_eq!(
+        std::fs::metadata(format!("/proc/{pid}/ns/user"))
+            .unwrap()
+            .ino(),
+        joined,
+        "the init is in the joined user namespace"
+    );
+    for ns in ["pid", "mnt", "uts", "ipc", "net"] {
+        assert_eq!(
+            owner_of(&format!("/proc/{pid}/ns/{ns}")),
+            joined,
+            "the new {ns} namespace belongs to the joined user namespace"
+        );
+    }
+    // The init is still create's child's business: `start` runs it, `state` follows it.
+    b.ok(&["start", "uj"]);
+    b.wait_status("uj", "stopped");
+    let made = std::fs::metadata(b.rootfs().join("tmp/made-inside")).unwrap();
+    assert_eq!((made.uid(), made.gid()), (100_000, 100_000));
+    b.ok(&["delete", "uj"]);
+
+    // Foreground run: minc waits for an init cloned by its intermediate process.
+    let out = b.run("uj2");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("0\n"), "{text}");
+    assert_eq!(
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["0", "100000", "65536"]
+    );
+    b.assert_no_state();
+
+    // A user namespace path that is not one: one line naming it, nothing left.
+    b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.last_mut().unwrap()["path"] = json!("/proc/self/ns/net");
+    });
+    let out = b.run("uj3");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("user namespace"), "{}", stderr(&out));
+    b.assert_no_state();
+}

@@ -117,8 +117,18 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
 
     // 2. Namespaces given by path are joined (the new ones came with the clone; the PID
     //    namespace was joined around the clone itself).
-    for ns in spec::namespaces(spec) {
-        if let (Some(path), false) = (ns.path(), ns.typ() == LinuxNamespaceType::Pid) {
+    //    A user namespace the init was cloned inside of is joined already.
+    let inside = crate::userns::clone_inside_of(spec).is_some();
+    //    The user namespace first: the others' owners decide what the init may do in them.
+    let mut order: Vec<_> = spec::namespaces(spec).iter().collect();
+    order.sort_by_key(|n| n.typ() != LinuxNamespaceType::User);
+    for ns in order {
+        let done = match ns.typ() {
+            LinuxNamespaceType::Pid => true,
+            LinuxNamespaceType::User => inside,
+            _ => false,
+        };
+        if let (Some(path), false) = (ns.path(), done) {
             let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
             sys.setns(f.as_fd(), spec::ns_flag(ns.typ()), path)?;
         }
