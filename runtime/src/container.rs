@@ -215,6 +215,8 @@ impl Runtime {
     ) -> Result<(State, Option<OwnedFd>)> {
         // Compiled here, before the clone: the init only loads it.
         let seccomp = seccomp::for_spec(spec, &bundle.join("config.json"))?;
+        // Idmapped mounts need a privilege the init lacks: made here, moved in by the init.
+        let idmapped = crate::idmap::prepare(spec, bundle)?;
         let config_copy = dir.join("config.json");
         fs::copy(bundle.join("config.json"), &config_copy)
             .map_err(|e| Error::io(&config_copy, e))?;
@@ -365,6 +367,7 @@ impl Runtime {
                 preserve_fds: opts.preserve_fds,
                 stdio: opts.stdio,
                 seccomp: seccomp.as_ref(),
+                idmapped: &idmapped,
                 console_size: opts
                     .console_size
                     .or_else(|| init::console::spec_size(spec::process(spec))),
@@ -375,6 +378,7 @@ impl Runtime {
         drop(theirs);
         drop(listener);
         drop(dmz);
+        drop(idmapped);
 
         let result = (|| {
             // The init joined its cgroup before anything else (it waits for Go below).

@@ -83,6 +83,7 @@ fn validate(spec: &Spec) -> std::result::Result<(), String> {
                 .map_err(|e| format!("mounts: {}: {e}", m.destination().display()))?;
         }
     }
+    crate::idmap::validate(spec)?;
     if let Some(hooks) = spec.hooks() {
         for (stage, list) in hook_stages(hooks) {
             for h in list {

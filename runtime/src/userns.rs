@@ -145,6 +145,47 @@ impl Maps {
     }
 }
 
+impl Maps {
+    /// A user namespace with these mappings and nothing in it, as an open fd: what an
+    /// idmapped mount takes (mount_setattr(2) MOUNT_ATTR_IDMAP only reads its mappings). A
+    /// child is cloned into a new user namespace, mapped, its namespace opened, and killed.
+    pub fn namespace(&self) -> Result<std::os::fd::OwnedFd> {
+        // SAFETY: create runs single-threaded (checked); the child only waits to be killed.
+        let pid = unsafe { crate::sys::clone_fork(libc::CLONE_NEWUSER) }?;
+        if pid == 0 {
+            loop {
+                // SAFETY: waiting for the parent's SIGKILL.
+                unsafe { libc::pause() };
+            }
+        }
+        let opened = self.write(pid).and_then(|_| {
+            let path = format!("/proc/{pid}/ns/user");
+            std::fs::File::open(&path)
+                .map(std::os::fd::OwnedFd::from)
+                .map_err(|e| Error::sys(format!("open {path}"), e))
+        });
+        // SAFETY: killing and reaping our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        opened
+    }
+
+    /// The mappings as mount(8)'s `X-mount.idmap=` value (util-linux 2.39):
+    /// `u:0:100000:65536 g:0:100000:65536`.
+    pub fn idmap_option(&self) -> String {
+        let one = |kind: &str, m: &[LinuxIdMapping]| {
+            m.iter()
+                .map(|r| format!("{kind}:{}:{}:{}", r.container_id(), r.host_id(), r.size()))
+                .collect::<Vec<_>>()
+        };
+        let mut all = one("u", &self.uid);
+        all.extend(one("g", &self.gid));
+        all.join(" ")
+    }
+}
+
 fn to_host(m: &[LinuxIdMapping], inside: u32) -> Option<u32> {
     m.iter().find_map(|r| {
         let off = inside.checked_sub(r.container_id())?;

@@ -238,3 +238,96 @@ fn a_joined_user_namespace_owns_the_namespaces_created_with_it() {
     assert!(stderr(&out).contains("user namespace"), "{}", stderr(&out));
     b.assert_no_state();
 }
+
+#[test]
+fn idmapped_mounts_translate_owners() {
+    if !minc_tests::sandbox("idmapped_mounts_translate_owners") {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    // A host directory owned by host root, given to a container whose root is host 100000.
+    let data = minc_tests::tempdir();
+    std::fs::write(data.path().join("f"), "hi").unwrap();
+    std::fs::create_dir(data.path().join("sub")).unwrap();
+    let src = data.path().to_str().unwrap().to_string();
+    let b =
+        bundle("ls -ln /data/f /plain/f /own/f | awk '{print $3\":\"$4\" \"$NF}'; touch /data/new");
+    minc_tests::run(
+        "chown",
+        &["-R", "-h", "100000:100000", b.rootfs().to_str().unwrap()],
+    );
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        let m = c["mounts"].as_array_mut().unwrap();
+        // idmap: the container's own mappings; the mount's own mappings; and a plain bind.
+        m.push(json!({"destination": "/data", "type": "bind", "source": src, "options": ["rbind", "idmap"]}));
+        m.push(json!({"destination": "/own", "type": "bind", "source": src, "options": ["bind", "ridmap"],
+            "uidMappings": [{"containerID": 0, "hostID": 100007, "size": 1}],
+            "gidMappings": [{"containerID": 0, "hostID": 100007, "size": 1}]}));
+        m.push(json!({"destination": "/plain", "type": "bind", "source": src, "options": ["rbind"]}));
+    });
+    let out = b.run("i1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "0:0 /data/f\n7:7 /own/f\n65534:65534 /plain/f\n",
+        "root's file is the container root's through idmap, host 100007's (container 7) through the mount's mappings, nobody's without"
+    );
+    // What the container makes through the idmapped mount is host root's on disk.
+    let new = std::fs::metadata(data.path().join("new")).unwrap();
+    assert_eq!((new.uid(), new.gid()), (0, 0));
+
+    // Explained as mount(8) writes it (util-linux 2.39's X-mount.idmap).
+    let out = b.minc(&["--explain", "run", "-b", &b.bundle_arg(), "i2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("mount --rbind -o 'X-mount.idmap=u:0:100000:65536 g:0:100000:65536' "),
+        "{}",
+        stderr(&out)
+    );
+
+    // A filesystem that cannot be idmapped (procfs): one line naming the mount.
+    b.edit(|c| {
+        let m = c["mounts"].as_array_mut().unwrap();
+        m.last_mut().unwrap()["source"] = json!("/proc");
+        m.last_mut().unwrap()["options"] = json!(["bind", "idmap"]);
+    });
+    let out = b.run("i3");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("mounts: /plain: idmap the mount of /proc"),
+        "{err}"
+    );
+    b.assert_no_state();
+
+    // idmap without mappings in a container without a user namespace, and idmap on a
+    // filesystem mount: refused at create.
+    let b = bundle("true");
+    for (m, want) in [
+        (
+            json!({"destination": "/x", "type": "bind", "source": src, "options": ["bind", "idmap"]}),
+            "has none",
+        ),
+        (
+            json!({"destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}),
+            "are bind mounts",
+        ),
+    ] {
+        b.edit(|c| c["mounts"].as_array_mut().unwrap().push(m.clone()));
+        let out = b.run("i4");
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains(want), "{}", stderr(&out));
+        b.edit(|c| {
+            c["mounts"].as_array_mut().unwrap().pop();
+        });
+    }
+    b.assert_no_state();
+}

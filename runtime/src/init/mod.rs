@@ -52,6 +52,8 @@ pub struct InitArgs<'a> {
     pub stdio: Option<[RawFd; 3]>,
     /// The compiled `linux.seccomp` filter (compiled by `create` before the clone).
     pub seccomp: Option<&'a crate::seccomp::Filter>,
+    /// The idmapped mounts `create` prepared, by index in the spec's mounts.
+    pub idmapped: &'a [Option<crate::ops::mount::Idmapped>],
     /// The terminal's size when `process.terminal` is set (the spec's consoleSize, or the
     /// caller's own terminal size when minc relays the terminal).
     pub console_size: Option<pty::Size>,
@@ -137,7 +139,7 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
     // 3. The root filesystem.
     let has_mount_ns = spec::has_namespace(spec, LinuxNamespaceType::Mount);
     if has_mount_ns {
-        rootfs::prepare(sys, spec, a.rootfs, a.bundle)?;
+        rootfs::prepare(sys, spec, a.rootfs, a.bundle, a.idmapped)?;
     }
     // Without a process (allowed until start), only the container's environment is made.
     let runs = spec.process().is_some();

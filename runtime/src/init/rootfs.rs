@@ -19,7 +19,7 @@ use sysops::inroot::{proc_fd_path, Dir, Root, Target};
 
 use super::mount_options::{self, MountOptions};
 use crate::error::{Error, Result};
-use crate::ops::mount::MOUNT_ATTR_RDONLY;
+use crate::ops::mount::{Idmapped, MOUNT_ATTR_RDONLY};
 use crate::ops::{MountArgs, Sys};
 use crate::spec::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 
@@ -52,7 +52,13 @@ fn propagation(spec: &Spec, rootfs: &Path) -> Result<Propagation> {
 }
 
 /// Prepares everything under `rootfs` that must happen before pivot_root.
-pub fn prepare(sys: &dyn Sys, spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<()> {
+pub fn prepare(
+    sys: &dyn Sys,
+    spec: &Spec,
+    rootfs: &Path,
+    bundle: &Path,
+    idmapped: &[Option<Idmapped>],
+) -> Result<()> {
     // Keep our mounts from reaching the host. `shared` and `unbindable` are applied to the
     // new root after pivot_root (which refuses shared mounts); until then the tree is a
     // slave of the host's, so host mounts still arrive as the spec's slave/shared promise.
@@ -71,7 +77,7 @@ pub fn prepare(sys: &dyn Sys, spec: &Spec, rootfs: &Path, bundle: &Path) -> Resu
     let root = Root::open(rootfs).map_err(|e| Error::io(rootfs, e))?;
     let mut dev_bound = false;
     let cgroupns = crate::spec::has_namespace(spec, crate::spec::LinuxNamespaceType::Cgroup);
-    for m in spec.mounts().iter().flatten() {
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let o = mount_options::parse(m.options().as_deref().unwrap_or(&[]));
         mount_one(
             sys,
@@ -79,6 +85,7 @@ pub fn prepare(sys: &dyn Sys, spec: &Spec, rootfs: &Path, bundle: &Path) -> Resu
             bundle,
             m,
             &o,
+            idmapped.get(i).and_then(Option::as_ref),
             crate::userns::in_userns(spec),
             cgroupns,
         )?;
@@ -115,6 +122,7 @@ fn mount_one(
     bundle: &Path,
     m: &Mount,
     o: &MountOptions,
+    idmapped: Option<&Idmapped>,
     in_userns: bool,
     cgroupns: bool,
 ) -> Result<()> {
@@ -166,11 +174,14 @@ fn mount_one(
             Target::File
         };
         let target = sys.mount_target(root, rel, kind)?;
-        sys.mount(&MountArgs::bind(
-            &src,
-            &proc_fd_path(target.as_fd()),
-            o.recursive,
-        ))?;
+        match idmapped {
+            Some(tree) => sys.mount_idmapped(tree, &proc_fd_path(target.as_fd()))?,
+            None => sys.mount(&MountArgs::bind(
+                &src,
+                &proc_fd_path(target.as_fd()),
+                o.recursive,
+            ))?,
+        }
         // A bind mount ignores flags on its first call: apply them with a remount, which
         // changes the top mount only (`ro` on an rbind is runc's behaviour too: the
         // recursive form is `rro`).
@@ -513,7 +524,7 @@ mod tests {
         fs::create_dir(&rootfs).unwrap();
         let spec = spec_with(|_| {});
         let rec = Recorder::default();
-        prepare(&rec, &spec, &rootfs, dir.path()).unwrap();
+        prepare(&rec, &spec, &rootfs, dir.path(), &[]).unwrap();
         let calls = rec.calls.borrow();
         let r = rootfs.display();
         assert_eq!(calls[0], "mount --make-rslave /");
@@ -560,7 +571,7 @@ mod tests {
                 v["mounts"] = serde_json::json!([]);
             });
             let rec = Recorder::default();
-            prepare(&rec, &spec, &rootfs, dir.path()).unwrap();
+            prepare(&rec, &spec, &rootfs, dir.path(), &[]).unwrap();
             pivot_root(&rec, &spec, &rootfs).unwrap();
             let calls = rec.calls.borrow();
             assert_eq!(calls[0], first, "{value}");
@@ -579,7 +590,7 @@ mod tests {
         fs::create_dir(&rootfs).unwrap();
         std::os::unix::fs::symlink("/tmp", rootfs.join("proc")).unwrap();
         let spec = spec_with(|_| {});
-        let err = prepare(&Recorder::default(), &spec, &rootfs, dir.path()).unwrap_err();
+        let err = prepare(&Recorder::default(), &spec, &rootfs, dir.path(), &[]).unwrap_err();
         assert!(err.to_string().contains("ordinary directory"), "{err}");
     }
 }
