@@ -76,19 +76,14 @@ pub fn prepare(
     // From here on every path under the rootfs is resolved inside it, from an fd.
     let root = Root::open(rootfs).map_err(|e| Error::io(rootfs, e))?;
     let mut dev_bound = false;
-    let cgroupns = crate::spec::has_namespace(spec, crate::spec::LinuxNamespaceType::Cgroup);
+    let ns = Namespaces {
+        user: crate::userns::in_userns(spec),
+        cgroup: crate::spec::has_namespace(spec, crate::spec::LinuxNamespaceType::Cgroup),
+    };
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let o = mount_options::parse(m.options().as_deref().unwrap_or(&[]));
-        mount_one(
-            sys,
-            &root,
-            bundle,
-            m,
-            &o,
-            idmapped.get(i).and_then(Option::as_ref),
-            crate::userns::in_userns(spec),
-            cgroupns,
-        )?;
+        let tree = idmapped.get(i).and_then(Option::as_ref);
+        mount_one(sys, &root, bundle, m, &o, tree, ns)?;
         if m.destination() == Path::new("/dev") && o.bind {
             dev_bound = true;
         }
@@ -115,6 +110,15 @@ fn reopen(root: &Root, rel: &Path) -> Result<(OwnedFd, PathBuf)> {
     Ok((fd, path))
 }
 
+/// The container's namespaces that change how a mount is made.
+#[derive(Clone, Copy)]
+struct Namespaces {
+    /// In a user namespace (flags a more privileged one set are locked).
+    user: bool,
+    /// In a cgroup namespace (cgroupfs mounts show it as their root).
+    cgroup: bool,
+}
+
 /// Performs one entry of the spec's `mounts`.
 fn mount_one(
     sys: &dyn Sys,
@@ -123,9 +127,9 @@ fn mount_one(
     m: &Mount,
     o: &MountOptions,
     idmapped: Option<&Idmapped>,
-    in_userns: bool,
-    cgroupns: bool,
+    ns: Namespaces,
 ) -> Result<()> {
+    let (in_userns, cgroupns) = (ns.user, ns.cgroup);
     let kind = m.typ().as_deref().unwrap_or("none");
     let rel = m.destination();
     // proc and sysfs only on ordinary directories: a symlink there (planted by an image) could
