@@ -73,6 +73,10 @@ pub struct ImageRunArgs {
     /// Give the container a terminal (a pty of its own; Ctrl-P Ctrl-Q detaches)
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// host (default), or a user namespace: remap (the range /etc/subuid gives minc, else
+    /// root) or START:COUNT
+    #[arg(long, num_args = 0..=1, default_missing_value = "remap", value_name = "host|remap|START:COUNT")]
+    pub userns: Option<String>,
     #[command(flatten)]
     pub resources: super::cgroups::ResourceFlags,
 }
@@ -96,6 +100,7 @@ impl ImageRunArgs {
             || self.privileged
             || self.interactive
             || self.tty
+            || self.userns.is_some()
             || self.resources.any()
     }
 }
@@ -161,6 +166,7 @@ pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String
         bail!("-it: the input device is not a terminal (drop -t to pipe input)");
     }
     a.resources.to_spec()?; // limits and devices are checked before anything is made
+    let remap = super::userns::parse(a.userns.as_deref(), Path::new("/etc"))?;
     let store = ctx.store()?;
     let img = store.resolve(image).map_err(|e| {
         anyhow!("{e} (see `minc images`; to run an OCI bundle instead: minc run -b BUNDLE {image})")
@@ -176,7 +182,7 @@ pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String
     let dir = containers.reserve(&id, &name)?;
     // From here on, any failure removes everything made so far.
     let result = setup_and_start(
-        ctx, a, detach, &img, cmd, &id, &short, &name, &dir, ports, dns, &store, &security,
+        ctx, a, detach, &img, cmd, &id, &short, &name, &dir, ports, dns, &store, &security, remap,
     );
     match result {
         Ok(code) => Ok(code),
@@ -202,8 +208,16 @@ fn setup_and_start(
     dns: Vec<std::net::IpAddr>,
     store: &images::Store,
     security: &security::SecurityOpts,
+    remap: Option<super::userns::Remap>,
 ) -> Result<i32> {
-    let rootfs = store.create_rootfs(img, dir)?;
+    let rootfs = match &remap {
+        Some(r) => {
+            let ns = r.maps().namespace()?;
+            let root = (r.uid.0, r.gid.0);
+            store.create_rootfs_mapped(img, dir, Some((std::os::fd::AsFd::as_fd(&ns), root)))?
+        }
+        None => store.create_rootfs(img, dir)?,
+    };
     let hostname = a.hostname.clone().unwrap_or_else(|| short.to_string());
     let net = ctx.network();
     let alloc = if a.network == "bridge" {
@@ -249,6 +263,9 @@ fn setup_and_start(
         serde_json::from_value(config["process"]["capabilities"]["bounding"].clone())?;
     if let Some(section) = security.seccomp_section(a.privileged, &bounding)? {
         config["linux"]["seccomp"] = section;
+    }
+    if let Some(r) = &remap {
+        r.apply(&mut config)?;
     }
     if let Some(al) = &alloc {
         let mounts = config["mounts"]

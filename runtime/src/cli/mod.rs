@@ -22,6 +22,7 @@ pub mod monitor;
 mod resolve;
 mod runc;
 mod security;
+mod userns;
 
 use std::path::{Path, PathBuf};
 

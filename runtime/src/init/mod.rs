@@ -99,6 +99,15 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
         }
     };
 
+    // In a new user and mount namespace, what the init reaches on the host by path is
+    // opened now, while it still has its creator's access (rootfs::HostSide).
+    let new_mount_ns = spec::namespaces(spec)
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::Mount && n.path().is_none());
+    let mut host = None;
+    if crate::userns::new_userns(spec) && new_mount_ns {
+        host = Some(rootfs::open_host_side(sys, spec, a.rootfs, a.bundle)?);
+    }
     // The parent wrote our uid and gid maps before Go (that needs us dumpable when it is
     // not root): become root of the user namespace.
     if crate::userns::new_userns(spec) {
@@ -139,7 +148,10 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
     // 3. The root filesystem.
     let has_mount_ns = spec::has_namespace(spec, LinuxNamespaceType::Mount);
     if has_mount_ns {
-        rootfs::prepare(sys, spec, a.rootfs, a.bundle, a.idmapped)?;
+        if host.is_none() {
+            host = Some(rootfs::open_host_side(sys, spec, a.rootfs, a.bundle)?);
+        }
+        rootfs::prepare(sys, spec, host.as_ref().expect("just set"), a.idmapped)?;
     }
     // Without a process (allowed until start), only the container's environment is made.
     let runs = spec.process().is_some();
@@ -162,8 +174,8 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
     for attr in attributes(spec)?.iter().filter(|_| runs) {
         sys.set_attr(attr)?;
     }
-    if has_mount_ns {
-        rootfs::pivot_root(sys, spec, a.rootfs)?;
+    if let Some(h) = host.as_ref().filter(|_| has_mount_ns) {
+        rootfs::pivot_root(sys, spec, &h.rootfs())?;
     } else {
         sys.chroot(a.rootfs)?;
     }

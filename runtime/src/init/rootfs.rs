@@ -13,6 +13,7 @@
 
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use sysops::inroot::{proc_fd_path, Dir, Root, Target};
@@ -51,14 +52,32 @@ fn propagation(spec: &Spec, rootfs: &Path) -> Result<Propagation> {
     })
 }
 
-/// Prepares everything under `rootfs` that must happen before pivot_root.
-pub fn prepare(
+/// What the init reaches on the host side by path: the rootfs (bound onto itself, and held
+/// as an fd) and the sources of the spec's bind mounts, each held as an O_PATH fd. A
+/// container in a new user namespace opens them before it becomes root there: its root is
+/// an unprivileged host uid that could not walk the runtime's private directories
+/// (`/var/lib/minc` is 0700), while the init, until then, still has its creator's access.
+pub struct HostSide {
+    root: Root,
+    /// The sources of the bind mounts, by index in the spec's mounts.
+    sources: Vec<Option<OwnedFd>>,
+}
+
+impl HostSide {
+    /// The rootfs, through its fd (for pivot_root).
+    pub fn rootfs(&self) -> PathBuf {
+        proc_fd_path(self.root.as_fd())
+    }
+}
+
+/// The first steps: propagation, the rootfs bound onto itself, and what the later ones
+/// reach on the host side (see [`HostSide`]).
+pub fn open_host_side(
     sys: &dyn Sys,
     spec: &Spec,
     rootfs: &Path,
     bundle: &Path,
-    idmapped: &[Option<Idmapped>],
-) -> Result<()> {
+) -> Result<HostSide> {
     // Keep our mounts from reaching the host. `shared` and `unbindable` are applied to the
     // new root after pivot_root (which refuses shared mounts); until then the tree is a
     // slave of the host's, so host mounts still arrive as the spec's slave/shared promise.
@@ -72,9 +91,41 @@ pub fn prepare(
     ))?;
     // pivot_root needs the new root to be a mount point.
     sys.mount(&MountArgs::bind(rootfs, rootfs, true))?;
-
     // From here on every path under the rootfs is resolved inside it, from an fd.
     let root = Root::open(rootfs).map_err(|e| Error::io(rootfs, e))?;
+    let mut sources = Vec::new();
+    for m in spec.mounts().iter().flatten() {
+        let o = mount_options::parse(m.options().as_deref().unwrap_or(&[]));
+        let src = match m.source() {
+            Some(s) if o.bind || m.typ().as_deref() == Some("bind") => s,
+            _ => {
+                sources.push(None);
+                continue;
+            }
+        };
+        let src = if src.is_relative() {
+            bundle.join(src)
+        } else {
+            src.clone()
+        };
+        let fd = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+            .open(&src)
+            .map_err(|e| Error::io(&src, e))?;
+        sources.push(Some(fd.into()));
+    }
+    Ok(HostSide { root, sources })
+}
+
+/// Prepares everything under the rootfs that must happen before pivot_root.
+pub fn prepare(
+    sys: &dyn Sys,
+    spec: &Spec,
+    host: &HostSide,
+    idmapped: &[Option<Idmapped>],
+) -> Result<()> {
+    let root = &host.root;
     let mut dev_bound = false;
     let ns = Namespaces {
         user: crate::userns::in_userns(spec),
@@ -82,8 +133,11 @@ pub fn prepare(
     };
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let o = mount_options::parse(m.options().as_deref().unwrap_or(&[]));
-        let tree = idmapped.get(i).and_then(Option::as_ref);
-        mount_one(sys, &root, bundle, m, &o, tree, ns)?;
+        let pre = Prepared {
+            idmapped: idmapped.get(i).and_then(Option::as_ref),
+            source: host.sources.get(i).and_then(Option::as_ref),
+        };
+        mount_one(sys, root, m, &o, pre, ns)?;
         if m.destination() == Path::new("/dev") && o.bind {
             dev_bound = true;
         }
@@ -94,9 +148,18 @@ pub fn prepare(
             .as_ref()
             .and_then(|l| l.devices().clone())
             .unwrap_or_default();
-        create_devices(sys, &root, &devices, crate::userns::in_userns(spec))?;
+        create_devices(sys, root, &devices, crate::userns::in_userns(spec))?;
     }
     Ok(())
+}
+
+/// What a mount takes that was made or opened before (by `create`, or by the init before it
+/// became root of its user namespace).
+#[derive(Clone, Copy)]
+struct Prepared<'a> {
+    idmapped: Option<&'a Idmapped>,
+    /// A bind mount's source, held open.
+    source: Option<&'a OwnedFd>,
 }
 
 /// What is mounted at `rel` now, as an fd and its /proc/self/fd path: after a mount, the
@@ -123,12 +186,12 @@ struct Namespaces {
 fn mount_one(
     sys: &dyn Sys,
     root: &Root,
-    bundle: &Path,
     m: &Mount,
     o: &MountOptions,
-    idmapped: Option<&Idmapped>,
+    pre: Prepared,
     ns: Namespaces,
 ) -> Result<()> {
+    let idmapped = pre.idmapped;
     let (in_userns, cgroupns) = (ns.user, ns.cgroup);
     let kind = m.typ().as_deref().unwrap_or("none");
     let rel = m.destination();
@@ -147,13 +210,10 @@ fn mount_one(
         }
     }
     let bind = o.bind || kind == "bind";
-    let source = m.source().as_ref().map(|s| {
-        if bind && s.is_relative() {
-            bundle.join(s)
-        } else {
-            s.clone()
-        }
-    });
+    let source = match (bind, pre.source) {
+        (true, Some(fd)) => Some(proc_fd_path(fd.as_fd())),
+        _ => m.source().clone(),
+    };
     if bind {
         let src = source.ok_or_else(|| Error::Rootfs {
             path: rel.clone(),
@@ -528,7 +588,8 @@ mod tests {
         fs::create_dir(&rootfs).unwrap();
         let spec = spec_with(|_| {});
         let rec = Recorder::default();
-        prepare(&rec, &spec, &rootfs, dir.path(), &[]).unwrap();
+        let host = open_host_side(&rec, &spec, &rootfs, dir.path()).unwrap();
+        prepare(&rec, &spec, &host, &[]).unwrap();
         let calls = rec.calls.borrow();
         let r = rootfs.display();
         assert_eq!(calls[0], "mount --make-rslave /");
@@ -575,7 +636,8 @@ mod tests {
                 v["mounts"] = serde_json::json!([]);
             });
             let rec = Recorder::default();
-            prepare(&rec, &spec, &rootfs, dir.path(), &[]).unwrap();
+            let host = open_host_side(&rec, &spec, &rootfs, dir.path()).unwrap();
+            prepare(&rec, &spec, &host, &[]).unwrap();
             pivot_root(&rec, &spec, &rootfs).unwrap();
             let calls = rec.calls.borrow();
             assert_eq!(calls[0], first, "{value}");
@@ -594,7 +656,9 @@ mod tests {
         fs::create_dir(&rootfs).unwrap();
         std::os::unix::fs::symlink("/tmp", rootfs.join("proc")).unwrap();
         let spec = spec_with(|_| {});
-        let err = prepare(&Recorder::default(), &spec, &rootfs, dir.path(), &[]).unwrap_err();
+        let rec = Recorder::default();
+        let host = open_host_side(&rec, &spec, &rootfs, dir.path()).unwrap();
+        let err = prepare(&rec, &spec, &host, &[]).unwrap_err();
         assert!(err.to_string().contains("ordinary directory"), "{err}");
     }
 }

@@ -248,81 +248,28 @@ pub struct Idmapped {
     pub recursive: bool,
 }
 
-const OPEN_TREE_CLONE: u32 = 1;
-const OPEN_TREE_CLOEXEC: u32 = libc::O_CLOEXEC as u32;
-const AT_EMPTY_PATH: u32 = libc::AT_EMPTY_PATH as u32;
-const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
-/// Follow the target's symlinks: minc mounts onto /proc/self/fd/N (see sysops::inroot).
-const MOVE_MOUNT_T_SYMLINKS: u32 = 0x10;
-
-/// open_tree(2) OPEN_TREE_CLONE of `source` (with its submounts when `tree`), then
-/// mount_setattr(2) MOUNT_ATTR_IDMAP with the user namespace `userns` (on every mount of
-/// the copy when `all`): a detached copy in which a file owned by id N on disk belongs to
-/// whatever N maps to in `userns`.
+/// An idmapped copy of `source` (see `sysops::idmap::idmapped_tree`), errors naming it.
 pub fn idmapped_tree(
     source: &Path,
     userns: std::os::fd::BorrowedFd<'_>,
     tree: bool,
     all: bool,
 ) -> Result<std::os::fd::OwnedFd> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    let c = cstr(source);
-    let rec = |yes: bool| if yes { AT_RECURSIVE } else { 0 };
-    // SAFETY: valid path; the fd returned is ours.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec(tree),
+    sysops::idmap::idmapped_tree(source, userns, tree, all).map_err(|e| {
+        crate::error::Error::sys(
+            format!(
+                "idmap the mount of {} (its filesystem must support idmapped mounts, see mount_setattr(2))",
+                source.display()
+            ),
+            e,
         )
-    };
-    check(fd as i32, || format!("open_tree {}", source.display()))?;
-    // SAFETY: a fresh fd.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
-    // SAFETY: valid fd, empty path, attr struct of the size we pass.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            AT_EMPTY_PATH | rec(all),
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    check(r as i32, || {
-        format!(
-            "idmap the mount of {} (its filesystem must support idmapped mounts, see mount_setattr(2))",
-            source.display()
-        )
-    })?;
-    Ok(tree)
+    })
 }
 
 /// move_mount(2) of a detached tree onto `target`.
 pub fn move_tree(tree: std::os::fd::BorrowedFd<'_>, target: &Path) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    let t = cstr(target);
-    // SAFETY: valid fd and paths.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS,
-        )
-    };
-    check(r as i32, || format!("mount {}", shown(target).display())).map(|_| ())
+    sysops::idmap::move_tree(tree, target)
+        .map_err(|e| crate::error::Error::sys(format!("mount {}", shown(target).display()), e))
 }
 
 /// The mount(8) command that makes the same idmapped bind mount (util-linux 2.39 or later;

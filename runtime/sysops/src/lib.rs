@@ -10,6 +10,7 @@
 //! - [`private_dir`]: directories only their owner may enter, whatever the umask.
 //! - [`fs`]: files written atomically (temporary sibling + rename).
 //! - [`netns`]: entering a network namespace, on a scoped thread or in the calling thread.
+//! - [`idmap`]: idmapped mounts (open_tree, mount_setattr MOUNT_ATTR_IDMAP, move_mount).
 //!
 //! This crate depends on no other crate of the workspace; `minc` (runtime), `images` and
 //! `netsetup` depend on it. It never composes them.
@@ -17,6 +18,7 @@
 pub mod container;
 pub mod explain;
 pub mod fs;
+pub mod idmap;
 pub mod inroot;
 pub mod lock;
 pub mod netns;
