@@ -646,7 +646,7 @@ impl Store {
         // still mounted, a recursive removal would reach into the shared image layer.
         if let Ok(entries) = fs::read_dir(&mapped) {
             for e in entries.flatten() {
-                fs::remove_dir(e.path()).map_err(|err| Error::io(&e.path(), err))?;
+                fs::remove_dir(e.path()).map_err(|err| Error::io(e.path(), err))?;
             }
         }
         match fs::remove_dir(&mapped) {
