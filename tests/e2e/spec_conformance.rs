@@ -331,3 +331,140 @@ fn idmapped_mounts_translate_owners() {
     }
     b.assert_no_state();
 }
+
+#[test]
+fn run_userns_remaps_root_and_shows_the_image_through_idmapped_layers() {
+    if !minc_tests::sandbox("run_userns_remaps_root_and_shows_the_image_through_idmapped_layers") {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    // /etc/subuid and /etc/subgid only in this sandbox: an overlay of /etc.
+    let etc = minc_tests::tempdir();
+    let (upper, work) = (etc.path().join("upper"), etc.path().join("work"));
+    std::fs::create_dir(&upper).unwrap();
+    std::fs::create_dir(&work).unwrap();
+    let opts = format!(
+        "lowerdir=/etc,upperdir={},workdir={}",
+        upper.display(),
+        work.display()
+    );
+    minc_tests::run("mount", &["-t", "overlay", "-o", &opts, "overlay", "/etc"]);
+    std::fs::write("/etc/subuid", "root:300000:65536\nminc:200000:65536\n").unwrap();
+    std::fs::write("/etc/subgid", "minc:200000:65536\n").unwrap();
+
+    let d = minc_tests::docker_face::DockerFace::new(MINC);
+    d.busybox_image(&[]);
+    let script =
+        "id -u; cat /proc/self/uid_map; stat -c %u:%g /bin/busybox; touch /tmp/x && echo wrote";
+    let out = d.minc(&[
+        "run",
+        "--name",
+        "r1",
+        "--network",
+        "none",
+        "--userns",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "0", "root inside: {text}");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["0", "200000", "65536"],
+        "minc's range from /etc/subuid"
+    );
+    assert_eq!(
+        lines[2], "0:0",
+        "the image's files are root's inside: {text}"
+    );
+    assert_eq!(lines[3], "wrote");
+    d.ok(&["rm", "r1"]);
+    // On the host, what a running container writes belongs to the remapped root, its
+    // layers are idmapped mounts, and the image layers are as they were (host root's).
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "r2",
+            "--network",
+            "none",
+            "--userns",
+            "busybox",
+            "sh",
+            "-c",
+            "touch /tmp/x; sleep 100",
+        ])
+        .trim()
+        .to_string();
+    let x = d.data.join("containers").join(&id).join("upper/tmp/x");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !x.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never appeared",
+            x.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let m = std::fs::metadata(&x).unwrap();
+    assert_eq!((m.uid(), m.gid()), (200_000, 200_000));
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(mounts.contains(&format!("{id}/idmapped/0")), "{mounts}");
+    let mut layers = 0;
+    for layer in std::fs::read_dir(d.data.join("layers")).unwrap().flatten() {
+        let bb = layer.path().join("bin/busybox");
+        if bb.exists() {
+            assert_eq!(std::fs::metadata(bb).unwrap().uid(), 0);
+            layers += 1;
+        }
+    }
+    assert_eq!(layers, 1);
+    d.ok(&["rm", "-f", "r2"]);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains("/idmapped/"),
+        "idmapped layers left mounted:\n{mounts}"
+    );
+    assert_eq!(d.containers_left(), 0);
+
+    // --userns=host: the host's user namespace, as without the flag.
+    let out = d.minc(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--userns=host",
+        "busybox",
+        "cat",
+        "/proc/self/uid_map",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).split_whitespace().collect::<Vec<_>>(),
+        ["0", "0", "4294967295"]
+    );
+    // No range for minc or root: one line saying what to add; nothing left behind.
+    std::fs::write("/etc/subgid", "alice:100000:65536\n").unwrap();
+    let out = d.minc(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--userns",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("/etc/subgid has no range for minc or root"),
+        "{err}"
+    );
+    assert_eq!(d.containers_left(), 0);
+}

@@ -75,7 +75,7 @@ pub struct ImageRunArgs {
     pub tty: bool,
     /// host (default), or a user namespace: remap (the range /etc/subuid gives minc, else
     /// root) or START:COUNT
-    #[arg(long, num_args = 0..=1, default_missing_value = "remap", value_name = "host|remap|START:COUNT")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "remap", value_name = "host|remap|START:COUNT")]
     pub userns: Option<String>,
     #[command(flatten)]
     pub resources: super::cgroups::ResourceFlags,
