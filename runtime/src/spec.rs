@@ -84,6 +84,22 @@ fn validate(spec: &Spec) -> std::result::Result<(), String> {
         }
     }
     crate::idmap::validate(spec)?;
+    if let Some(l) = spec.linux() {
+        // What minc cannot apply is an error, never a silently weaker container.
+        if l.intel_rdt().is_some() {
+            return Err("linux.intelRdt: Intel RDT (resctrl) is not supported by minc".into());
+        }
+        if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+            return Err("linux.netDevices: moving host network devices in is not supported by minc".into());
+        }
+        // A mount label means nothing on a host without SELinux (crun ignores it there too);
+        // where SELinux runs, minc could not apply it.
+        if l.mount_label().as_ref().is_some_and(|m| !m.is_empty())
+            && Path::new("/sys/fs/selinux/enforce").exists()
+        {
+            return Err("linux.mountLabel: SELinux is not supported by minc".into());
+        }
+    }
     if let Some(hooks) = spec.hooks() {
         for (stage, list) in hook_stages(hooks) {
             for h in list {
@@ -352,6 +368,21 @@ mod tests {
         let json = with(|v| v["process"]["user"]["uid"] = "root".into());
         let err = load_str(&json, false).unwrap_err().to_string();
         assert!(err.contains("process.user.uid"), "{err}");
+    }
+
+    #[test]
+    fn what_minc_cannot_apply_is_refused() {
+        let json = with(|v| v["linux"]["intelRdt"] = serde_json::json!({"closID": "x"}));
+        let err = load_str(&json, false).unwrap_err().to_string();
+        assert!(err.contains("linux.intelRdt"), "{err}");
+        let json = with(|v| v["linux"]["netDevices"] = serde_json::json!({"eth1": {}}));
+        let err = load_str(&json, false).unwrap_err().to_string();
+        assert!(err.contains("linux.netDevices"), "{err}");
+        // A process is optional until start.
+        let json = with(|v| {
+            v.as_object_mut().unwrap().remove("process");
+        });
+        load_str(&json, false).unwrap();
     }
 
     #[test]
