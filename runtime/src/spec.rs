@@ -90,7 +90,9 @@ fn validate(spec: &Spec) -> std::result::Result<(), String> {
             return Err("linux.intelRdt: Intel RDT (resctrl) is not supported by minc".into());
         }
         if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-            return Err("linux.netDevices: moving host network devices in is not supported by minc".into());
+            return Err(
+                "linux.netDevices: moving host network devices in is not supported by minc".into(),
+            );
         }
         // A mount label means nothing on a host without SELinux (crun ignores it there too);
         // where SELinux runs, minc could not apply it.
