@@ -702,6 +702,23 @@ impl Store {
     /// with the container's own upper and work directories, or a flattened copy where
     /// overlayfs cannot be mounted.
     pub fn create_rootfs(&self, image: &Image, container_dir: &Path) -> Result<Rootfs> {
+        self.create_rootfs_mapped(image, container_dir, None)
+    }
+
+    /// Like [`Store::create_rootfs`], for a container in a user namespace: the layers are
+    /// stacked through idmapped mounts of them (the user namespace `userns` holds the
+    /// container's mappings), so the image's root-owned files belong to the container's
+    /// root without a chowned copy of any layer (`sysops::idmap`); the container's own
+    /// upper directory belongs to its root (`root`, host ids) and keeps what it writes under
+    /// the host ids it has. (overlayfs does its own work in the upper directory with the
+    /// mounter's credentials, which an idmapped upper would refuse.) The flattened copy,
+    /// where overlayfs is missing, is idmapped onto itself.
+    pub fn create_rootfs_mapped(
+        &self,
+        image: &Image,
+        container_dir: &Path,
+        userns: Option<(std::os::fd::BorrowedFd<'_>, (u32, u32))>,
+    ) -> Result<Rootfs> {
         let rootfs = container_dir.join("rootfs");
         let upper = container_dir.join("upper");
         let work = container_dir.join("work");
@@ -714,7 +731,18 @@ impl Store {
                 .map_err(|e| Error::io(d, e))?;
             set_mode(d, mode)?;
         }
-        let layers = self.ensure_layers(image)?;
+        let mut layers = self.ensure_layers(image)?;
+        if let Some((ns, (uid, gid))) = userns {
+            let mapped = container_dir.join(MAPPED);
+            for (i, layer) in layers.iter_mut().enumerate() {
+                let at = mapped.join(i.to_string());
+                attach_idmapped(layer, &at, ns)?;
+                *layer = at;
+            }
+            explain!("chown {uid}:{gid} {}", upper.display());
+            std::os::unix::fs::chown(&upper, Some(uid), Some(gid))
+                .map_err(|e| Error::io(&upper, e))?;
+        }
         let lower = layers
             .iter()
             .rev()
@@ -737,6 +765,9 @@ impl Store {
                 let _ = fs::remove_dir_all(&upper);
                 let _ = fs::remove_dir_all(&work);
                 self.unpack(image, &rootfs)?;
+                if let Some((ns, _)) = userns {
+                    attach_idmapped(&rootfs, &rootfs, ns)?;
+                }
                 Ok(Rootfs {
                     path: rootfs,
                     overlay: false,
@@ -745,20 +776,49 @@ impl Store {
         }
     }
 
-    /// Unmounts and removes a container's rootfs; idempotent.
+    /// Unmounts and removes a container's rootfs (and its idmapped layers); idempotent.
     pub fn remove_rootfs(container_dir: &Path) -> Result<()> {
         let rootfs = container_dir.join("rootfs");
-        let c = std::ffi::CString::new(rootfs.as_os_str().as_encoded_bytes()).unwrap_or_default();
-        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        if mounts
-            .lines()
-            .any(|l| l.split(' ').nth(4) == rootfs.to_str())
-        {
-            explain!("umount {}", rootfs.display());
+        let mapped = container_dir.join(MAPPED);
+        let points = || -> Vec<PathBuf> {
+            let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            info.lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .map(PathBuf::from)
+                .filter(|p| p == &rootfs || p.starts_with(&mapped))
+                .collect()
+        };
+        let umount = |p: &Path| -> Result<()> {
+            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap_or_default();
+            explain!("umount {}", p.display());
             // SAFETY: valid C string path.
             if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } < 0 {
-                return Err(Error::io(&rootfs, std::io::Error::last_os_error()));
+                return Err(Error::io(p, std::io::Error::last_os_error()));
             }
+            Ok(())
+        };
+        // The rootfs first (twice when an idmapped copy sits on a flattened copy), then the
+        // idmapped layers it was made of.
+        for _ in 0..2 {
+            if points().contains(&rootfs) {
+                umount(&rootfs)?;
+            }
+        }
+        for p in points() {
+            umount(&p)?;
+        }
+        // The idmapped layers' mount points are only ever removed empty (rmdir): were one
+        // still mounted, a recursive removal would reach into the shared image layer.
+        if let Ok(entries) = fs::read_dir(&mapped) {
+            for e in entries.flatten() {
+                fs::remove_dir(e.path()).map_err(|err| Error::io(e.path(), err))?;
+            }
+        }
+        match fs::remove_dir(&mapped) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(&mapped, e))
+            }
+            _ => {}
         }
         for d in ["rootfs", "upper", "work"] {
             let p = container_dir.join(d);
@@ -769,6 +829,24 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Where a user-namespaced container's idmapped layers are attached (`DIR/idmapped/N`).
+const MAPPED: &str = "idmapped";
+
+/// Attaches an idmapped copy of `source` at `at` (made if missing), with `userns`'s
+/// mappings.
+fn attach_idmapped(source: &Path, at: &Path, userns: std::os::fd::BorrowedFd<'_>) -> Result<()> {
+    use std::os::fd::AsFd;
+    fs::create_dir_all(at).map_err(|e| Error::io(at, e))?;
+    explain!(
+        "mount --bind -o X-mount.idmap=... {} {}   # an idmapped copy (open_tree, mount_setattr MOUNT_ATTR_IDMAP, move_mount)",
+        source.display(),
+        at.display()
+    );
+    let tree = sysops::idmap::idmapped_tree(source, userns, false, false)
+        .map_err(|e| Error::io(source, e))?;
+    sysops::idmap::move_tree(tree.as_fd(), at).map_err(|e| Error::io(at, e))
 }
 
 fn mount_overlay(target: &Path, data: &str) -> std::io::Result<()> {

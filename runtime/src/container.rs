@@ -215,6 +215,8 @@ impl Runtime {
     ) -> Result<(State, Option<OwnedFd>)> {
         // Compiled here, before the clone: the init only loads it.
         let seccomp = seccomp::for_spec(spec, &bundle.join("config.json"))?;
+        // Idmapped mounts need a privilege the init lacks: made here, moved in by the init.
+        let idmapped = crate::idmap::prepare(spec, bundle)?;
         let config_copy = dir.join("config.json");
         fs::copy(bundle.join("config.json"), &config_copy)
             .map_err(|e| Error::io(&config_copy, e))?;
@@ -278,6 +280,22 @@ impl Runtime {
         let mut undo_cgroup = cgroups::Undo(cg.as_ref());
         let join = cg.as_ref().map(|c| c.prepare_join()).transpose()?;
         let maps = crate::userns::new_userns(spec).then(|| crate::userns::Maps::of(spec));
+        // A user namespace joined by path while others are created: the init is cloned from
+        // inside it (userns::clone_inside), so they belong to it.
+        let inside = match crate::userns::clone_inside_of(spec) {
+            Some(path) => {
+                let path = path.to_path_buf();
+                let fd: OwnedFd = fs::File::open(&path)
+                    .map_err(|e| Error::io(&path, e))?
+                    .into();
+                unshare = Cmd::new("nsenter")
+                    .arg(format!("--user={}", path.display()))
+                    .arg("--")
+                    .args(unshare.words().iter().cloned());
+                Some((fd, path))
+            }
+            _ => None,
+        };
         if let Some(j) = &join {
             j.explain();
         }
@@ -296,12 +314,21 @@ impl Runtime {
         // SAFETY: checked single-threaded above (thread_count), and nothing below spawns a
         // thread before the fork. The init is born in the container's v2 cgroup when the
         // kernel can do that.
-        let (pid, born_in_v2) = match join.as_ref().and_then(|j| j.v2_dir.as_ref()) {
-            Some(dir) => match unsafe { sys::clone3_into_cgroup(flags, dir.as_raw_fd()) } {
+        let v2_dir = join.as_ref().and_then(|j| j.v2_dir.as_ref());
+        let (pid, born_in_v2) = match (&inside, v2_dir) {
+            (Some((userns, path)), dir) => {
+                match unsafe {
+                    crate::userns::clone_inside(userns, path, flags, dir.map(|d| d.as_raw_fd()))
+                } {
+                    Ok((pid, born)) => (Ok(pid), born),
+                    Err(e) => (Err(e), false),
+                }
+            }
+            (None, Some(dir)) => match unsafe { sys::clone3_into_cgroup(flags, dir.as_raw_fd()) } {
                 Ok(pid) => (Ok(pid), true),
                 Err(_) => (unsafe { sys::clone_fork(flags) }, false),
             },
-            None => (unsafe { sys::clone_fork(flags) }, false),
+            (None, None) => (unsafe { sys::clone_fork(flags) }, false),
         };
         if !matches!(pid, Ok(0)) {
             // Only the parent switches back: the init stays where it was born.
@@ -340,6 +367,7 @@ impl Runtime {
                 preserve_fds: opts.preserve_fds,
                 stdio: opts.stdio,
                 seccomp: seccomp.as_ref(),
+                idmapped: &idmapped,
                 console_size: opts
                     .console_size
                     .or_else(|| init::console::spec_size(spec::process(spec))),
@@ -350,6 +378,7 @@ impl Runtime {
         drop(theirs);
         drop(listener);
         drop(dmz);
+        drop(idmapped);
 
         let result = (|| {
             // The init joined its cgroup before anything else (it waits for Go below).

@@ -12,6 +12,7 @@ pub mod dmz;
 pub mod error;
 pub mod exec;
 pub mod hooks;
+pub mod idmap;
 pub mod init;
 pub mod ops;
 pub mod pty;

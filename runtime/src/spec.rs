@@ -56,22 +56,18 @@ pub fn load(bundle: &Path, strict: bool) -> Result<Spec> {
 
 /// What the spec requires beyond its JSON shape, and what minc does not support yet.
 fn validate(spec: &Spec) -> std::result::Result<(), String> {
-    let process = spec.process().as_ref().ok_or("no \"process\"")?;
-    validate_process(process)?;
+    // `process` is optional until `start` (the spec): a container without one is created,
+    // and starting it is an error.
+    if let Some(process) = spec.process() {
+        validate_process(process)?;
+    }
     let root = spec.root().as_ref().ok_or("no \"root\"")?;
     if root.path().as_os_str().is_empty() {
         return Err("root.path is empty".into());
     }
     for ns in namespaces(spec) {
-        if ns.typ() == LinuxNamespaceType::User {
-            if ns.path().is_none() {
-                crate::userns::Maps::of(spec).validate()?;
-            } else if namespaces(spec)
-                .iter()
-                .any(|n| n.path().is_none() && n.typ() != LinuxNamespaceType::User)
-            {
-                return Err("joining a user namespace by path while creating other namespaces is not supported yet (give every namespace a path, or create the user namespace)".into());
-            }
+        if ns.typ() == LinuxNamespaceType::User && ns.path().is_none() {
+            crate::userns::Maps::of(spec).validate()?;
         }
     }
     for m in spec.mounts().iter().flatten() {
@@ -80,6 +76,30 @@ fn validate(spec: &Spec) -> std::result::Result<(), String> {
                 "mount destination {} is not absolute",
                 m.destination().display()
             ));
+        }
+        let o = crate::init::mount_options(m.options().as_deref().unwrap_or(&[]));
+        if o.bind || m.typ().as_deref() == Some("bind") {
+            o.bind_data()
+                .map_err(|e| format!("mounts: {}: {e}", m.destination().display()))?;
+        }
+    }
+    crate::idmap::validate(spec)?;
+    if let Some(l) = spec.linux() {
+        // What minc cannot apply is an error, never a silently weaker container.
+        if l.intel_rdt().is_some() {
+            return Err("linux.intelRdt: Intel RDT (resctrl) is not supported by minc".into());
+        }
+        if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+            return Err(
+                "linux.netDevices: moving host network devices in is not supported by minc".into(),
+            );
+        }
+        // A mount label means nothing on a host without SELinux (crun ignores it there too);
+        // where SELinux runs, minc could not apply it.
+        if l.mount_label().as_ref().is_some_and(|m| !m.is_empty())
+            && Path::new("/sys/fs/selinux/enforce").exists()
+        {
+            return Err("linux.mountLabel: SELinux is not supported by minc".into());
         }
     }
     if let Some(hooks) = spec.hooks() {
@@ -185,9 +205,16 @@ pub fn hook_stages(h: &Hooks) -> [(&'static str, &[Hook]); 6] {
     ]
 }
 
-/// The validated process.
+/// The spec's process, or for a spec without one (see [`validate`]) an empty process with
+/// no arguments, which the init never runs.
 pub fn process(spec: &Spec) -> &Process {
-    spec.process().as_ref().expect("validated")
+    static NONE: std::sync::OnceLock<Process> = std::sync::OnceLock::new();
+    spec.process().as_ref().unwrap_or_else(|| {
+        NONE.get_or_init(|| {
+            serde_json::from_str(r#"{"cwd": "/", "user": {"uid": 0, "gid": 0}}"#)
+                .expect("a valid process")
+        })
+    })
 }
 
 /// The process's argv (validated non-empty).
@@ -343,6 +370,21 @@ mod tests {
         let json = with(|v| v["process"]["user"]["uid"] = "root".into());
         let err = load_str(&json, false).unwrap_err().to_string();
         assert!(err.contains("process.user.uid"), "{err}");
+    }
+
+    #[test]
+    fn what_minc_cannot_apply_is_refused() {
+        let json = with(|v| v["linux"]["intelRdt"] = serde_json::json!({"closID": "x"}));
+        let err = load_str(&json, false).unwrap_err().to_string();
+        assert!(err.contains("linux.intelRdt"), "{err}");
+        let json = with(|v| v["linux"]["netDevices"] = serde_json::json!({"eth1": {}}));
+        let err = load_str(&json, false).unwrap_err().to_string();
+        assert!(err.contains("linux.netDevices"), "{err}");
+        // A process is optional until start.
+        let json = with(|v| {
+            v.as_object_mut().unwrap().remove("process");
+        });
+        load_str(&json, false).unwrap();
     }
 
     #[test]

@@ -7,7 +7,14 @@
 //! as runc does; the init then becomes uid 0 of its namespace. An unprivileged user may map
 //! only its own uid (after writing `deny` to `/proc/PID/setgroups`); wider ranges from
 //! /etc/subuid go through the setuid helpers newuidmap(1) and newgidmap(1).
-//! Man pages: user_namespaces(7), subuid(5), newuidmap(1), unshare(1).
+//!
+//! A user namespace given by path is joined instead. Every other namespace belongs to the
+//! user namespace its creator was in, so when the container also gets new namespaces, the
+//! init must be cloned from *inside* the joined one: an intermediate process joins it
+//! (setns) and clones the init with CLONE_PARENT, so the init is still `create`'s child
+//! (runc's nsexec does the same with its stage-1 child). The caller itself cannot join:
+//! a process never leaves a user namespace it entered.
+//! Man pages: user_namespaces(7), subuid(5), newuidmap(1), unshare(1), setns(2), clone(2).
 
 use oci_spec::runtime::LinuxIdMapping;
 use sysops::explain::Cmd;
@@ -138,6 +145,47 @@ impl Maps {
     }
 }
 
+impl Maps {
+    /// A user namespace with these mappings and nothing in it, as an open fd: what an
+    /// idmapped mount takes (mount_setattr(2) MOUNT_ATTR_IDMAP only reads its mappings). A
+    /// child is cloned into a new user namespace, mapped, its namespace opened, and killed.
+    pub fn namespace(&self) -> Result<std::os::fd::OwnedFd> {
+        // SAFETY: create runs single-threaded (checked); the child only waits to be killed.
+        let pid = unsafe { crate::sys::clone_fork(libc::CLONE_NEWUSER) }?;
+        if pid == 0 {
+            loop {
+                // SAFETY: waiting for the parent's SIGKILL.
+                unsafe { libc::pause() };
+            }
+        }
+        let opened = self.write(pid).and_then(|_| {
+            let path = format!("/proc/{pid}/ns/user");
+            std::fs::File::open(&path)
+                .map(std::os::fd::OwnedFd::from)
+                .map_err(|e| Error::sys(format!("open {path}"), e))
+        });
+        // SAFETY: killing and reaping our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        opened
+    }
+
+    /// The mappings as mount(8)'s `X-mount.idmap=` value (util-linux 2.39):
+    /// `u:0:100000:65536 g:0:100000:65536`.
+    pub fn idmap_option(&self) -> String {
+        let one = |kind: &str, m: &[LinuxIdMapping]| {
+            m.iter()
+                .map(|r| format!("{kind}:{}:{}:{}", r.container_id(), r.host_id(), r.size()))
+                .collect::<Vec<_>>()
+        };
+        let mut all = one("u", &self.uid);
+        all.extend(one("g", &self.gid));
+        all.join(" ")
+    }
+}
+
 fn to_host(m: &[LinuxIdMapping], inside: u32) -> Option<u32> {
     m.iter().find_map(|r| {
         let off = inside.checked_sub(r.container_id())?;
@@ -148,6 +196,101 @@ fn to_host(m: &[LinuxIdMapping], inside: u32) -> Option<u32> {
 fn write_proc(pid: i32, file: &str, text: &str) -> Result<()> {
     let path = format!("/proc/{pid}/{file}");
     std::fs::write(&path, text).map_err(|e| Error::sys(format!("write {path}"), e))
+}
+
+/// The user namespace the spec joins by path, if any.
+pub fn joined(spec: &Spec) -> Option<&std::path::Path> {
+    spec::namespaces(spec)
+        .iter()
+        .find(|n| n.typ() == LinuxNamespaceType::User)
+        .and_then(|n| n.path().as_deref())
+}
+
+/// The user namespace joined by path that the init must be cloned inside of: when the spec
+/// also creates other namespaces (see the module docs).
+pub fn clone_inside_of(spec: &Spec) -> Option<&std::path::Path> {
+    let creates = spec::namespaces(spec)
+        .iter()
+        .any(|n| n.typ() != LinuxNamespaceType::User && n.path().is_none());
+    joined(spec).filter(|_| creates)
+}
+
+/// Clones the init inside the user namespace open at `userns` (see the module docs), with
+/// the namespaces of `flags` created there, and in the v2 cgroup `cgroup` when given and
+/// the kernel can. Returns as a clone does: 0 in the init, its PID in the caller; and
+/// whether it was born in the cgroup. The intermediate process never returns.
+///
+/// # Safety
+/// As `sys::clone_fork`: the process must be single-threaded.
+pub unsafe fn clone_inside(
+    userns: &std::os::fd::OwnedFd,
+    path: &std::path::Path,
+    flags: libc::c_int,
+    cgroup: Option<std::os::fd::RawFd>,
+) -> Result<(i32, bool)> {
+    use std::os::fd::AsRawFd;
+    let (rd, wr) = crate::sys::socketpair()?;
+    // SAFETY: the caller guarantees a single thread.
+    let mid = unsafe { crate::sys::clone_fork(0) }?;
+    if mid == 0 {
+        // The intermediate: join, become root there when root is mapped (as runc's nsexec;
+        // otherwise the ids stay the overflow ids until the process's user is set), clone.
+        // SAFETY: setns on an open namespace fd; plain id calls.
+        let joined = unsafe { libc::setns(userns.as_raw_fd(), libc::CLONE_NEWUSER) } == 0;
+        let reply: [i32; 2] = if !joined {
+            [
+                -std::io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EPERM),
+                0,
+            ]
+        } else {
+            unsafe {
+                libc::setresgid(0, 0, 0);
+                libc::setresuid(0, 0, 0);
+            }
+            let flags = flags | libc::CLONE_PARENT;
+            // SAFETY: still single-threaded.
+            let born =
+                cgroup.and_then(|fd| unsafe { crate::sys::clone3_into_cgroup(flags, fd) }.ok());
+            let pid = match born {
+                Some(pid) => Ok(pid),
+                None => unsafe { crate::sys::clone_fork(flags) },
+            };
+            match pid {
+                Ok(0) => return Ok((0, born.is_some())),
+                Ok(pid) => [pid, i32::from(born.is_some())],
+                Err(Error::Sys { err, .. }) => [-err.raw_os_error().unwrap_or(libc::EINVAL), 0],
+                Err(_) => [-libc::EINVAL, 0],
+            }
+        };
+        let bytes: Vec<u8> = reply.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        let _ = crate::sys::send(&wr, &bytes);
+        // SAFETY: leaving the forked copy without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    drop(wr);
+    let got = crate::sys::recv(&rd);
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(mid, std::ptr::null_mut(), 0) };
+    let got = got.map_err(|e| Error::sys("clone the init in the joined user namespace", e))?;
+    let word = |i: usize| {
+        got.get(i * 4..i * 4 + 4)
+            .map(|b| i32::from_ne_bytes(b.try_into().expect("4 bytes")))
+    };
+    match (word(0), word(1)) {
+        (Some(pid), Some(born)) if pid > 0 => Ok((pid, born != 0)),
+        (Some(e), _) if e < 0 => Err(Error::sys(
+            format!(
+                "join the user namespace {} and clone the init there",
+                path.display()
+            ),
+            std::io::Error::from_raw_os_error(-e),
+        )),
+        _ => Err(Error::Init(
+            "the process joining the user namespace died".into(),
+        )),
+    }
 }
 
 /// Whether the spec asks for a new user namespace (not one given by path).

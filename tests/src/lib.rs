@@ -26,7 +26,8 @@ use std::process::Command;
 
 pub use bundle::{child_of, mounts_under, open_fds, reap, stderr, stdout, stray_processes, Bundle};
 
-const SANDBOX_ENV: &str = "MINC_TEST_SANDBOX";
+/// The environment variable that names the sandbox a process runs in.
+pub const SANDBOX_ENV: &str = "MINC_TEST_SANDBOX";
 
 /// Enters the sandbox for the test `name` (its full path as libtest prints it, e.g.
 /// `lifecycle::run_exit_code`). Returns `true` inside the sandbox, where the test body runs;
@@ -45,35 +46,14 @@ pub fn sandbox(name: &str) -> bool {
         return true;
     }
     let exe = std::env::current_exe().expect("current_exe");
-    let cgroups = TestCgroups::new(name);
-    // `timeout` bounds a hung test; the PID namespace kills whatever it left running.
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(cgroups.enter_script())
-        .arg("sh")
-        .args([
-            "timeout",
-            "--kill-after=10",
-            "300",
-            "unshare",
-            "--net",
-            "--uts",
-            "--ipc",
-            "--mount",
-            "--propagation",
-            "private",
-            "--pid",
-            "--fork",
-            "--kill-child",
-            "--mount-proc",
-            "--",
-        ])
-        .arg(exe)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(SANDBOX_ENV, name)
-        .output()
-        .expect("run unshare (util-linux)");
-    cgroups.remove();
+    let mut cmd = sandboxed(
+        name,
+        300,
+        exe.as_os_str(),
+        ["--exact", name, "--nocapture", "--test-threads=1"],
+    );
+    let out = cmd.output().expect("run unshare (util-linux)");
+    drop(cmd); // removes the cgroup subtree
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     print!("{stdout}");
@@ -89,6 +69,82 @@ pub fn sandbox(name: &str) -> bool {
         "sandboxed test {name} did not run (wrong name?)"
     );
     false
+}
+
+/// A command that runs `program args` in a sandbox of its own named `name` (as a test's:
+/// network, mount, PID, UTS and IPC namespaces, and a cgroup subtree with a cgroup namespace
+/// rooted there), killed after `timeout_secs`. `program` must call [`enter_sandbox`] first
+/// when it finds itself inside (the environment variable [`SANDBOX_ENV`] is `name`). The
+/// cgroup subtree is removed when the returned value is dropped.
+pub fn sandboxed<I, S>(
+    name: &str,
+    timeout_secs: u32,
+    program: &std::ffi::OsStr,
+    args: I,
+) -> SandboxCommand
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let cgroups = TestCgroups::new(name);
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(cgroups.enter_script())
+        .arg("sh")
+        .args(["timeout", "--kill-after=10"])
+        .arg(timeout_secs.to_string())
+        .args([
+            "unshare",
+            "--net",
+            "--uts",
+            "--ipc",
+            "--mount",
+            "--propagation",
+            "private",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--mount-proc",
+            "--",
+        ])
+        .arg(program)
+        .args(args)
+        .env(SANDBOX_ENV, name);
+    SandboxCommand { cmd, cgroups }
+}
+
+/// A sandboxed command (see [`sandboxed`]); derefs to its [`Command`].
+pub struct SandboxCommand {
+    cmd: Command,
+    cgroups: TestCgroups,
+}
+
+impl std::ops::Deref for SandboxCommand {
+    type Target = Command;
+    fn deref(&self) -> &Command {
+        &self.cmd
+    }
+}
+
+impl std::ops::DerefMut for SandboxCommand {
+    fn deref_mut(&mut self) -> &mut Command {
+        &mut self.cmd
+    }
+}
+
+impl Drop for SandboxCommand {
+    fn drop(&mut self) {
+        self.cgroups.remove();
+    }
+}
+
+/// Inside a sandbox made by [`sandboxed`]: the name it was given, after preparing it (cgroup
+/// filesystems mounted again, loopback up, private /run/netns, /etc/netns, /run/minc and
+/// /var/lib/minc). `None` outside a sandbox.
+pub fn enter_sandbox() -> Option<String> {
+    let name = std::env::var(SANDBOX_ENV).ok()?;
+    prepare_inside();
+    Some(name)
 }
 
 /// Inside the sandbox: loopback up, and private /run/netns and /etc/netns so `ip netns add`

@@ -66,6 +66,10 @@ pub struct ImageRunArgs {
     /// Give the container a terminal (a pty of its own; Ctrl-P Ctrl-Q detaches)
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// host (default), or a user namespace: remap (the range /etc/subuid gives minc, else
+    /// root) or START:COUNT
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "remap", value_name = "host|remap|START:COUNT")]
+    pub userns: Option<String>,
     #[command(flatten)]
     pub resources: super::cgroups::ResourceFlags,
     // Volumes, mounts and pulling (issue 12): their own modules.
@@ -92,6 +96,7 @@ impl ImageRunArgs {
             || self.privileged
             || self.interactive
             || self.tty
+            || self.userns.is_some()
             || self.resources.any()
             || self.mounts.any()
             || self.pull.any()
@@ -139,6 +144,7 @@ pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String
     }
     a.resources.to_spec()?; // limits and devices are checked before anything is made
     let mount_reqs = super::volumes::requests(&a.mounts)?;
+    let remap = super::userns::parse(a.userns.as_deref(), Path::new("/etc"))?;
     let store = ctx.store()?;
     super::registry::before_run(&ctx.root, &ctx.data_root, &a.pull, image, &store)?;
     let img = store.resolve(image).map_err(|e| {
@@ -169,6 +175,7 @@ pub fn run(ctx: &Ctx, a: &ImageRunArgs, detach: bool, image: &str, cmd: &[String
         &store,
         &security,
         &mount_reqs,
+        remap,
     );
     match result {
         Ok(code) => Ok(code),
@@ -194,8 +201,16 @@ fn setup_and_start(
     store: &images::Store,
     security: &security::SecurityOpts,
     mount_reqs: &[super::volumes::MountReq],
+    remap: Option<super::userns::Remap>,
 ) -> Result<i32> {
-    let rootfs = store.create_rootfs(img, dir)?;
+    let rootfs = match &remap {
+        Some(r) => {
+            let ns = r.maps().namespace()?;
+            let root = (r.uid.0, r.gid.0);
+            store.create_rootfs_mapped(img, dir, Some((std::os::fd::AsFd::as_fd(&ns), root)))?
+        }
+        None => store.create_rootfs(img, dir)?,
+    };
     let image_volumes = img
         .config
         .config()
@@ -243,6 +258,9 @@ fn setup_and_start(
         serde_json::from_value(config["process"]["capabilities"]["bounding"].clone())?;
     if let Some(section) = security.seccomp_section(a.privileged, &bounding)? {
         config["linux"]["seccomp"] = section;
+    }
+    if let Some(r) = &remap {
+        r.apply(&mut config)?;
     }
     network::apply_spec(&net, &mut config)?;
     if a.tty {

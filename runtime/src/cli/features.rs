@@ -46,7 +46,7 @@ pub fn document() -> serde_json::Value {
             "apparmor": no,
             "selinux": no,
             "intelRdt": no,
-            "mountExtensions": {"idmap": no},
+            "mountExtensions": {"idmap": {"enabled": true}},
         },
         "annotations": {
             "io.github.minc.version": env!("CARGO_PKG_VERSION"),

@@ -25,6 +25,7 @@ mod registry;
 mod resolve;
 mod runc;
 mod security;
+mod userns;
 mod volume_store;
 mod volumes;
 

@@ -29,7 +29,7 @@ use crate::ops::{Linux, Stdio, Sys};
 use crate::pty;
 use crate::spec::{self, LinuxNamespaceType, Spec};
 
-pub use mount_options::KNOWN as KNOWN_MOUNT_OPTIONS;
+pub use mount_options::{parse as mount_options, KNOWN as KNOWN_MOUNT_OPTIONS};
 pub use process::{
     attributes, close_fds_on_exec, env_get, env_set, environment, find_executable, identity,
     reset_signals, rlimits, DEFAULT_PATH,
@@ -52,6 +52,8 @@ pub struct InitArgs<'a> {
     pub stdio: Option<[RawFd; 3]>,
     /// The compiled `linux.seccomp` filter (compiled by `create` before the clone).
     pub seccomp: Option<&'a crate::seccomp::Filter>,
+    /// The idmapped mounts `create` prepared, by index in the spec's mounts.
+    pub idmapped: &'a [Option<crate::ops::mount::Idmapped>],
     /// The terminal's size when `process.terminal` is set (the spec's consoleSize, or the
     /// caller's own terminal size when minc relays the terminal).
     pub console_size: Option<pty::Size>,
@@ -97,6 +99,15 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
         }
     };
 
+    // In a new user and mount namespace, what the init reaches on the host by path is
+    // opened now, while it still has its creator's access (rootfs::HostSide).
+    let new_mount_ns = spec::namespaces(spec)
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::Mount && n.path().is_none());
+    let mut host = None;
+    if crate::userns::new_userns(spec) && new_mount_ns {
+        host = Some(rootfs::open_host_side(sys, spec, a.rootfs, a.bundle)?);
+    }
     // The parent wrote our uid and gid maps before Go (that needs us dumpable when it is
     // not root): become root of the user namespace.
     if crate::userns::new_userns(spec) {
@@ -117,8 +128,18 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
 
     // 2. Namespaces given by path are joined (the new ones came with the clone; the PID
     //    namespace was joined around the clone itself).
-    for ns in spec::namespaces(spec) {
-        if let (Some(path), false) = (ns.path(), ns.typ() == LinuxNamespaceType::Pid) {
+    //    A user namespace the init was cloned inside of is joined already.
+    let inside = crate::userns::clone_inside_of(spec).is_some();
+    //    The user namespace first: the others' owners decide what the init may do in them.
+    let mut order: Vec<_> = spec::namespaces(spec).iter().collect();
+    order.sort_by_key(|n| n.typ() != LinuxNamespaceType::User);
+    for ns in order {
+        let done = match ns.typ() {
+            LinuxNamespaceType::Pid => true,
+            LinuxNamespaceType::User => inside,
+            _ => false,
+        };
+        if let (Some(path), false) = (ns.path(), done) {
             let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
             sys.setns(f.as_fd(), spec::ns_flag(ns.typ()), path)?;
         }
@@ -127,8 +148,13 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
     // 3. The root filesystem.
     let has_mount_ns = spec::has_namespace(spec, LinuxNamespaceType::Mount);
     if has_mount_ns {
-        rootfs::prepare(sys, spec, a.rootfs, a.bundle)?;
+        if host.is_none() {
+            host = Some(rootfs::open_host_side(sys, spec, a.rootfs, a.bundle)?);
+        }
+        rootfs::prepare(sys, spec, host.as_ref().expect("just set"), a.idmapped)?;
     }
+    // Without a process (allowed until start), only the container's environment is made.
+    let runs = spec.process().is_some();
     if let Some(adj) = process.oom_score_adj() {
         sys.write_file(Path::new("/proc/self/oom_score_adj"), &adj.to_string())?;
     }
@@ -145,11 +171,11 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
     for r in rlimits(process)? {
         sys.setrlimit(&r)?;
     }
-    for attr in attributes(spec)? {
-        sys.set_attr(&attr)?;
+    for attr in attributes(spec)?.iter().filter(|_| runs) {
+        sys.set_attr(attr)?;
     }
-    if has_mount_ns {
-        rootfs::pivot_root(sys, spec, a.rootfs)?;
+    if let Some(h) = host.as_ref().filter(|_| has_mount_ns) {
+        rootfs::pivot_root(sys, spec, &h.rootfs())?;
     } else {
         sys.chroot(a.rootfs)?;
     }
@@ -189,6 +215,12 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
         if let Some(d) = spec.domainname() {
             sys.setdomainname(d)?;
         }
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) && !runs {
+        rootfs::readonly_root(sys)?;
+    }
+    if !runs {
+        return no_process(a, report_to);
     }
     let cwd = process.cwd();
     if !cwd.exists() {
@@ -248,6 +280,22 @@ fn run(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
     reset_signals();
     load_seccomp(a.seccomp, id.no_new_privs, conn)?;
     Err(a.dmz.exec(conn.as_raw_fd(), &program, args, &env))
+}
+
+/// A container created without a process: ready like any other, and `start` is told there
+/// is nothing to run (the spec: start MUST generate an error if process was not set).
+fn no_process(a: &InitArgs, report_to: &mut Option<OwnedFd>) -> Result<Infallible> {
+    close_fds_on_exec(a.preserve_fds);
+    channel::send(&a.sock, &Msg::Ready)?;
+    let conn = accept(&a.listener)?;
+    match channel::recv(&conn)? {
+        Some(Msg::Start { .. }) => {}
+        _ => return Err(Error::Init("start went away".into())),
+    }
+    *report_to = Some(conn);
+    Err(Error::Init(
+        "config.json has no process: there is nothing to start".into(),
+    ))
 }
 
 /// Loads the container's seccomp filter when `now` (explained as a comment: no shell

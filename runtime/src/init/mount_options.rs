@@ -1,5 +1,13 @@
 //! Translating OCI mount options (`nosuid`, `ro`, `rbind`, `mode=755`, ...) into mount(2)
 //! flags, propagation changes and the filesystem-specific data string.
+//!
+//! No option is passed on blindly or dropped without a word. The generic ones (mount(8)'s
+//! flags, propagation, the runtime spec's recursive attributes, `bind`, `tmpcopyup`,
+//! `idmap`) are minc's; everything else belongs to the filesystem being mounted, which is
+//! the only one that knows its options: the kernel checks each (and when it refuses one,
+//! minc names it, see `ops::mount::rejected_option`). A bind mount makes no filesystem, so
+//! there a word minc does not know is an error, and a `key=value` (which runc hands to
+//! mount(2), where a bind ignores it) is ignored with a warning that names it.
 
 /// A mount's options, split the way mount(2) wants them.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -16,15 +24,20 @@ pub struct MountOptions {
     pub recursive: bool,
     /// Everything else, comma-joined, passed to the filesystem (`mode=755,size=65536k`).
     pub data: String,
+    /// `idmap` (`ridmap`: with `recursive_idmap`): an idmapped mount, with the mount's
+    /// uidMappings/gidMappings or the container's user namespace.
+    pub idmap: bool,
+    pub recursive_idmap: bool,
     /// The recursive attributes (`rro`, `rnosuid`, ...): MOUNT_ATTR_* to set and to clear on
     /// the mount and every mount below it, with mount_setattr(2).
     pub attr_set: u64,
     pub attr_clear: u64,
 }
 
-/// Every option `parse` understands (anything else goes to the filesystem as data); what
+/// Every option `parse` understands itself (anything else belongs to the filesystem); what
 /// `minc features` reports as mountOptions.
 pub const KNOWN: &[&str] = &[
+    "acl",
     "async",
     "atime",
     "bind",
@@ -33,15 +46,23 @@ pub const KNOWN: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
+    "iversion",
+    "lazytime",
+    "loud",
     "mand",
+    "noacl",
     "noatime",
     "nodev",
     "nodiratime",
     "noexec",
+    "noiversion",
+    "nolazytime",
     "nomand",
     "norelatime",
     "nostrictatime",
     "nosuid",
+    "nosymfollow",
     "private",
     "ratime",
     "rbind",
@@ -50,6 +71,7 @@ pub const KNOWN: &[&str] = &[
     "relatime",
     "remount",
     "rexec",
+    "ridmap",
     "rnoatime",
     "rnodev",
     "rnodiratime",
@@ -71,12 +93,18 @@ pub const KNOWN: &[&str] = &[
     "runbindable",
     "rw",
     "shared",
+    "silent",
     "slave",
     "strictatime",
     "suid",
+    "symfollow",
     "sync",
+    "tmpcopyup",
     "unbindable",
 ];
+
+/// MS_NOSYMFOLLOW (Linux 5.10; not in every libc crate yet).
+const MS_NOSYMFOLLOW: libc::c_ulong = 256;
 
 pub fn parse(options: &[String]) -> MountOptions {
     let mut o = MountOptions::default();
@@ -105,6 +133,25 @@ pub fn parse(options: &[String]) -> MountOptions {
             "strictatime" => (libc::MS_STRICTATIME, 0),
             "nostrictatime" => (0, libc::MS_STRICTATIME),
             "remount" => (libc::MS_REMOUNT, 0),
+            "nosymfollow" => (MS_NOSYMFOLLOW, 0),
+            "symfollow" => (0, MS_NOSYMFOLLOW),
+            "lazytime" => (libc::MS_LAZYTIME, 0),
+            "nolazytime" => (0, libc::MS_LAZYTIME),
+            "iversion" => (libc::MS_I_VERSION, 0),
+            "noiversion" => (0, libc::MS_I_VERSION),
+            "acl" => (libc::MS_POSIXACL, 0),
+            "noacl" => (0, libc::MS_POSIXACL),
+            "silent" => (libc::MS_SILENT, 0),
+            "loud" => (0, libc::MS_SILENT),
+            "idmap" => {
+                o.idmap = true;
+                (0, 0)
+            }
+            "ridmap" => {
+                o.idmap = true;
+                o.recursive_idmap = true;
+                (0, 0)
+            }
             "defaults" => (0, 0),
             "tmpcopyup" => {
                 o.tmpcopyup = true;
@@ -144,6 +191,23 @@ pub fn parse(options: &[String]) -> MountOptions {
     }
     o.data = data.join(",");
     o
+}
+
+impl MountOptions {
+    /// The filesystem options of a bind mount, which makes no filesystem: a word minc does
+    /// not know is an error naming it; `key=value` options are returned, to be ignored with
+    /// a warning (runc passes them to mount(2), which ignores them for a bind mount).
+    pub fn bind_data(&self) -> Result<Vec<&str>, String> {
+        let mut ignored = Vec::new();
+        for opt in self.data.split(',').filter(|o| !o.is_empty()) {
+            if opt.contains('=') {
+                ignored.push(opt);
+            } else {
+                return Err(format!("unknown mount option {opt:?}"));
+            }
+        }
+        Ok(ignored)
+    }
 }
 
 /// The recursive mount attributes of the runtime spec (`rro`, `rnosuid`, ...), as the
@@ -213,6 +277,20 @@ mod tests {
             assert_eq!(parse(&opts(&[k])).data, "", "{k} is passed as data");
         }
         assert_eq!(parse(&opts(&["mode=755"])).data, "mode=755");
+    }
+
+    #[test]
+    fn bind_mounts_refuse_unknown_words_and_ignore_filesystem_data() {
+        let o = parse(&opts(&["rbind", "mode=755", "size=1k", "ro"]));
+        assert_eq!(o.bind_data().unwrap(), ["mode=755", "size=1k"]);
+        let o = parse(&opts(&["bind", "rnosiud"]));
+        assert_eq!(
+            o.bind_data().unwrap_err(),
+            "unknown mount option \"rnosiud\""
+        );
+        let o = parse(&opts(&["rbind", "ridmap", "nosymfollow"]));
+        assert!(o.idmap && o.recursive_idmap && o.bind_data().unwrap().is_empty());
+        assert_eq!(o.flags, MS_NOSYMFOLLOW);
     }
 
     #[test]

@@ -13,13 +13,14 @@
 
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use sysops::inroot::{proc_fd_path, Dir, Root, Target};
 
 use super::mount_options::{self, MountOptions};
 use crate::error::{Error, Result};
-use crate::ops::mount::MOUNT_ATTR_RDONLY;
+use crate::ops::mount::{Idmapped, MOUNT_ATTR_RDONLY};
 use crate::ops::{MountArgs, Sys};
 use crate::spec::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 
@@ -51,8 +52,32 @@ fn propagation(spec: &Spec, rootfs: &Path) -> Result<Propagation> {
     })
 }
 
-/// Prepares everything under `rootfs` that must happen before pivot_root.
-pub fn prepare(sys: &dyn Sys, spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<()> {
+/// What the init reaches on the host side by path: the rootfs (bound onto itself, and held
+/// as an fd) and the sources of the spec's bind mounts, each held as an O_PATH fd. A
+/// container in a new user namespace opens them before it becomes root there: its root is
+/// an unprivileged host uid that could not walk the runtime's private directories
+/// (`/var/lib/minc` is 0700), while the init, until then, still has its creator's access.
+pub struct HostSide {
+    root: Root,
+    /// The sources of the bind mounts, by index in the spec's mounts.
+    sources: Vec<Option<OwnedFd>>,
+}
+
+impl HostSide {
+    /// The rootfs, through its fd (for pivot_root).
+    pub fn rootfs(&self) -> PathBuf {
+        proc_fd_path(self.root.as_fd())
+    }
+}
+
+/// The first steps: propagation, the rootfs bound onto itself, and what the later ones
+/// reach on the host side (see [`HostSide`]).
+pub fn open_host_side(
+    sys: &dyn Sys,
+    spec: &Spec,
+    rootfs: &Path,
+    bundle: &Path,
+) -> Result<HostSide> {
     // Keep our mounts from reaching the host. `shared` and `unbindable` are applied to the
     // new root after pivot_root (which refuses shared mounts); until then the tree is a
     // slave of the host's, so host mounts still arrive as the spec's slave/shared promise.
@@ -66,22 +91,53 @@ pub fn prepare(sys: &dyn Sys, spec: &Spec, rootfs: &Path, bundle: &Path) -> Resu
     ))?;
     // pivot_root needs the new root to be a mount point.
     sys.mount(&MountArgs::bind(rootfs, rootfs, true))?;
-
     // From here on every path under the rootfs is resolved inside it, from an fd.
     let root = Root::open(rootfs).map_err(|e| Error::io(rootfs, e))?;
-    let mut dev_bound = false;
-    let cgroupns = crate::spec::has_namespace(spec, crate::spec::LinuxNamespaceType::Cgroup);
+    let mut sources = Vec::new();
     for m in spec.mounts().iter().flatten() {
         let o = mount_options::parse(m.options().as_deref().unwrap_or(&[]));
-        mount_one(
-            sys,
-            &root,
-            bundle,
-            m,
-            &o,
-            crate::userns::in_userns(spec),
-            cgroupns,
-        )?;
+        let src = match m.source() {
+            Some(s) if o.bind || m.typ().as_deref() == Some("bind") => s,
+            _ => {
+                sources.push(None);
+                continue;
+            }
+        };
+        let src = if src.is_relative() {
+            bundle.join(src)
+        } else {
+            src.clone()
+        };
+        let fd = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+            .open(&src)
+            .map_err(|e| Error::io(&src, e))?;
+        sources.push(Some(fd.into()));
+    }
+    Ok(HostSide { root, sources })
+}
+
+/// Prepares everything under the rootfs that must happen before pivot_root.
+pub fn prepare(
+    sys: &dyn Sys,
+    spec: &Spec,
+    host: &HostSide,
+    idmapped: &[Option<Idmapped>],
+) -> Result<()> {
+    let root = &host.root;
+    let mut dev_bound = false;
+    let ns = Namespaces {
+        user: crate::userns::in_userns(spec),
+        cgroup: crate::spec::has_namespace(spec, crate::spec::LinuxNamespaceType::Cgroup),
+    };
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let o = mount_options::parse(m.options().as_deref().unwrap_or(&[]));
+        let pre = Prepared {
+            idmapped: idmapped.get(i).and_then(Option::as_ref),
+            source: host.sources.get(i).and_then(Option::as_ref),
+        };
+        mount_one(sys, root, m, &o, pre, ns)?;
         if m.destination() == Path::new("/dev") && o.bind {
             dev_bound = true;
         }
@@ -92,9 +148,18 @@ pub fn prepare(sys: &dyn Sys, spec: &Spec, rootfs: &Path, bundle: &Path) -> Resu
             .as_ref()
             .and_then(|l| l.devices().clone())
             .unwrap_or_default();
-        create_devices(sys, &root, &devices, crate::userns::in_userns(spec))?;
+        create_devices(sys, root, &devices, crate::userns::in_userns(spec))?;
     }
     Ok(())
+}
+
+/// What a mount takes that was made or opened before (by `create`, or by the init before it
+/// became root of its user namespace).
+#[derive(Clone, Copy)]
+struct Prepared<'a> {
+    idmapped: Option<&'a Idmapped>,
+    /// A bind mount's source, held open.
+    source: Option<&'a OwnedFd>,
 }
 
 /// What is mounted at `rel` now, as an fd and its /proc/self/fd path: after a mount, the
@@ -108,16 +173,26 @@ fn reopen(root: &Root, rel: &Path) -> Result<(OwnedFd, PathBuf)> {
     Ok((fd, path))
 }
 
+/// The container's namespaces that change how a mount is made.
+#[derive(Clone, Copy)]
+struct Namespaces {
+    /// In a user namespace (flags a more privileged one set are locked).
+    user: bool,
+    /// In a cgroup namespace (cgroupfs mounts show it as their root).
+    cgroup: bool,
+}
+
 /// Performs one entry of the spec's `mounts`.
 fn mount_one(
     sys: &dyn Sys,
     root: &Root,
-    bundle: &Path,
     m: &Mount,
     o: &MountOptions,
-    in_userns: bool,
-    cgroupns: bool,
+    pre: Prepared,
+    ns: Namespaces,
 ) -> Result<()> {
+    let idmapped = pre.idmapped;
+    let (in_userns, cgroupns) = (ns.user, ns.cgroup);
     let kind = m.typ().as_deref().unwrap_or("none");
     let rel = m.destination();
     // proc and sysfs only on ordinary directories: a symlink there (planted by an image) could
@@ -135,23 +210,26 @@ fn mount_one(
         }
     }
     let bind = o.bind || kind == "bind";
-    let source = m.source().as_ref().map(|s| {
-        if bind && s.is_relative() {
-            bundle.join(s)
-        } else {
-            s.clone()
-        }
-    });
+    let source = match (bind, pre.source) {
+        (true, Some(fd)) => Some(proc_fd_path(fd.as_fd())),
+        _ => m.source().clone(),
+    };
     if bind {
         let src = source.ok_or_else(|| Error::Rootfs {
             path: rel.clone(),
             reason: "bind mount without a source".into(),
         })?;
-        if !o.data.is_empty() {
-            return Err(Error::Rootfs {
-                path: rel.clone(),
-                reason: format!("unknown mount option(s) {:?} for a bind mount", o.data),
-            });
+        // Checked by spec::load; what is left is key=value data, which a bind ignores.
+        let ignored = o.bind_data().map_err(|reason| Error::Rootfs {
+            path: rel.clone(),
+            reason,
+        })?;
+        if !ignored.is_empty() {
+            tracing::warn!(
+                "mount {}: ignoring {} (a bind mount makes no filesystem to give options to)",
+                rel.display(),
+                ignored.join(",")
+            );
         }
         let meta = fs::metadata(&src).map_err(|e| Error::io(&src, e))?;
         let kind = if meta.is_dir() {
@@ -160,11 +238,14 @@ fn mount_one(
             Target::File
         };
         let target = sys.mount_target(root, rel, kind)?;
-        sys.mount(&MountArgs::bind(
-            &src,
-            &proc_fd_path(target.as_fd()),
-            o.recursive,
-        ))?;
+        match idmapped {
+            Some(tree) => sys.mount_idmapped(tree, &proc_fd_path(target.as_fd()))?,
+            None => sys.mount(&MountArgs::bind(
+                &src,
+                &proc_fd_path(target.as_fd()),
+                o.recursive,
+            ))?,
+        }
         // A bind mount ignores flags on its first call: apply them with a remount, which
         // changes the top mount only (`ro` on an rbind is runc's behaviour too: the
         // recursive form is `rro`).
@@ -286,15 +367,16 @@ fn mount_fs(
         },
         _ => sys.mount(&MountArgs::fs(kind, src, dest, o.flags, &o.data)),
     };
-    // EINVAL from a filesystem usually means an option it does not take: name them.
+    // EINVAL from a filesystem usually means an option it does not take: name it.
     match result {
         Err(Error::Sys { what, err })
             if err.raw_os_error() == Some(libc::EINVAL) && !o.data.is_empty() =>
         {
-            Err(Error::Sys {
-                what: format!("{what} (type {kind}, options {:?})", o.data),
-                err,
-            })
+            let what = match crate::ops::mount::rejected_option(kind, &o.data) {
+                Some((opt, why)) => format!("{what}: {kind} does not take option {opt:?} ({why})"),
+                None => format!("{what} (type {kind}, options {:?})", o.data),
+            };
+            Err(Error::Sys { what, err })
         }
         other => other,
     }
@@ -506,7 +588,8 @@ mod tests {
         fs::create_dir(&rootfs).unwrap();
         let spec = spec_with(|_| {});
         let rec = Recorder::default();
-        prepare(&rec, &spec, &rootfs, dir.path()).unwrap();
+        let host = open_host_side(&rec, &spec, &rootfs, dir.path()).unwrap();
+        prepare(&rec, &spec, &host, &[]).unwrap();
         let calls = rec.calls.borrow();
         let r = rootfs.display();
         assert_eq!(calls[0], "mount --make-rslave /");
@@ -553,7 +636,8 @@ mod tests {
                 v["mounts"] = serde_json::json!([]);
             });
             let rec = Recorder::default();
-            prepare(&rec, &spec, &rootfs, dir.path()).unwrap();
+            let host = open_host_side(&rec, &spec, &rootfs, dir.path()).unwrap();
+            prepare(&rec, &spec, &host, &[]).unwrap();
             pivot_root(&rec, &spec, &rootfs).unwrap();
             let calls = rec.calls.borrow();
             assert_eq!(calls[0], first, "{value}");
@@ -572,7 +656,9 @@ mod tests {
         fs::create_dir(&rootfs).unwrap();
         std::os::unix::fs::symlink("/tmp", rootfs.join("proc")).unwrap();
         let spec = spec_with(|_| {});
-        let err = prepare(&Recorder::default(), &spec, &rootfs, dir.path()).unwrap_err();
+        let rec = Recorder::default();
+        let host = open_host_side(&rec, &spec, &rootfs, dir.path()).unwrap();
+        let err = prepare(&rec, &spec, &host, &[]).unwrap_err();
         assert!(err.to_string().contains("ordinary directory"), "{err}");
     }
 }

@@ -39,6 +39,9 @@ pub trait Sys {
     /// mount_setattr(2): set or clear mount attributes (MOUNT_ATTR_*), optionally on the whole
     /// subtree.
     fn mount_setattr(&self, target: &Path, set: u64, clear: u64, recursive: bool) -> Result<()>;
+    /// Puts an idmapped copy of a mount (prepared by `create`, see `crate::idmap`) in place
+    /// at `target` (move_mount(2)).
+    fn mount_idmapped(&self, m: &mount::Idmapped, target: &Path) -> Result<()>;
     /// umount2(2).
     fn umount(&self, target: &Path, flags: libc::c_int) -> Result<()>;
     /// pivot_root(".", ".") in `new_root`: the new root and the old one stacked on it.
@@ -142,6 +145,13 @@ impl Sys for Linux {
             mount::render_setattr(&shown(target), set, clear, recursive);
         }
         mount::setattr(target, set, clear, recursive)
+    }
+
+    fn mount_idmapped(&self, m: &mount::Idmapped, target: &Path) -> Result<()> {
+        if explain::enabled() {
+            mount::render_idmapped(m, target).emit();
+        }
+        mount::move_tree(m.tree.as_fd(), target)
     }
 
     fn umount(&self, target: &Path, flags: libc::c_int) -> Result<()> {
@@ -495,6 +505,9 @@ impl Sys for Recorder {
             "mount_setattr {} +{set:#x} -{clear:#x} recursive={recursive}",
             shown(target).display()
         ))
+    }
+    fn mount_idmapped(&self, m: &mount::Idmapped, target: &Path) -> Result<()> {
+        self.push(mount::render_idmapped(m, target).render())
     }
     fn umount(&self, target: &Path, flags: libc::c_int) -> Result<()> {
         self.push(format!("umount {} {flags}", shown(target).display()))

@@ -147,6 +147,11 @@ const FLAG_NAMES: &[(libc::c_ulong, &str)] = &[
     (libc::MS_NODIRATIME, "nodiratime"),
     (libc::MS_RELATIME, "relatime"),
     (libc::MS_STRICTATIME, "strictatime"),
+    (256, "nosymfollow"), // MS_NOSYMFOLLOW
+    (libc::MS_LAZYTIME, "lazytime"),
+    (libc::MS_I_VERSION, "iversion"),
+    (libc::MS_POSIXACL, "acl"),
+    (libc::MS_SILENT, "silent"),
 ];
 
 fn flag_options(flags: libc::c_ulong) -> Vec<String> {
@@ -228,6 +233,108 @@ pub fn setattr(target: &Path, set: u64, clear: u64, recursive: bool) -> Result<(
         format!("change mount attributes of {}", shown(target).display())
     })
     .map(|_| ())
+}
+
+/// An idmapped copy of a mount, detached, ready to be put in place (see `crate::idmap`).
+#[derive(Debug)]
+pub struct Idmapped {
+    /// The detached mount tree (open_tree(2) with OPEN_TREE_CLONE).
+    pub tree: std::os::fd::OwnedFd,
+    /// What it is a copy of.
+    pub source: PathBuf,
+    /// The mappings, as mount(8)'s X-mount.idmap= value.
+    pub map: String,
+    /// With everything mounted below the source (`ridmap`).
+    pub recursive: bool,
+}
+
+/// An idmapped copy of `source` (see `sysops::idmap::idmapped_tree`), errors naming it.
+pub fn idmapped_tree(
+    source: &Path,
+    userns: std::os::fd::BorrowedFd<'_>,
+    tree: bool,
+    all: bool,
+) -> Result<std::os::fd::OwnedFd> {
+    sysops::idmap::idmapped_tree(source, userns, tree, all).map_err(|e| {
+        crate::error::Error::sys(
+            format!(
+                "idmap the mount of {} (its filesystem must support idmapped mounts, see mount_setattr(2))",
+                source.display()
+            ),
+            e,
+        )
+    })
+}
+
+/// move_mount(2) of a detached tree onto `target`.
+pub fn move_tree(tree: std::os::fd::BorrowedFd<'_>, target: &Path) -> Result<()> {
+    sysops::idmap::move_tree(tree, target)
+        .map_err(|e| crate::error::Error::sys(format!("mount {}", shown(target).display()), e))
+}
+
+/// The mount(8) command that makes the same idmapped bind mount (util-linux 2.39 or later;
+/// older ones ignore the X-mount option and make a plain bind mount).
+pub fn render_idmapped(m: &Idmapped, target: &Path) -> Cmd {
+    Cmd::new("mount")
+        .arg(if m.recursive { "--rbind" } else { "--bind" })
+        .arg("-o")
+        .arg(format!("X-mount.idmap={}", m.map))
+        .arg(&m.source)
+        .arg(shown(target))
+        .note("an idmapped copy made by minc with open_tree(2) and mount_setattr(2) MOUNT_ATTR_IDMAP, moved into place with move_mount(2)")
+}
+
+/// Which of `data`'s options the filesystem type `fstype` refuses, with the kernel's words
+/// for it. mount(2) answers a bad option with a bare EINVAL; here each option is handed on
+/// its own to a fresh filesystem context (fsopen(2), fsconfig(2): nothing is mounted), so the
+/// kernel names the one it does not take. Only called to explain a mount that failed.
+pub fn rejected_option(fstype: &str, data: &str) -> Option<(String, String)> {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    let ty = cstring(fstype);
+    // SAFETY: valid C string; the fd returned is ours.
+    let fd = unsafe { libc::syscall(libc::SYS_fsopen, ty.as_ptr(), FSOPEN_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a fresh fd.
+    let mut ctx = unsafe { std::fs::File::from_raw_fd(fd as i32) };
+    for opt in data.split(',').filter(|o| !o.is_empty()) {
+        let (key, value) = match opt.split_once('=') {
+            Some((k, v)) => (cstring(k), Some(cstring(v))),
+            None => (cstring(opt), None),
+        };
+        let cmd = if value.is_some() {
+            FSCONFIG_SET_STRING
+        } else {
+            FSCONFIG_SET_FLAG
+        };
+        // SAFETY: valid fd and C strings (or null for a flag).
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fd,
+                cmd,
+                key.as_ptr(),
+                value.as_ref().map_or(std::ptr::null(), |v| v.as_ptr()),
+                0,
+            )
+        };
+        if r < 0 {
+            let err = std::io::Error::last_os_error();
+            // The filesystem's own message, when it left one ("e tmpfs: Bad value for 'size'").
+            let mut buf = [0u8; 512];
+            let said = match ctx.read(&mut buf) {
+                Ok(n) if n > 2 => String::from_utf8_lossy(&buf[2..n]).trim().to_string(),
+                _ => err.to_string(),
+            };
+            return Some((opt.to_string(), said));
+        }
+    }
+    None
 }
 
 /// Explains a mount_setattr call as the remount that does the same to the top mount.

@@ -11,6 +11,7 @@
 //! - [`fs`]: files written atomically (temporary sibling + rename).
 //! - [`netns`]: entering a network namespace, on a scoped thread or in the calling thread.
 //! - [`copy`]: `cp -a` between two directories held as fds, never following a symlink.
+//! - [`idmap`]: idmapped mounts (open_tree, mount_setattr MOUNT_ATTR_IDMAP, move_mount).
 //!
 //! This crate depends on no other crate of the workspace; `minc` (runtime), `images` and
 //! `netsetup` depend on it. It never composes them.
@@ -19,6 +20,7 @@ pub mod container;
 pub mod copy;
 pub mod explain;
 pub mod fs;
+pub mod idmap;
 pub mod inroot;
 pub mod lock;
 pub mod netns;
