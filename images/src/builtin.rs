@@ -53,7 +53,7 @@ pub fn store(store: &Store) -> Result<()> {
         "config": {
             "Entrypoint": ["/echo-server"],
             "ExposedPorts": {"8000/tcp": {}},
-            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Env": [format!("PATH={}", sysops::container::DEFAULT_PATH)],
             "WorkingDir": "/"
         },
         "rootfs": {"type": "layers", "diff_ids": [digest.clone()]}

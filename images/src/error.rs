@@ -6,12 +6,9 @@ use std::path::PathBuf;
 pub enum Error {
     #[error("image {0} not found")]
     NotFound(String),
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    // The io::Error is in the message and not the `source()`: the CLI prints the chain.
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("blob {expected}: digest mismatch (got {actual})")]
     DigestMismatch { expected: String, actual: String },
     #[error("{what}: {reason}")]
@@ -37,10 +34,10 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+    pub fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Error {
         Error::Io {
             path: path.into(),
-            source,
+            err,
         }
     }
 

@@ -35,7 +35,7 @@ pub use options::{
     ENV_MAX_LAYER_ENTRIES, ENV_MAX_LAYER_SIZE,
 };
 pub use reference::ImageName;
-pub use spec::{default_spec, lookup_user, runtime_spec, RunOptions, PRIVILEGED};
+pub use spec::{lookup_user, runtime_spec, RunOptions, PRIVILEGED};
 pub use store::{local_name, BlobWriter, Image, ImageRef, ImageSummary, Rootfs, Store};
 
 /// The echo-server program of the built-in image: a static binary built by build.rs.

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::capabilities::{self, DEFAULT};
+use crate::capabilities;
 use crate::error::{Error, Result};
 use crate::store::Image;
 
@@ -40,47 +40,16 @@ pub struct RunOptions {
 /// The annotation that marks a `--privileged` container's spec.
 pub const PRIVILEGED: &str = "org.minc.privileged";
 
-/// A runc-like default spec (process `sh`, rootfs `rootfs`) as JSON.
-fn defaults() -> Value {
-    json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": false,
-            "user": {"uid": 0, "gid": 0},
-            "args": ["sh"],
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            "cwd": "/",
-            "capabilities": {"bounding": DEFAULT, "effective": DEFAULT, "permitted": DEFAULT},
-            "noNewPrivileges": false
-        },
-        "root": {"path": "rootfs", "readonly": false},
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
-        ],
-        "linux": {
-            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
-            // Deny every device; the runtime appends Docker's and runc's allowlist (null,
-            // zero, full, random, urandom, tty, console, ptmx, pts, mknod of any node).
-            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
-            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
-            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
-        }
-    })
-}
-
-pub fn default_spec() -> oci_spec::runtime::Spec {
-    serde_json::from_value(defaults()).expect("the default spec is valid")
-}
-
 /// The runtime spec for running `image` from `rootfs` with the user's options.
+///
+/// `base` is the runtime's own default spec (what `minc spec` writes, as `runc spec`): its
+/// mounts, namespaces, masked and read-only paths and device rules are kept, so there is
+/// one default for both faces. What Docker does differently is set here: the process comes
+/// from the image and the flags; Docker's capabilities, with no ambient ones; `no-new-privileges`
+/// off unless asked; a writable root (`--read-only` is the caller's); no rlimits, so the
+/// container inherits minc's as Docker's inherit dockerd's; TERM only with `-t` (the caller's).
 pub fn runtime_spec(
+    base: &oci_spec::runtime::Spec,
     image: &Image,
     rootfs: &Path,
     opts: &RunOptions,
@@ -105,16 +74,11 @@ pub fn runtime_spec(
         ));
     }
     let mut env: Vec<String> = cfg.env().clone().unwrap_or_default();
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(
-            0,
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-        );
+    if sysops::container::env_get(&env, "PATH").is_none() {
+        env.insert(0, format!("PATH={}", sysops::container::DEFAULT_PATH));
     }
     for kv in &opts.env {
-        let key = kv.split('=').next().unwrap_or(kv);
-        env.retain(|e| e.split('=').next() != Some(key));
-        env.push(kv.clone());
+        sysops::container::env_set(&mut env, kv);
     }
     let cwd = opts
         .workdir
@@ -130,7 +94,16 @@ pub fn runtime_spec(
         None => (0, 0, Vec::new()),
     };
 
-    let mut spec = defaults();
+    let mut spec =
+        serde_json::to_value(base).map_err(|e| Error::invalid("base spec", e.to_string()))?;
+    if let Some(o) = spec["process"].as_object_mut() {
+        o.remove("rlimits");
+    }
+    spec["root"]["readonly"] = json!(false);
+    if let Some(o) = spec.as_object_mut() {
+        o.remove("hostname");
+    }
+    spec["process"]["terminal"] = json!(false);
     spec["process"]["args"] = json!(args);
     spec["process"]["env"] = json!(env);
     spec["process"]["cwd"] = json!(cwd);
@@ -244,9 +217,65 @@ pub fn lookup_user(rootfs: &Path, spec: &str) -> Result<(u32, u32, Vec<u32>)> {
 mod tests {
     use super::*;
 
+    /// A base as the runtime's default spec has it (runtime/src/default-spec.json).
+    fn base() -> oci_spec::runtime::Spec {
+        serde_json::from_value(json!({
+            "ociVersion": "1.0.2",
+            "process": {"user": {"uid": 0, "gid": 0}, "args": ["sh"], "cwd": "/",
+                "env": ["PATH=/bin", "TERM=xterm"], "noNewPrivileges": true,
+                "capabilities": {"bounding": ["CAP_KILL"], "ambient": ["CAP_KILL"]},
+                "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]},
+            "root": {"path": "rootfs", "readonly": true},
+            "hostname": "minc",
+            "mounts": [{"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "ro"]}],
+            "linux": {"resources": {"devices": [{"allow": false, "access": "rwm"}]},
+                "namespaces": [{"type": "pid"}], "maskedPaths": ["/proc/kcore"]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn docker_defaults_over_the_runtime_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = json!({"architecture": "amd64", "os": "linux",
+            "config": {"Cmd": ["echo", "hi"], "Env": ["A=1"]},
+            "rootfs": {"type": "layers", "diff_ids": []}});
+        let image = Image {
+            name: "x".into(),
+            digest: "sha256:00".into(),
+            manifest: serde_json::from_value(json!({"schemaVersion": 2,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:00", "size": 0},
+                "layers": []})).unwrap(),
+            config: serde_json::from_value(config).unwrap(),
+        };
+        let opts = RunOptions {
+            env: vec!["A=2".into()],
+            ..Default::default()
+        };
+        let spec = serde_json::to_value(runtime_spec(&base(), &image, dir.path(), &opts).unwrap())
+            .unwrap();
+        let p = &spec["process"];
+        assert_eq!(p["args"], json!(["echo", "hi"]));
+        assert_eq!(
+            p["env"],
+            json!([format!("PATH={}", sysops::container::DEFAULT_PATH), "A=2"])
+        );
+        assert_eq!(p["noNewPrivileges"], json!(false));
+        assert!(p.get("rlimits").is_none() && p["capabilities"].get("ambient").is_none());
+        assert_eq!(
+            p["capabilities"]["bounding"].as_array().unwrap().len(),
+            capabilities::DEFAULT.len()
+        );
+        assert_eq!(spec["root"]["readonly"], json!(false));
+        assert!(spec.get("hostname").is_none());
+        // What the base says about the kernel's side is kept.
+        assert_eq!(spec["linux"]["maskedPaths"], json!(["/proc/kcore"]));
+        assert_eq!(spec["linux"]["namespaces"], json!([{"type": "pid"}]));
+    }
+
     #[test]
     fn privileged_spec() {
-        let mut spec = defaults();
+        let mut spec = serde_json::to_value(base()).unwrap();
         privileged(&mut spec);
         assert_eq!(spec["annotations"]["org.minc.privileged"], "true");
         assert_eq!(spec["linux"]["maskedPaths"], json!([]));
@@ -289,6 +318,5 @@ mod tests {
             lookup_user(dir.path(), "ghost"),
             Err(Error::UnknownUser(_))
         ));
-        assert!(default_spec().process().is_some());
     }
 }

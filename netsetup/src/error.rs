@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid container id {0:?}: use 1-128 characters from [A-Za-z0-9_.-], not starting with '.' or '-'")]
+    #[error("invalid container id {0:?}: use 1-128 characters from [A-Za-z0-9_.+-], not starting with '.' or '-'")]
     InvalidId(String),
     #[error("invalid network config: {0}")]
     Config(String),

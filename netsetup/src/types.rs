@@ -488,15 +488,12 @@ pub struct Attachment {
     pub netns_name: String,
 }
 
+/// A container id netsetup accepts: the runtime's rule ([`sysops::container::valid_id`]),
+/// narrowed where netsetup needs it: at most 128 bytes (an id is the comment of its nft
+/// elements, which nft limits to 128 characters) and not starting with `.` (netsetup's own
+/// files, `.bin` and the locks, are dot names beside the containers' state).
 pub(crate) fn validate_id(id: &str) -> Result<(), Error> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && !id.starts_with('.')
-        && !id.starts_with('-')
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
-    if ok {
+    if sysops::container::valid_id(id) && id.len() <= 128 && !id.starts_with('.') {
         Ok(())
     } else {
         Err(Error::InvalidId(id.into()))

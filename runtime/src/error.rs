@@ -49,10 +49,24 @@ pub enum Error {
     Child { message: String, code: i32 },
     #[error("hook {}: {reason}", path.display())]
     Hook { path: PathBuf, reason: String },
+    // Not `#[from]`: that would make the inner error the `source()` as well, and the CLI,
+    // which prints the chain, would print its message twice.
     #[error("{0}")]
-    Seccomp(#[from] crate::seccomp::Error),
+    Seccomp(crate::seccomp::Error),
     #[error("cgroup: {0}")]
-    Cgroup(#[from] crate::cgroups::Error),
+    Cgroup(crate::cgroups::Error),
+}
+
+impl From<crate::seccomp::Error> for Error {
+    fn from(e: crate::seccomp::Error) -> Error {
+        Error::Seccomp(e)
+    }
+}
+
+impl From<crate::cgroups::Error> for Error {
+    fn from(e: crate::cgroups::Error) -> Error {
+        Error::Cgroup(e)
+    }
 }
 
 impl Error {

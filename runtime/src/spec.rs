@@ -293,6 +293,11 @@ pub fn ns_option(kind: LinuxNamespaceType) -> &'static str {
 /// The default config.json written by `minc spec`, the same as `runc spec` writes.
 pub const DEFAULT_SPEC: &str = include_str!("default-spec.json");
 
+/// [`DEFAULT_SPEC`] as a spec: the base the Docker face builds a container's spec on.
+pub fn default_spec() -> Spec {
+    serde_json::from_str(DEFAULT_SPEC).expect("the default spec is valid")
+}
+
 /// `minc spec --rootless`: the default spec turned into one an unprivileged user can run,
 /// the way runc's `ToRootless` does it.
 pub fn rootless_spec() -> String {

@@ -203,7 +203,7 @@ impl Writer {
             .map_err(|e| Error::Write {
                 path: self.path.clone(),
                 value: line.to_string(),
-                source: e,
+                err: e,
                 hint: String::new(),
             })
     }
@@ -375,7 +375,7 @@ pub fn load(prog: &[Insn]) -> Result<OwnedFd> {
                         format!(", verifier: {}", text.replace('\n', "; "))
                     }
                 ),
-                source: e,
+                err: e,
             })
         }
     }
@@ -416,7 +416,7 @@ pub fn attach(dir: &Path, prog: &OwnedFd, rules: &[Rule]) -> Result<()> {
             "attach the device eBPF program to {} (bpf BPF_PROG_ATTACH)",
             dir.display()
         ),
-        source: e,
+        err: e,
     })?;
     Ok(())
 }

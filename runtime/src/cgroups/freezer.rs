@@ -73,7 +73,7 @@ fn wait(deadline: Instant, mut done: impl FnMut() -> Result<bool>) -> Result<()>
         if Instant::now() >= deadline {
             return Err(Error::Sys {
                 what: "freezer".into(),
-                source: std::io::Error::new(
+                err: std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     "the cgroup did not reach the requested state in 5 s",
                 ),

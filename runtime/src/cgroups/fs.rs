@@ -35,7 +35,7 @@ pub fn write(path: &Path, value: &str) -> Result<()> {
         Error::Write {
             path: path.to_path_buf(),
             value: value.to_string(),
-            source: e,
+            err: e,
             hint,
         }
     })
@@ -53,7 +53,7 @@ pub fn read_u64(path: &Path) -> Result<u64> {
     let s = read(path)?;
     parse_u64(&s).ok_or_else(|| Error::Io {
         path: path.to_path_buf(),
-        source: std::io::Error::new(
+        err: std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("not a number: {s:?}"),
         ),

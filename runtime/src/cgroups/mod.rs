@@ -50,19 +50,14 @@ pub use paths::{Layout, Mode};
 /// What can go wrong with cgroups; each variant names the file or value concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: std::io::Error },
     /// The kernel refused a value written to a cgroup file.
-    #[error("{}: write {value:?}: {source}{hint}", path.display())]
+    #[error("{}: write {value:?}: {err}{hint}", path.display())]
     Write {
         path: PathBuf,
         value: String,
-        #[source]
-        source: std::io::Error,
+        err: std::io::Error,
         hint: String,
     },
     /// A setting this host's kernel or cgroup layout cannot apply.
@@ -74,21 +69,17 @@ pub enum Error {
     /// A `linux.cgroupsPath` that cannot be used.
     #[error("cgroupsPath {path:?}: {reason}")]
     Path { path: String, reason: String },
-    #[error("{what}: {source}")]
-    Sys {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{what}: {err}")]
+    Sys { what: String, err: std::io::Error },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    fn io(path: &Path, source: std::io::Error) -> Error {
+    fn io(path: &Path, err: std::io::Error) -> Error {
         Error::Io {
             path: path.to_path_buf(),
-            source,
+            err,
         }
     }
 }

@@ -422,7 +422,7 @@ pub fn parse_list(s: &str) -> Vec<u16> {
 pub fn oom_notifier(cg: &Cgroup) -> Result<OwnedFd> {
     let sys = |what: &str| Error::Sys {
         what: what.into(),
-        source: std::io::Error::last_os_error(),
+        err: std::io::Error::last_os_error(),
     };
     match cg.mode {
         Mode::V2 => {

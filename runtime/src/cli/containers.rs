@@ -70,8 +70,13 @@ impl Containers {
         if let Some(other) = self.all()?.into_iter().find(|r| r.name == name) {
             bail!("name {name} is already in use by container {}", other.id);
         }
+        // The directory is made and its record written under a temporary name, then renamed:
+        // a `kill -9` in between leaves a `.new-*` directory that no listing shows and the
+        // next reserve (holding the same lock, so none is half-made) removes.
+        self.remove_unfinished();
         let path = self.path(id);
-        fs::create_dir(&path).with_context(|| format!("{}", path.display()))?;
+        let tmp = self.dir.join(format!(".new-{id}"));
+        fs::create_dir(&tmp).with_context(|| format!("{}", tmp.display()))?;
         // A placeholder record holds the name until the real one is written.
         let placeholder = Record {
             id: id.into(),
@@ -86,8 +91,25 @@ impl Containers {
             tty: false,
             volumes: Default::default(),
         };
-        self.save(&placeholder)?;
+        let done = write_json(&tmp.join("container.json"), &placeholder)
+            .and_then(|()| fs::rename(&tmp, &path).with_context(|| format!("{}", path.display())));
+        if let Err(e) = done {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
         Ok(path)
+    }
+
+    /// Removes what a reserve killed half-way left (called with the lock held).
+    fn remove_unfinished(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(".new-") {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
     }
 
     pub fn save(&self, r: &Record) -> Result<()> {
@@ -109,7 +131,8 @@ impl Containers {
             Err(e) => return Err(e).with_context(|| format!("{}", self.dir.display())),
         };
         for e in entries.flatten() {
-            if let Some(id) = e.file_name().to_str() {
+            // Dot names are the lock and directories being made.
+            if let Some(id) = e.file_name().to_str().filter(|n| !n.starts_with('.')) {
                 if let Ok(r) = self.load(id) {
                     out.push(r);
                 }

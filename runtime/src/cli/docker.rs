@@ -246,7 +246,7 @@ fn setup_and_start(
             .as_ref()
             .map(|p| format!("{}/{id}", p.trim_end_matches('/'))),
     };
-    let spec = images::runtime_spec(img, &rootfs.path, &opts)?;
+    let spec = images::runtime_spec(&crate::spec::default_spec(), img, &rootfs.path, &opts)?;
     let mut config = serde_json::to_value(&spec)?;
     if let Some(m) = config["mounts"].as_array_mut() {
         m.extend(user_mounts);

@@ -296,6 +296,20 @@ pub fn main() -> i32 {
         Ok(cli) => cli,
         Err(e) => return usage_error(&argv, e),
     };
+    if !matches!(
+        cli.command,
+        Command::Run(_)
+            | Command::Exec(_)
+            | Command::Attach(_)
+            | Command::Create(_)
+            | Command::Start(_)
+    ) {
+        // Rust ignores SIGPIPE, so `minc state x | grep -q running` would make println!
+        // panic when grep exits. A command that only prints ends quietly, as runc does. The
+        // verbs that relay a container's streams keep handling EPIPE themselves.
+        // SAFETY: no other thread exists yet; SIG_DFL is a valid disposition.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     log::init(&log::Options {
         explain: cli.explain,
         debug: cli.debug,
@@ -306,7 +320,7 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             // One line: the verb, the object and the cause (`minc: create abc: ...`).
-            let msg = one_line(&format!("{e:#}"));
+            let msg = one_line(&message(&e));
             eprintln!("minc: {msg}");
             tracing::error!("{msg}"); // for the --log file, where OCI clients look
                                       // `exec` exits as runc's does when the program cannot run (127 not found, 126
@@ -317,6 +331,23 @@ pub fn main() -> i32 {
             }
         }
     }
+}
+
+/// The error and its causes, `a: b: c`, each cause printed once: a library error that
+/// already says its cause in its message (most do) is not followed by it again.
+fn message(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg
 }
 
 /// A message as one line: control characters (a newline in an id, say) are escaped, so
@@ -466,4 +497,28 @@ fn run(
     }
     let (image, cmd) = a.args.split_first().expect("clap requires one argument");
     docker::run(ctx, &a.image, a.detach, image, cmd).map_err(|e| e.context(format!("run {image}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::message;
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("memory.limit: {source}")]
+        struct Lib {
+            source: std::io::Error,
+        }
+        let lib = Lib {
+            source: std::io::Error::from_raw_os_error(libc::EBUSY),
+        };
+        let e = anyhow::Error::new(lib).context("create abc");
+        assert_eq!(
+            message(&e),
+            "create abc: memory.limit: Device or resource busy (os error 16)"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(message(&plain), "outer: inner");
+    }
 }

@@ -89,7 +89,7 @@ pub fn exec(
     }
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
-    // A clean environment, but with a PATH: `__finish` runs `nft` to unpublish ports.
+    // A clean environment with the default PATH, as every process minc starts gets one.
     let path_env = s(&format!("PATH={}", sysops::container::DEFAULT_PATH));
     let env: [*const libc::c_char; 2] = [path_env.as_ptr(), std::ptr::null()];
     let path = CString::new(program.as_os_str().as_encoded_bytes()).unwrap_or_default();
