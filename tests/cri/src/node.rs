@@ -19,8 +19,11 @@ use crate::Cri;
 pub const BUSYBOX_IMAGE: &str = "docker.io/library/busybox:minc-node";
 /// The sandbox image (the pod's pause container), built from `pause.c`.
 pub const PAUSE_IMAGE: &str = "registry.k8s.io/pause:minc-node";
-/// The pod network's subnet, on either network.
+/// The pod network's subnet with netsetup.
 pub const POD_SUBNET: &str = "10.88.0.0/16";
+/// The subnet of the bridge network (another one: both may live in the same sandbox, one
+/// node after the other, and their bridges stay).
+pub const BRIDGE_SUBNET: &str = "10.89.0.0/16";
 
 /// The pod network.
 pub enum Network {
@@ -187,7 +190,7 @@ fn bridge_conflist(ipam_data: &Path) -> String {
             {
                 "type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true,
                 "hairpinMode": true,
-                "ipam": {"type": "host-local", "subnet": POD_SUBNET, "dataDir": ipam_data,
+                "ipam": {"type": "host-local", "subnet": BRIDGE_SUBNET, "dataDir": ipam_data,
                          "routes": [{"dst": "0.0.0.0/0"}]},
             },
             {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true},
