@@ -39,11 +39,16 @@ if [[ -z "${BENCH_IN_SANDBOX:-}" ]]; then
         [[ -n $mp ]] && dirs+=("${mp}${path%/}/$CG")
     done </proc/self/cgroup
     cleanup() {
+        # Out of the subtree first (this shell would kill itself), then what is left in it
+        # dies and the cgroups go, deepest first.
+        for d in "${dirs[@]}"; do
+            [[ -d $d ]] && echo $$ >"$(dirname "$d")/cgroup.procs"
+        done
         for d in "${dirs[@]}"; do
             [[ -d $d ]] || continue
             find "$d" -depth -type d | while read -r c; do
-                echo THAWED >"$c/freezer.state" 2>/dev/null || true
-                for p in $(cat "$c/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+                [[ -f $c/freezer.state ]] && echo THAWED >"$c/freezer.state"
+                for p in $(cat "$c/cgroup.procs"); do kill -9 "$p" 2>/dev/null || true; done
                 for _ in $(seq 100); do rmdir "$c" 2>/dev/null && break; sleep 0.02; done
             done
         done

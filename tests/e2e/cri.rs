@@ -362,12 +362,25 @@ fn cri_node_path() {
         Vec::<String>::new(),
         "nft map elements left"
     );
-    // Containers' cgroups are the runtime's to remove; the pod's own is the kubelet's.
-    for controller in ["memory", "cpu", "pids", "freezer", "unified", ""] {
-        let pod_cg = cgroup_dir(controller, &format!("/kubepods/besteffort/pod{POD_UID}"));
+    // Containers' cgroups are the runtime's to remove, in every hierarchy; the pod's own and
+    // its parents are the kubelet's, removed here as it would.
+    let hierarchies = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .chain([PathBuf::from("/sys/fs/cgroup")]);
+    for h in hierarchies {
+        let pod_cg = h.join(format!("kubepods/besteffort/pod{POD_UID}"));
         let below = subdirs(&pod_cg);
         assert!(below.is_empty(), "cgroups left: {below:?}");
-        let _ = std::fs::remove_dir(&pod_cg);
+        for d in [
+            pod_cg.clone(),
+            h.join("kubepods/besteffort"),
+            h.join("kubepods"),
+        ] {
+            let _ = std::fs::remove_dir(d);
+        }
     }
     let runtime_root = Path::new("/run/containerd/runc/k8s.io");
     let states: Vec<_> = std::fs::read_dir(runtime_root)

@@ -1,7 +1,7 @@
-//! Times pods on a node (containerd's CRI plugin): pod start (RunPodSandbox + CreateContainer
-//! + StartContainer, with a hostPort) and pod teardown (StopContainer, RemoveContainer,
-//! StopPodSandbox, RemovePodSandbox), for minc + netsetup against runc + the CNI bridge and
-//! portmap plugins, in alternating blocks of the same run. Run it through `bench/cri.sh`,
+//! Times pods on a node (containerd's CRI plugin): pod start (RunPodSandbox, CreateContainer
+//! and StartContainer, with a hostPort) and pod teardown (StopContainer, RemoveContainer,
+//! StopPodSandbox, RemovePodSandbox), for minc with netsetup against runc with the CNI bridge
+//! and portmap plugins, in alternating blocks of the same run. Run it through `bench/cri.sh`,
 //! which puts it in a sandbox (its own network, mount and PID namespaces, and a cgroup of its
 //! own: pods use a relative cgroup parent, so their cgroups land below it).
 //!
@@ -128,8 +128,8 @@ fn main() {
         }
     }
     println!(
-        "pods on containerd's CRI plugin ({}), median ms over {rounds} pods each",
-        "containerd 1.6, overlayfs snapshotter, io.containerd.runc.v2 shim"
+        "pods on containerd's CRI plugin (containerd 1.6, overlayfs snapshotter, \
+         io.containerd.runc.v2 shim), median ms over {rounds} pods each"
     );
     println!("{:<24} {:>10} {:>10}", "", "start", "teardown");
     for s in &setups {
