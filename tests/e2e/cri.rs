@@ -223,8 +223,12 @@ fn cri_node_path() {
         .split_whitespace()
         .map(String::from)
         .collect();
-    // ls's own directory fd is the one past stdio.
-    assert!(fds.len() <= 4, "exec'd process holds {fds:?}");
+    // 3 is ls's own handle on the directory it lists.
+    assert_eq!(
+        fds,
+        ["0", "1", "2", "3"],
+        "the exec'd process holds more than its stdio"
+    );
 
     // The container's own cgroup, where the kubelet's cgroupfs path puts it.
     let cg_path = format!("/kubepods/besteffort/pod{POD_UID}/{ctr}");
