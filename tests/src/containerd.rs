@@ -26,6 +26,12 @@ pub struct Containerd {
 impl Containerd {
     /// Starts containerd with its state in a new temp dir; waits until it answers.
     pub fn start(runtime: &Path) -> Containerd {
+        Containerd::start_with(runtime, None)
+    }
+
+    /// Like `start`; with `cri`, the CRI plugin runs too, configured by that TOML (the
+    /// `[plugins."io.containerd.grpc.v1.cri"]` tables), and serves on the same socket.
+    pub fn start_with(runtime: &Path, cri: Option<&str>) -> Containerd {
         std::fs::create_dir_all("/run/containerd").unwrap();
         crate::run(
             "mount",
@@ -38,7 +44,7 @@ impl Containerd {
             r#"version = 2
 root = "{root}"
 state = "{state}"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
+disabled_plugins = [{no_cri}"io.containerd.snapshotter.v1.aufs",
   "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
   "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp",
   "io.containerd.internal.v1.tracing"]
@@ -46,7 +52,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
   address = "{sock}"
 [ttrpc]
   address = "{sock}.ttrpc"
+{cri}
 "#,
+            no_cri = if cri.is_some() {
+                ""
+            } else {
+                r#""io.containerd.grpc.v1.cri", "#
+            },
+            cri = cri.unwrap_or_default(),
             root = dir.join("root").display(),
             state = dir.join("state").display(),
             sock = socket.display(),
@@ -99,12 +112,24 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
 
     /// Imports `rootfs` as the image `name` (a docker-archive made from it).
     pub fn import(&self, rootfs: &Path, name: &str, cmd: &[&str]) {
-        let archive = crate::image::docker_archive(rootfs, name, cmd, &self.dir);
+        self.import_to("default", "native", rootfs, name, cmd);
+    }
+
+    /// Imports `rootfs` as the image `name` into a containerd namespace (`k8s.io` is the
+    /// CRI plugin's), unpacked for `snapshotter`.
+    pub fn import_to(&self, ns: &str, snapshotter: &str, rootfs: &Path, name: &str, cmd: &[&str]) {
+        let work = tempfile::Builder::new()
+            .prefix("image-")
+            .tempdir_in(&self.dir)
+            .unwrap();
+        let archive = crate::image::docker_archive(rootfs, name, cmd, work.path());
         crate::ok_via_files(&mut self.ctr(&[
+            "-n",
+            ns,
             "images",
             "import",
             "--snapshotter",
-            "native",
+            snapshotter,
             archive.to_str().unwrap(),
         ]));
     }

@@ -99,8 +99,20 @@ pub fn exec(cli: &Cli, a: &ExecArgs) -> Result<i32> {
     }
     let id = super::resolve::id(&cli.root, &cli.data_root, key)?;
     let rt = Runtime::new(&cli.root);
+    // runc's order: the container first (`does not exist`, `cannot exec in a stopped
+    // container`: clients match those words), then the process.
+    check_target(&rt, &id).with_context(|| format!("exec {key}"))?;
     let opts = options(cli, &rt, &id, key, command, a).with_context(|| format!("exec {key}"))?;
     rt.exec(&id, &opts).with_context(|| format!("exec {key}"))
+}
+
+/// The container must exist and not have stopped (runc's checks and wording).
+fn check_target(rt: &Runtime, id: &str) -> Result<()> {
+    let state = rt.load(id)?;
+    if state.status() == crate::state::Status::Stopped {
+        bail!("cannot exec in a stopped container");
+    }
+    Ok(())
 }
 
 fn options(

@@ -171,7 +171,10 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         }
         Command::Kill(a) => {
             let id = id(&a.id)?;
-            let sig = sys::parse_signal(&a.signal)
+            // Signal 0 checks the process exists, as kill(2) and runc's `kill ID 0`.
+            let sig = (a.signal == "0")
+                .then_some(0)
+                .or_else(|| sys::parse_signal(&a.signal))
                 .ok_or_else(|| crate::Error::BadSignal(a.signal.clone()))
                 .with_context(|| format!("kill {id}"))?;
             rt.kill(&id, sig, a.all)
