@@ -402,7 +402,9 @@ fn cri_node_path() {
 
 /// Whether a file under netsetup's data dir records a container's address, ports or state
 /// (the network's lock and its allocation cursor, `last_reserved`, stay).
+/// Whether a file in netsetup's data directory records something held (an address, a port,
+/// an attachment) rather than being a lock or the next-address hint.
 fn is_allocation(f: &Path) -> bool {
     let name = f.file_name().unwrap_or_default().to_string_lossy();
-    !(name == "lock" || name == "last_reserved")
+    !matches!(&*name, "lock" | ".lock" | "last_reserved")
 }

@@ -610,7 +610,16 @@ fn ipv6_between_containers_and_through_a_published_port() {
         "2001:db8::1".parse::<IpAddr>().unwrap()
     );
     h.ok(&["rm", "-f", "web6"]);
-    assert!(!links().contains("veth"));
+    assert_no_veth("rm -f web6");
+}
+
+/// No veth is left; the kernel frees the pair of a namespace that went away asynchronously.
+fn assert_no_veth(at: &str) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while links().contains("veth") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!links().contains("veth"), "{at}: veth left: {}", links());
 }
 
 #[test]
@@ -925,11 +934,9 @@ fn killed_run_then_rm_leaves_nothing() {
     let root = h.m.root.clone();
     let mut kills = 0;
     for syscall in ["sendto", "sendmsg", "mount", "linkat", "rename", "clone"] {
-        // The first rename is the container's record, written before any network step (a run
-        // killed there leaves the container's directory: the runtime's to reclaim, see the
-        // README's notes).
-        let first = if syscall == "rename" { 2 } else { 1 };
-        for nth in first..60 {
+        // The first rename publishes the container's directory with its record (a run killed
+        // before it leaves a `.new-*` directory, which `rm` sweeps).
+        for nth in 1..60 {
             let name = format!("k-{syscall}-{nth}");
             // Only minc's own process: the container's init is not traced (its mounts are no
             // network step).
@@ -969,11 +976,7 @@ fn killed_run_then_rm_leaves_nothing() {
 }
 
 fn assert_nothing_left(data: &Path, root: &Path, at: &str) {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while links().contains("veth") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(!links().contains("veth"), "{at}: veth left: {}", links());
+    assert_no_veth(at);
     let table = sh("nft list ruleset");
     assert!(
         !table.contains(" : 10.") && !table.contains("\"veth"),

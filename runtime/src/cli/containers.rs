@@ -91,8 +91,13 @@ impl Containers {
             tty: false,
             volumes: Default::default(),
         };
-        let done = write_json(&tmp.join("container.json"), &placeholder)
-            .and_then(|()| fs::rename(&tmp, &path).with_context(|| format!("{}", path.display())));
+        // Written in place: the directory is not visible under its name yet.
+        let done = fs::write(
+            tmp.join("container.json"),
+            serde_json::to_vec_pretty(&placeholder)?,
+        )
+        .with_context(|| format!("{}", tmp.display()))
+        .and_then(|()| fs::rename(&tmp, &path).with_context(|| format!("{}", path.display())));
         if let Err(e) = done {
             let _ = fs::remove_dir_all(&tmp);
             return Err(e);
@@ -100,7 +105,16 @@ impl Containers {
         Ok(path)
     }
 
-    /// Removes what a reserve killed half-way left (called with the lock held).
+    /// Removes what a `reserve` killed half-way left (`rm` calls it: a killed `run` leaves
+    /// nothing that `rm -f` does not clean).
+    pub fn sweep(&self) {
+        if let Ok(_lock) = sysops::lock::Lock::acquire(&self.dir.join(".lock")) {
+            self.remove_unfinished();
+        }
+    }
+
+    /// Removes what a reserve killed half-way left (called with the lock held: a reserve in
+    /// progress holds it from mkdir to rename, so what is found is a dead one's).
     fn remove_unfinished(&self) {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return;

@@ -701,6 +701,7 @@ fn wait_for_exit_record(ctx: &Ctx, id: &str) {
 
 /// `minc rm [-f] NAME...`.
 pub fn rm(ctx: &Ctx, keys: &[String], force: bool) -> Result<()> {
+    ctx.containers().sweep();
     for key in keys {
         let r = ctx.containers().find(key)?;
         if status_of(ctx, &r).0 && !force {
