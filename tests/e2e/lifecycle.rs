@@ -906,3 +906,46 @@ fn rootless_run_as_an_unprivileged_user() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A printing verb whose reader has gone (`minc state x | grep -q running`) ends quietly, as
+/// runc does; a verb that writes to a hook that does not read its stdin does not die of it.
+#[test]
+fn broken_pipes_end_quietly() {
+    if !minc_tests::sandbox("broken_pipes_end_quietly") {
+        return;
+    }
+    use std::os::fd::OwnedFd;
+    use std::os::unix::process::ExitStatusExt;
+    // A pipe whose read end is closed before minc starts: every write to it fails, not by luck.
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    let out = Command::new(MINC)
+        .arg("features")
+        .stdout(Stdio::from(OwnedFd::from(write)))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+
+    // The state is written to each hook's stdin; these exit without reading it.
+    let b = bundle("true");
+    let ignore = json!({"path": "/bin/sh", "args": ["sh", "-c", "exit 0"]});
+    b.edit(|c| {
+        c["hooks"] = json!({"prestart": [ignore], "poststart": [ignore], "poststop": [ignore]});
+    });
+    for _ in 0..20 {
+        b.create("p1");
+        let out = b.minc(&["start", "p1"]);
+        assert!(out.status.success(), "start: {}", stderr(&out));
+        b.wait_status("p1", "stopped");
+        let out = b.minc(&["delete", "p1"]);
+        assert!(
+            out.status.success(),
+            "delete: {:?} {}",
+            out.status,
+            stderr(&out)
+        );
+    }
+    b.assert_no_state();
+}

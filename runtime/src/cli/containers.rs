@@ -138,20 +138,10 @@ impl Containers {
 
     /// Every recorded container, oldest first.
     pub fn all(&self) -> Result<Vec<Record>> {
-        let mut out = Vec::new();
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(e).with_context(|| format!("{}", self.dir.display())),
-        };
-        for e in entries.flatten() {
-            // Dot names are the lock and directories being made.
-            if let Some(id) = e.file_name().to_str().filter(|n| !n.starts_with('.')) {
-                if let Ok(r) = self.load(id) {
-                    out.push(r);
-                }
-            }
-        }
+        let mut out: Vec<Record> = names_in(&self.dir)?
+            .iter()
+            .filter_map(|id| self.load(id).ok())
+            .collect();
         out.sort_by_key(|r| r.created);
         Ok(out)
     }
@@ -212,6 +202,21 @@ impl Containers {
     pub fn attach_path(&self, id: &str) -> PathBuf {
         self.path(id).join("attach.sock")
     }
+}
+
+/// The names in a directory of records (none if it does not exist yet), without the dot
+/// names: the lock and entries being made.
+pub fn names_in(dir: &Path) -> Result<Vec<String>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("{}", dir.display())),
+    };
+    Ok(entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.'))
+        .collect())
 }
 
 fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {

@@ -296,17 +296,24 @@ pub fn main() -> i32 {
         Ok(cli) => cli,
         Err(e) => return usage_error(&argv, e),
     };
-    if !matches!(
+    if matches!(
         cli.command,
-        Command::Run(_)
-            | Command::Exec(_)
-            | Command::Attach(_)
-            | Command::Create(_)
-            | Command::Start(_)
+        Command::State(_)
+            | Command::List(_)
+            | Command::Ps(_)
+            | Command::Features
+            | Command::Logs(_)
+            | Command::Inspect(_)
+            | Command::Images
+            | Command::Port { .. }
+            | Command::Events(_)
+            | Command::Stats(_)
+            | Command::Top(_)
     ) {
         // Rust ignores SIGPIPE, so `minc state x | grep -q running` would make println!
-        // panic when grep exits. A command that only prints ends quietly, as runc does. The
-        // verbs that relay a container's streams keep handling EPIPE themselves.
+        // panic when grep exits. A verb that only prints ends quietly instead, as runc does.
+        // Only those: the others write to pipes of their own (a hook's stdin, which the hook
+        // need not read) and must see EPIPE, not die of it.
         // SAFETY: no other thread exists yet; SIG_DFL is a valid disposition.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }

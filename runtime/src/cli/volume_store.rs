@@ -109,19 +109,10 @@ impl VolumeStore {
     }
 
     pub fn list(&self) -> Result<Vec<Volume>> {
-        let mut out = Vec::new();
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(e).with_context(|| format!("{}", self.dir.display())),
-        };
-        for e in entries.flatten() {
-            if let Some(n) = e.file_name().to_str() {
-                if let Ok(v) = self.get(n) {
-                    out.push(v);
-                }
-            }
-        }
+        let mut out: Vec<Volume> = super::containers::names_in(&self.dir)?
+            .iter()
+            .filter_map(|n| self.get(n).ok())
+            .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }

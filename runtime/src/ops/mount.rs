@@ -187,7 +187,7 @@ pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
 pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
 pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
 pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
-const AT_RECURSIVE: u32 = 0x8000;
+use sysops::idmap::AT_RECURSIVE;
 
 const ATTR_NAMES: &[(u64, &str, &str)] = &[
     (MOUNT_ATTR_RDONLY, "ro", "rw"),
@@ -200,39 +200,17 @@ const ATTR_NAMES: &[(u64, &str, &str)] = &[
     (MOUNT_ATTR_NOSYMFOLLOW, "nosymfollow", "symfollow"),
 ];
 
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
 /// mount_setattr(2) (Linux 5.12): one call changes a mount, and with `recursive` every mount
 /// below it; `MS_REMOUNT` would only reach the top one.
 pub fn setattr(target: &Path, set: u64, clear: u64, recursive: bool) -> Result<()> {
     let c = cstr(target);
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clear,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: valid path and attr struct of the size we pass.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            if recursive { AT_RECURSIVE } else { 0 },
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
+    let flags = if recursive { AT_RECURSIVE } else { 0 };
+    sysops::idmap::mount_setattr(libc::AT_FDCWD, &c, flags, set, clear, None).map_err(|e| {
+        crate::Error::sys(
+            format!("change mount attributes of {}", shown(target).display()),
+            e,
         )
-    };
-    check(r as i32, || {
-        format!("change mount attributes of {}", shown(target).display())
     })
-    .map(|_| ())
 }
 
 /// An idmapped copy of a mount, detached, ready to be put in place (see `crate::idmap`).

@@ -6,16 +6,16 @@
 //! spec's `idmap` mounts, the image store for a user-namespaced container's layers.
 //! Man pages: open_tree(2), mount_setattr(2), move_mount(2), user_namespaces(7).
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 const OPEN_TREE_CLONE: u32 = 1;
 const OPEN_TREE_CLOEXEC: u32 = libc::O_CLOEXEC as u32;
 const AT_EMPTY_PATH: u32 = libc::AT_EMPTY_PATH as u32;
-const AT_RECURSIVE: u32 = 0x8000;
+pub const AT_RECURSIVE: u32 = 0x8000;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
 /// Follow the target's symlinks (minc mounts onto /proc/self/fd/N, see `inroot`).
@@ -58,19 +58,41 @@ pub fn idmapped_tree(
     }
     // SAFETY: a fresh fd.
     let copy = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    mount_setattr(
+        copy.as_raw_fd(),
+        c"",
+        AT_EMPTY_PATH | rec(all),
+        MOUNT_ATTR_IDMAP,
+        0,
+        Some(userns),
+    )?;
+    Ok(copy)
+}
+
+/// mount_setattr(2) (Linux 5.12): sets and clears `MOUNT_ATTR_*` flags of the mount at
+/// `dirfd`/`path` (`flags`: `AT_RECURSIVE` for every mount below, `AT_EMPTY_PATH` for the fd
+/// itself), with `userns` for `MOUNT_ATTR_IDMAP`.
+pub fn mount_setattr(
+    dirfd: RawFd,
+    path: &CStr,
+    flags: u32,
+    set: u64,
+    clear: u64,
+    userns: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
+        attr_set: set,
+        attr_clr: clear,
         propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
+        userns_fd: userns.map_or(0, |u| u.as_raw_fd() as u64),
     };
-    // SAFETY: valid fd, empty path, an attr struct of the size passed.
+    // SAFETY: a valid C string and an attr struct of the size passed.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            copy.as_raw_fd(),
-            c"".as_ptr(),
-            AT_EMPTY_PATH | rec(all),
+            dirfd,
+            path.as_ptr(),
+            flags,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
@@ -78,7 +100,7 @@ pub fn idmapped_tree(
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(copy)
+    Ok(())
 }
 
 /// Attaches a detached mount at `target` (move_mount(2)).
