@@ -914,14 +914,13 @@ fn broken_pipes_end_quietly() {
     if !minc_tests::sandbox("broken_pipes_end_quietly") {
         return;
     }
-    use std::os::fd::OwnedFd;
     use std::os::unix::process::ExitStatusExt;
     // A pipe whose read end is closed before minc starts: every write to it fails, not by luck.
     let (read, write) = nix::unistd::pipe().unwrap();
     drop(read);
     let out = Command::new(MINC)
         .arg("features")
-        .stdout(Stdio::from(OwnedFd::from(write)))
+        .stdout(Stdio::from(write))
         .stderr(Stdio::piped())
         .output()
         .unwrap();
