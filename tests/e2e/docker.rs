@@ -355,6 +355,9 @@ fn ports_are_published_once() {
         "\nadd element inet minc tcp4 { 8081 : 10.77.0.",
         "+ exec setpriv --reuid=0 --regid=0",
         " /echo-server   # minc execs it through its sealed minc-dmz stub",
+        // The -d monitor: forked and set apart before the container's steps, exec'd after.
+        "+ # fork(2) and setsid(2): the container's monitor-to-be",
+        "/bin/minc-monitor-",
     ] {
         assert!(steps.contains(step), "--explain lacks {step:?}:\n{steps}");
     }

@@ -401,6 +401,17 @@ fn start_monitored(
         });
         let msg = match started {
             Ok((init, master, listen)) => {
+                let fds = match (&master, &listen) {
+                    (Some(m), Some(l)) => Some(monitor::TerminalFds {
+                        master: m.as_raw_fd(),
+                        listen: l.as_raw_fd(),
+                        log: log.as_raw_fd(),
+                        // The foreground `run -t` that started it is its first client.
+                        client: attach.map(|_| theirs.as_raw_fd()),
+                    }),
+                    _ => None,
+                };
+                let mon = monitor::Monitor::new(&ctx.root, &ctx.data_root, id, init, fds.as_ref());
                 // Let go of the starting command's terminal or pipes.
                 // SAFETY: dup2 onto our own stdio.
                 unsafe {
@@ -409,20 +420,13 @@ fn start_monitored(
                     }
                 }
                 let _ = sys::send(&theirs, b"ok");
-                let client = attach.map(|_| theirs);
-                let fds = match (&master, &listen) {
-                    (Some(m), Some(l)) => Some(monitor::TerminalFds {
-                        master: m.as_raw_fd(),
-                        listen: l.as_raw_fd(),
-                        log: log.as_raw_fd(),
-                        client: client.as_ref().map(|c| c.as_raw_fd()),
-                    }),
-                    _ => None,
+                let err = match mon {
+                    Ok(m) => m.exec(),
+                    Err(e) => e,
                 };
-                let err = monitor::exec(&ctx.root, &ctx.data_root, id, init, fds.as_ref());
                 // Could not become the monitor: wait here instead (bigger, but correct).
                 tracing::warn!("container {id}: monitor: {err}");
-                drop((master, listen, client));
+                drop((master, listen, theirs));
                 let mut status = 0;
                 // SAFETY: waiting for our own child, the init.
                 unsafe { libc::waitpid(init, &mut status, 0) };

@@ -38,6 +38,10 @@ pub fn finish(args: &[String]) -> i32 {
 /// enough: it has no controlling terminal to get them from; ignoring them would pass the
 /// ignoring on to the container's processes).
 pub fn detach() {
+    sysops::explain::comment(
+        "fork(2) and setsid(2): the container's monitor-to-be, in a session of its own (the \
+         closest command: setsid -f); it makes and starts the container, the steps below",
+    );
     // SAFETY: setsid in the freshly forked monitor.
     unsafe {
         libc::setsid();
@@ -55,47 +59,72 @@ pub struct TerminalFds {
     pub client: Option<RawFd>,
 }
 
-/// Replaces this process with the monitor for container `id` whose init is `pid`. Returns
-/// only if that failed.
-pub fn exec(
-    root: &Path,
-    data_root: &Path,
-    id: &str,
-    pid: i32,
-    tty: Option<&TerminalFds>,
-) -> std::io::Error {
-    let minc = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
-    let program = match installed(data_root) {
-        Ok(p) => p,
-        Err(e) => return e,
-    };
-    let s = |v: &str| CString::new(v).unwrap_or_default();
-    let mut argv = vec![
-        s("minc-monitor"),
-        s(&minc.display().to_string()),
-        s(&root.display().to_string()),
-        s(&data_root.display().to_string()),
-        s(id),
-        s(&pid.to_string()),
-    ];
-    if let Some(t) = tty {
-        let fds = [Some(t.master), Some(t.listen), Some(t.log), t.client];
-        for fd in fds.into_iter().flatten() {
-            // The monitor inherits these; everything else of ours is close-on-exec.
-            // SAFETY: fcntl on descriptors we hold.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-            argv.push(s(&fd.to_string()));
+/// The monitor's program and command line, ready to exec.
+pub struct Monitor {
+    path: CString,
+    argv: Vec<CString>,
+}
+
+impl Monitor {
+    /// The monitor for container `id` whose init is `pid` (writing its program out the first
+    /// time), shown under `--explain` before the caller lets go of its terminal.
+    pub fn new(
+        root: &Path,
+        data_root: &Path,
+        id: &str,
+        pid: i32,
+        tty: Option<&TerminalFds>,
+    ) -> std::io::Result<Monitor> {
+        let minc = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+        let program = installed(data_root)?;
+        let mut words = vec![
+            minc.display().to_string(),
+            root.display().to_string(),
+            data_root.display().to_string(),
+            id.to_string(),
+            pid.to_string(),
+        ];
+        if let Some(t) = tty {
+            let fds = [Some(t.master), Some(t.listen), Some(t.log), t.client];
+            for fd in fds.into_iter().flatten() {
+                // The monitor inherits these; everything else of ours is close-on-exec.
+                // SAFETY: fcntl on descriptors we hold.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+                words.push(fd.to_string());
+            }
         }
+        if sysops::explain::enabled() {
+            sysops::explain::Cmd::new("exec")
+                .arg(&program)
+                .args(&words)
+                .note(format!(
+                    "the monitor: this forked process (setsid, stdio on /dev/null) becomes it; \
+                     it waits for the init (pid {pid}), then execs `minc __finish` to record \
+                     the exit"
+                ))
+                .emit();
+        }
+        let s = |v: &str| CString::new(v).unwrap_or_default();
+        let mut argv = vec![s("minc-monitor")];
+        argv.extend(words.iter().map(|w| s(w)));
+        Ok(Monitor {
+            path: CString::new(program.as_os_str().as_encoded_bytes()).unwrap_or_default(),
+            argv,
+        })
     }
-    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    ptrs.push(std::ptr::null());
-    // A clean environment with the default PATH, as every process minc starts gets one.
-    let path_env = s(&format!("PATH={}", sysops::container::DEFAULT_PATH));
-    let env: [*const libc::c_char; 2] = [path_env.as_ptr(), std::ptr::null()];
-    let path = CString::new(program.as_os_str().as_encoded_bytes()).unwrap_or_default();
-    // SAFETY: argv and envp are null-terminated arrays of valid C strings.
-    unsafe { libc::execve(path.as_ptr(), ptrs.as_ptr(), env.as_ptr()) };
-    std::io::Error::last_os_error()
+
+    /// Replaces this process with the monitor. Returns only if that failed.
+    pub fn exec(&self) -> std::io::Error {
+        let mut ptrs: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        // A clean environment with the default PATH, as every process minc starts gets one.
+        let path_env =
+            CString::new(format!("PATH={}", sysops::container::DEFAULT_PATH)).unwrap_or_default();
+        let env: [*const libc::c_char; 2] = [path_env.as_ptr(), std::ptr::null()];
+        // SAFETY: argv and envp are null-terminated arrays of valid C strings.
+        unsafe { libc::execve(self.path.as_ptr(), ptrs.as_ptr(), env.as_ptr()) };
+        std::io::Error::last_os_error()
+    }
 }
 
 /// `DATA_ROOT/bin/minc-monitor-HASH`, written (atomically) the first time this build runs.
