@@ -45,6 +45,13 @@ pub struct Exit {
     pub oom_killed: bool,
 }
 
+/// The file in a container's directory that holds its [`Record`]: a directory without one is
+/// being made (under a `.new-` name) or torn down.
+pub const RECORD: &str = "container.json";
+
+/// The container's lock file, made with its directory (see `docker::lock`).
+pub const LOCK: &str = ".lock";
+
 pub struct Containers {
     pub dir: PathBuf,
 }
@@ -92,12 +99,11 @@ impl Containers {
             volumes: Default::default(),
         };
         // Written in place: the directory is not visible under its name yet.
-        let done = fs::write(
-            tmp.join("container.json"),
-            serde_json::to_vec_pretty(&placeholder)?,
-        )
-        .with_context(|| format!("{}", tmp.display()))
-        .and_then(|()| fs::rename(&tmp, &path).with_context(|| format!("{}", path.display())));
+        let record = serde_json::to_vec_pretty(&placeholder)?;
+        let done = fs::write(tmp.join(LOCK), b"")
+            .and_then(|()| fs::write(tmp.join(RECORD), record))
+            .with_context(|| format!("{}", tmp.display()))
+            .and_then(|()| fs::rename(&tmp, &path).with_context(|| format!("{}", path.display())));
         if let Err(e) = done {
             let _ = fs::remove_dir_all(&tmp);
             return Err(e);
@@ -127,11 +133,11 @@ impl Containers {
     }
 
     pub fn save(&self, r: &Record) -> Result<()> {
-        write_json(&self.path(&r.id).join("container.json"), r)
+        write_json(&self.path(&r.id).join(RECORD), r)
     }
 
     pub fn load(&self, id: &str) -> Result<Record> {
-        let p = self.path(id).join("container.json");
+        let p = self.path(id).join(RECORD);
         let data = fs::read(&p).with_context(|| format!("{}", p.display()))?;
         serde_json::from_slice(&data).with_context(|| format!("{}", p.display()))
     }

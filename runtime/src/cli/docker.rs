@@ -524,7 +524,11 @@ fn lock(ctx: &Ctx, id: &str) -> Option<sysops::lock::Lock> {
     if !dir.is_dir() {
         return None;
     }
-    sysops::lock::Lock::acquire(&dir.join(".lock")).ok()
+    // Never created here (`reserve` makes it): an open that recreated it between a
+    // teardown's unlink and rmdir would leave the directory behind.
+    let lock = sysops::lock::Lock::acquire_existing(&dir.join(super::containers::LOCK)).ok()?;
+    // Whoever held the lock before us may have removed the container while we waited.
+    dir.join(super::containers::RECORD).exists().then_some(lock)
 }
 
 /// Removes everything a container has: runtime state (killing it), network, rootfs mount,
@@ -545,7 +549,9 @@ fn teardown_locked(ctx: &Ctx, id: &str) {
     network::release(ctx, id);
     let dir = ctx.containers().path(id);
     if let Err(e) = images::Store::remove_rootfs(&dir) {
+        // Keep the record, so a later `rm -f` finds the container and tries again.
         tracing::warn!("container {id}: rootfs: {e}");
+        return;
     }
     let _ = fs::remove_dir_all(&dir);
     super::volumes::release(&ctx.data_root, &volumes);

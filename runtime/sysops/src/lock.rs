@@ -4,6 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// An exclusive flock held on an open file until dropped.
@@ -14,6 +15,17 @@ impl Lock {
     /// Opens (creating it, mode 0600) and locks `path`, waiting for another holder.
     pub fn acquire(path: &Path) -> std::io::Result<Lock> {
         Self::on(open(path)?)
+    }
+
+    /// Locks `path`, waiting for another holder, without creating it: NotFound if it is gone
+    /// (the lock of a directory that someone removed stays removed).
+    pub fn acquire_existing(path: &Path) -> std::io::Result<Lock> {
+        Self::on(
+            OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(path)?,
+        )
     }
 
     /// Locks an already open file (a directory opened read-only works too).
@@ -52,7 +64,6 @@ impl Lock {
 
 /// The lock file, created 0600 if missing, never truncated (its content does not matter).
 fn open(path: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
     OpenOptions::new()
         .create(true)
         .truncate(false)
