@@ -471,7 +471,7 @@ impl Runtime {
     pub fn start(&self, id: &str) -> Result<State> {
         let dir = self.dir(id);
         let mut state = self.load(id)?;
-        let _lock = Lock::acquire(&lock_path(&dir)).map_err(|e| Error::io(&dir, e))?;
+        let _lock = Lock::acquire_existing(&lock_path(&dir)).map_err(|e| Error::io(&dir, e))?;
         let state_now = State::load(&dir)?; // re-read under the lock
         match state_now.status() {
             Status::Created => {}
@@ -588,7 +588,7 @@ impl Runtime {
                 Err(Error::NotFound(id.to_string()))
             }
         };
-        let _lock = match Lock::acquire(&lock_path(&dir)) {
+        let _lock = match Lock::acquire_existing(&lock_path(&dir)) {
             Ok(l) => l,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return gone(),
             Err(e) => return Err(Error::io(&dir, e)),

@@ -276,8 +276,8 @@ pub fn parse_device(spec: &str) -> Result<(Value, Value)> {
 /// Loads a container that has a cgroup, under its lock.
 fn with_cgroup(rt: &Runtime, id: &str) -> Result<(State, Cgroup, Lock)> {
     let state = rt.load(id)?;
-    let lock =
-        Lock::acquire(&rt.dir(id).join(".lock")).with_context(|| format!("lock container {id}"))?;
+    let lock = Lock::acquire_existing(&rt.dir(id).join(".lock"))
+        .with_context(|| format!("lock container {id}"))?;
     let cg = state
         .cgroup
         .clone()
