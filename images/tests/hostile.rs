@@ -572,9 +572,7 @@ fn a_killed_import_is_reclaimed_but_a_live_one_is_not() {
 
 #[test]
 fn store_directories_are_private_whatever_the_umask() {
-    if !minc_tests::sandbox("store_directories_are_private_whatever_the_umask") {
-        return;
-    }
+    minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     // Only the store's own modes may stand between a host user and the layers.
     fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();

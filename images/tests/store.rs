@@ -432,9 +432,7 @@ fn rootfs_tarball_gzip_zstd_and_missing_end_marker() {
 
 #[test]
 fn builtin_echo_server_answers_in_a_chroot() {
-    if !minc_tests::sandbox("builtin_echo_server_answers_in_a_chroot") {
-        return;
-    }
+    minc_tests::sandbox!();
     let t = setup();
     let img = t.store.resolve("echo-server").unwrap();
     assert_eq!(img.exposed_ports(), [(8000, "tcp".to_string())]);
@@ -492,9 +490,7 @@ fn builtin_echo_server_answers_in_a_chroot() {
 
 #[test]
 fn overlay_rootfs_is_created_and_removed() {
-    if !minc_tests::sandbox("overlay_rootfs_is_created_and_removed") {
-        return;
-    }
+    minc_tests::sandbox!();
     let t = setup();
     let layout = t.dir.join("layout");
     oci_layout(&layout, &fixture_layers(), "ov");

@@ -309,9 +309,7 @@ mod tests {
     fn probe_tells_in_use_from_free() {
         // In a network namespace of its own: on the host, another test's socket could take
         // the port between our close and the probe that expects it free.
-        if !minc_tests::sandbox("daemon::tests::probe_tells_in_use_from_free") {
-            return;
-        }
+        minc_tests::sandbox!();
         // A listener of ours on an ephemeral port of 127.0.0.1.
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let taken = l.local_addr().unwrap();

@@ -2,7 +2,7 @@
 //! namespaces that vanish with it): "containers" are `ip netns add` namespaces, "wan" is
 //! another netns reached over a veth on 203.0.113.0/24. No packet leaves the sandbox.
 
-use minc_tests::{run, sandbox};
+use minc_tests::run;
 use netsetup::{Error, Network, Request};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -141,9 +141,7 @@ fn links() -> String {
 
 #[test]
 fn connectivity_and_teardown() {
-    if !sandbox("connectivity_and_teardown") {
-        return;
-    }
+    minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let files = tmp.path().join("files");
     setup_wan();
@@ -294,9 +292,7 @@ fn connectivity_and_teardown() {
 
 #[test]
 fn detach_after_netns_is_gone() {
-    if !sandbox("detach_after_netns_is_gone") {
-        return;
-    }
+    minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let net = network(tmp.path());
     let c = add_ns("gone");
@@ -330,9 +326,7 @@ fn detach_after_netns_is_gone() {
 
 #[test]
 fn parallel_attaches() {
-    if !sandbox("parallel_attaches") {
-        return;
-    }
+    minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let net = network(tmp.path());
     const N: usize = 50;
@@ -428,9 +422,7 @@ fn assert_nothing_of(net: &Network, id: &str, files: &Path) {
 
 #[test]
 fn exhausted_pool_and_stale_reclaim() {
-    if !sandbox("exhausted_pool_and_stale_reclaim") {
-        return;
-    }
+    minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let files = tmp.path().join("files");
     let net = Network {
@@ -464,9 +456,7 @@ fn exhausted_pool_and_stale_reclaim() {
 
 #[test]
 fn duplicate_host_port_is_refused() {
-    if !sandbox("duplicate_host_port_is_refused") {
-        return;
-    }
+    minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let files = tmp.path().join("files");
     let net = network(tmp.path());
@@ -494,9 +484,7 @@ fn duplicate_host_port_is_refused() {
 
 #[test]
 fn connect_failure_leaves_nothing() {
-    if !sandbox("connect_failure_leaves_nothing") {
-        return;
-    }
+    minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let files = tmp.path().join("files");
     let net = network(tmp.path());
@@ -599,9 +587,7 @@ fn conf_with(base: &serde_json::Value, extra: serde_json::Value) -> String {
 
 #[test]
 fn cni_plugin_mode() {
-    if !sandbox("cni_plugin_mode") {
-        return;
-    }
+    minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let data = tmp.path().join("cni");
     let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -703,9 +689,7 @@ fn cni_plugin_mode() {
 /// limits are done with netsetup). Then CHECK and DEL in reverse order.
 #[test]
 fn cni_chain_with_reference_plugins() {
-    if !sandbox("cni_chain_with_reference_plugins") {
-        return;
-    }
+    minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let data = tmp.path().join("cni");
     let plugin = |name: &str| format!("/usr/lib/cni/{name}");
@@ -838,9 +822,7 @@ fn cni_chain_with_reference_plugins() {
 /// 1.1.0's STATUS and GC; CHECK and DEL across versions.
 #[test]
 fn cni_status_and_gc() {
-    if !sandbox("cni_status_and_gc") {
-        return;
-    }
+    minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let data = tmp.path().join("cni");
     let base = serde_json::json!({"cniVersion": "1.1.0", "name": "gcnet", "type": "netsetup",
@@ -903,9 +885,7 @@ fn cni_status_and_gc() {
 /// works; a DEL whose config no longer parses still releases everything.
 #[test]
 fn cni_add_after_killed_add_and_lenient_del() {
-    if !sandbox("cni_add_after_killed_add_and_lenient_del") {
-        return;
-    }
+    minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let data = tmp.path().join("cni");
     let base = serde_json::json!({"cniVersion": "1.0.0", "name": "killnet", "type": "netsetup",
@@ -971,9 +951,7 @@ fn cni_add_after_killed_add_and_lenient_del() {
 
 #[test]
 fn explain_prints_commands() {
-    if !sandbox("explain_prints_commands") {
-        return;
-    }
+    minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let data = tmp.path().join("d");
     let p = add_ns("e1");
@@ -1046,9 +1024,7 @@ fn explain_prints_commands() {
 
 #[test]
 fn deleted_nft_table_is_rebuilt() {
-    if !sandbox("deleted_nft_table_is_rebuilt") {
-        return;
-    }
+    minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let net = network(tmp.path());
     netsetup::attach(&net, &req("t1", &["8085:80"], None), &add_ns("t1")).unwrap();
@@ -1075,9 +1051,7 @@ fn deleted_nft_table_is_rebuilt() {
 /// arrives (so the test can see the attack when it works).
 #[test]
 fn container_cannot_reach_host_loopback() {
-    if !sandbox("container_cannot_reach_host_loopback") {
-        return;
-    }
+    minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let net = network(tmp.path());
     let c = add_ns("evil");
@@ -1224,9 +1198,7 @@ fn send_raw_udp(
 /// attach of the same port works, and gc leaves nothing behind.
 #[test]
 fn killed_attach_never_blocks_or_leaks() {
-    if !sandbox("killed_attach_never_blocks_or_leaks") {
-        return;
-    }
+    minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let net = network(tmp.path());
     let data = net.data_dir.to_str().unwrap().to_string();
@@ -1308,9 +1280,7 @@ fn killed_attach_never_blocks_or_leaks() {
 /// PATH, the CLI still wires a container and its published port works.
 #[test]
 fn attach_and_detach_run_no_program() {
-    if !sandbox("attach_and_detach_run_no_program") {
-        return;
-    }
+    minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let data = tmp.path().join("d");
     let p = add_ns("q");

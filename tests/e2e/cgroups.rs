@@ -148,9 +148,7 @@ fn cgroup_dirs(path: &str) -> Vec<PathBuf> {
 
 #[test]
 fn memory_limit_oom_kill_is_recorded() {
-    if !minc_tests::sandbox("memory_limit_oom_kill_is_recorded") {
-        return;
-    }
+    minc_tests::sandbox!();
     // dd's 64 MiB buffer cannot fit in 16 MiB (and there is no swap to go to).
     let c = Ctr::new(
         "dd if=/dev/zero of=/dev/null bs=64M count=1; echo survived",
@@ -177,9 +175,7 @@ fn memory_limit_oom_kill_is_recorded() {
 
 #[test]
 fn pids_limit_stops_forks() {
-    if !minc_tests::sandbox("pids_limit_stops_forks") {
-        return;
-    }
+    minc_tests::sandbox!();
     let c = Ctr::new(
         // busybox sh gives up at the first failed fork, hence the subshell; only builtins
         // after it, since no fork is left for anything else.
@@ -202,9 +198,7 @@ fn pids_limit_stops_forks() {
 
 #[test]
 fn cpu_limits_are_in_the_cgroup_files_inside_and_out() {
-    if !minc_tests::sandbox("cpu_limits_are_in_the_cgroup_files_inside_and_out") {
-        return;
-    }
+    minc_tests::sandbox!();
     let inside = if v2() {
         "cat /sys/fs/cgroup/cpu.max"
     } else {
@@ -257,9 +251,7 @@ fn cpu_limits_are_in_the_cgroup_files_inside_and_out() {
 
 #[test]
 fn devices_are_denied_unless_allowed() {
-    if !minc_tests::sandbox("devices_are_denied_unless_allowed") {
-        return;
-    }
+    minc_tests::sandbox!();
     // CAP_MKNOD as Docker grants it: the node can be made, but the cgroup refuses to open it.
     let script = "mknod /tmp/loop b 7 0 && echo made; \
                   (exec 3</tmp/loop) 2>&1; \
@@ -318,9 +310,7 @@ fn cpu_ns(path: &str) -> u64 {
 
 #[test]
 fn pause_stops_a_busy_loop_and_resume_restarts_it() {
-    if !minc_tests::sandbox("pause_stops_a_busy_loop_and_resume_restarts_it") {
-        return;
-    }
+    minc_tests::sandbox!();
     let c = Ctr::new("while :; do :; done", json!({}));
     let path = c.create_start("busy");
     let advance = || {
@@ -351,9 +341,7 @@ fn pause_stops_a_busy_loop_and_resume_restarts_it() {
 
 #[test]
 fn update_changes_live_limits() {
-    if !minc_tests::sandbox("update_changes_live_limits") {
-        return;
-    }
+    minc_tests::sandbox!();
     let c = Ctr::new(
         "sleep 100",
         json!({"memory": {"limit": 32 << 20}, "pids": {"limit": 10}}),
@@ -435,9 +423,7 @@ fn update_changes_live_limits() {
 
 #[test]
 fn events_stats_match_the_cgroup_files() {
-    if !minc_tests::sandbox("events_stats_match_the_cgroup_files") {
-        return;
-    }
+    minc_tests::sandbox!();
     let c = Ctr::new(
         "sleep 100 & sleep 100 & wait",
         json!({"pids": {"limit": 50}}),
@@ -490,9 +476,7 @@ fn events_stats_match_the_cgroup_files() {
 
 #[test]
 fn exec_joins_the_cgroup_and_delete_leaves_nothing() {
-    if !minc_tests::sandbox("exec_joins_the_cgroup_and_delete_leaves_nothing") {
-        return;
-    }
+    minc_tests::sandbox!();
     let c = Ctr::new("sleep 100", json!({}));
     let path = c.create_start("ex");
     let found = cgroup_dirs(&path);
@@ -543,9 +527,7 @@ fn exec_joins_the_cgroup_and_delete_leaves_nothing() {
 
 #[test]
 fn cgroup_paths_systemd_form_and_bad_input() {
-    if !minc_tests::sandbox("cgroup_paths_systemd_form_and_bad_input") {
-        return;
-    }
+    minc_tests::sandbox!();
     let c = Ctr::new("sleep 100", json!({}));
     // The kubelet's cgroupfs form.
     c.edit(|cfg| cfg["linux"]["cgroupsPath"] = json!("/kubepods/burstable/pod42/ctr1"));
@@ -639,9 +621,7 @@ fn cgroup_paths_systemd_form_and_bad_input() {
 /// `--device`, and OOM kills in `inspect` and `ps -a`.
 #[test]
 fn docker_face_limits_stats_top_and_devices() {
-    if !minc_tests::sandbox("docker_face_limits_stats_top_and_devices") {
-        return;
-    }
+    minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let (root, data) = (tmp.path().join("run"), tmp.path().join("data"));
     let minc = |args: &[&str]| {

@@ -124,9 +124,7 @@ fn nft_elements() -> Vec<String> {
 
 #[test]
 fn cri_node_path() {
-    if !minc_tests::sandbox("cri_node_path") {
-        return;
-    }
+    minc_tests::sandbox!();
     let node = Node::start(MINC.as_ref(), &Network::Netsetup(netsetup()));
     let cri = &node.cri;
 

@@ -208,9 +208,7 @@ fn body_json(resp: &str) -> Value {
 
 #[test]
 fn echo_server_end_to_end() {
-    if !minc_tests::sandbox("echo_server_end_to_end") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     h.busybox_image();
     let id = h.ok(&[
@@ -272,9 +270,7 @@ fn echo_server_end_to_end() {
 
 #[test]
 fn foreground_rm_returns_exit_code() {
-    if !minc_tests::sandbox("foreground_rm_returns_exit_code") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     h.busybox_image();
     let out = h.minc(&["run", "--rm", "busybox", "sh", "-c", "echo hi; exit 3"]);
@@ -329,9 +325,7 @@ fn foreground_rm_returns_exit_code() {
 
 #[test]
 fn ports_are_published_once() {
-    if !minc_tests::sandbox("ports_are_published_once") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     // --explain shows the steps of all three parts, on stderr, not in the container's log.
     let out = h.minc(&[
@@ -403,9 +397,7 @@ fn ports_are_published_once() {
 
 #[test]
 fn detached_container_outlives_its_cli() {
-    if !minc_tests::sandbox("detached_container_outlives_its_cli") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     // The CLI in its own process group, which we then kill whole.
     let mut cmd = h.cmd(&["run", "-d", "--name", "d", "-p", "8090:8000", "echo-server"]);
@@ -445,9 +437,7 @@ fn detached_container_outlives_its_cli() {
 /// no program to wire a container (nft, ip and sysctl hidden, no sbin in PATH).
 #[test]
 fn quick_start_needs_no_network_tools() {
-    if !minc_tests::sandbox("quick_start_needs_no_network_tools") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     minc_tests::run("mount", &["-t", "tmpfs", "tmpfs", "/usr/sbin"]);
     let mut cmd = h.cmd(&["run", "-d", "--name", "q", "-p", "8091:8000", "echo-server"]);

@@ -46,9 +46,7 @@ fn sha(path: &Path) -> String {
 
 #[test]
 fn exec_cannot_overwrite_the_runtime_binary() {
-    if !minc_tests::sandbox("exec_cannot_overwrite_the_runtime_binary") {
-        return;
-    }
+    minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let copy = tmp.path().join("minc-copy");
     std::fs::copy(MINC, &copy).unwrap();
@@ -114,9 +112,7 @@ fn exec_cannot_overwrite_the_runtime_binary() {
 
 #[test]
 fn the_init_is_not_dumpable_before_it_runs_the_program() {
-    if !minc_tests::sandbox("the_init_is_not_dumpable_before_it_runs_the_program") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = Bundle::new(MINC, "sleep 100");
     b.ok(&["create", "-b", &b.bundle_arg(), "c"]);
     // The init, a copy of minc, waits for start in the container: a process in the container

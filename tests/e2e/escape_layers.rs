@@ -119,9 +119,7 @@ fn one_clear_line(out: &Output, words: &[&str]) {
 
 #[test]
 fn hard_link_to_a_lower_symlink_never_copies_the_host_file() {
-    if !minc_tests::sandbox("hard_link_to_a_lower_symlink_never_copies_the_host_file") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     let abs = h.sentinel.display().to_string();
     h.import(
@@ -144,9 +142,7 @@ fn hard_link_to_a_lower_symlink_never_copies_the_host_file() {
 
 #[test]
 fn whiteouts_of_dotdot_are_refused_and_touch_nothing() {
-    if !minc_tests::sandbox("whiteouts_of_dotdot_are_refused_and_touch_nothing") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     // A sentinel where `..` of a layer being unpacked for `run` used to lead.
     h.minc(&[], &["images"]);
@@ -173,9 +169,7 @@ fn whiteouts_of_dotdot_are_refused_and_touch_nothing() {
 
 #[test]
 fn a_decompression_bomb_stops_at_the_limit() {
-    if !minc_tests::sandbox("a_decompression_bomb_stops_at_the_limit") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     // 64 MiB of zeros behind a tar header, gzip-compressed to about 64 KB.
     let mut hd = tar::Header::new_gnu();
@@ -231,9 +225,7 @@ fn a_decompression_bomb_stops_at_the_limit() {
 
 #[test]
 fn host_users_cannot_reach_unpacked_layers() {
-    if !minc_tests::sandbox("host_users_cannot_reach_unpacked_layers") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     let id = fs::read("/usr/bin/id").unwrap();
     h.import(

@@ -176,17 +176,13 @@ fn run_and_replay(edit: impl FnOnce(&mut serde_json::Value), owner: Option<&str>
 
 #[test]
 fn runtime_transcript_replays_to_the_same_container() {
-    if !minc_tests::sandbox("runtime_transcript_replays_to_the_same_container") {
-        return;
-    }
+    minc_tests::sandbox!();
     run_and_replay(|_| {}, None);
 }
 
 #[test]
 fn runtime_transcript_replays_a_non_root_process_with_ambient_caps() {
-    if !minc_tests::sandbox("runtime_transcript_replays_a_non_root_process_with_ambient_caps") {
-        return;
-    }
+    minc_tests::sandbox!();
     run_and_replay(
         |c| {
             c["root"]["readonly"] = json!(false);
@@ -206,9 +202,7 @@ fn runtime_transcript_replays_a_non_root_process_with_ambient_caps() {
 
 #[test]
 fn runtime_transcript_replays_a_user_namespaced_container() {
-    if !minc_tests::sandbox("runtime_transcript_replays_a_user_namespaced_container") {
-        return;
-    }
+    minc_tests::sandbox!();
     // unshare(1) maps ranges through newuidmap/newgidmap, which want /etc/subuid entries: give
     // root one, on an overlay of /etc that only this sandbox's mount namespace sees.
     let etc = minc_tests::tempdir();

@@ -303,9 +303,7 @@ fn replay_and_compare(dir: &Path, transcript: &str, bridge: &str, name: &str, ne
 
 #[test]
 fn network_explain_replays_to_the_same_state() {
-    if !minc_tests::sandbox("network_explain_replays_to_the_same_state") {
-        return;
-    }
+    minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let dir = tmp.path();
     wan();
@@ -343,9 +341,7 @@ fn network_explain_replays_to_the_same_state() {
 /// the container's names file and the network's resolver, which answers the same on both sides.
 #[test]
 fn user_network_explain_replays_to_the_same_state() {
-    if !minc_tests::sandbox("user_network_explain_replays_to_the_same_state") {
-        return;
-    }
+    minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let dir = tmp.path();
     wan();

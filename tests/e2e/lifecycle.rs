@@ -16,9 +16,7 @@ fn bundle(script: &str) -> Bundle {
 
 #[test]
 fn run_returns_exit_code_and_output() {
-    if !minc_tests::sandbox("run_returns_exit_code_and_output") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = bundle("echo out; echo err >&2; exit 7");
     let out = b.run("exit7");
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
@@ -29,9 +27,7 @@ fn run_returns_exit_code_and_output() {
 
 #[test]
 fn pid1_hostname_and_proc() {
-    if !minc_tests::sandbox("pid1_hostname_and_proc") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = bundle("echo $$; hostname; ls /proc | grep -E '^[0-9]+$' | tr '\\n' ' '");
     b.edit(|c| c["hostname"] = json!("box1"));
     let out = b.run("p1");
@@ -54,9 +50,7 @@ fn pid1_hostname_and_proc() {
 
 #[test]
 fn host_files_unreachable_after_pivot_root() {
-    if !minc_tests::sandbox("host_files_unreachable_after_pivot_root") {
-        return;
-    }
+    minc_tests::sandbox!();
     // A host file next to the bundle: reachable before pivot_root, not after.
     let host_dir = minc_tests::tempdir();
     let secret = host_dir.path().join("secret");
@@ -72,9 +66,7 @@ fn host_files_unreachable_after_pivot_root() {
 
 #[test]
 fn capabilities_and_masked_paths() {
-    if !minc_tests::sandbox("capabilities_and_masked_paths") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = bundle(
         "grep -E '^Cap(Bnd|Eff|Prm)' /proc/self/status; \
          echo kcore=$(cat /proc/kcore 2>/dev/null | wc -c); \
@@ -107,9 +99,7 @@ fn capabilities_and_masked_paths() {
 
 #[test]
 fn user_groups_env_and_no_new_privileges() {
-    if !minc_tests::sandbox("user_groups_env_and_no_new_privileges") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = bundle("id -u; id -g; id -G; grep NoNewPrivs /proc/self/status; echo $GREETING $HOME; pwd; cat /proc/sys/kernel/domainname");
     b.edit(|c| {
         c["process"]["user"] = json!({"uid": 65534, "gid": 65534, "additionalGids": [10, 20]});
@@ -128,9 +118,7 @@ fn user_groups_env_and_no_new_privileges() {
 
 #[test]
 fn lifecycle_states_and_kill() {
-    if !minc_tests::sandbox("lifecycle_states_and_kill") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = bundle("trap 'echo TERM > /got-term; exit 0' TERM; while true; do sleep 0.05; done");
     let pid_file = b.dir.join("pid");
     b.ok(&[
@@ -184,9 +172,7 @@ fn lifecycle_states_and_kill() {
 
 #[test]
 fn recycled_pid_does_not_look_alive() {
-    if !minc_tests::sandbox("recycled_pid_does_not_look_alive") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = bundle("sleep 100");
     b.create("r1");
     // Pretend the init died and its PID went to another live process (this test, PID 1).
@@ -203,9 +189,7 @@ fn recycled_pid_does_not_look_alive() {
 
 #[test]
 fn delete_force_kills_running_container() {
-    if !minc_tests::sandbox("delete_force_kills_running_container") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = bundle("sleep 1000");
     b.ok(&["run", "-d", "-b", &b.bundle_arg(), "f1"]);
     assert_eq!(b.status("f1"), "running");
@@ -223,9 +207,7 @@ fn delete_force_kills_running_container() {
 
 #[test]
 fn exec_joins_the_container() {
-    if !minc_tests::sandbox("exec_joins_the_container") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = bundle("echo $$ > /init-pid; sleep 1000");
     b.edit(|c| c["hostname"] = json!("exec-box"));
     b.ok(&["run", "-d", "-b", &b.bundle_arg(), "e1"]);
@@ -276,9 +258,7 @@ fn exec_joins_the_container() {
 
 #[test]
 fn hooks_run_in_order_with_state() {
-    if !minc_tests::sandbox("hooks_run_in_order_with_state") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = bundle("echo process >> /hooks.log");
     let log = b.rootfs().join("hooks.log");
     // Hooks that run in the runtime's mount namespace see the host path; startContainer runs
@@ -347,9 +327,7 @@ fn hooks_run_in_order_with_state() {
 
 #[test]
 fn failing_poststart_and_poststop_hooks_warn_and_the_rest_run() {
-    if !minc_tests::sandbox("failing_poststart_and_poststop_hooks_warn_and_the_rest_run") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = bundle("true");
     let log = b.rootfs().join("hooks.log");
     let ok = |stage: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {stage} >> {}", log.display())]});
@@ -386,9 +364,7 @@ fn failing_poststart_and_poststop_hooks_warn_and_the_rest_run() {
 
 #[test]
 fn failing_hook_fails_create_and_leaves_nothing() {
-    if !minc_tests::sandbox("failing_hook_fails_create_and_leaves_nothing") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = bundle("true");
     b.edit(|c| {
         c["hooks"] =
@@ -407,9 +383,7 @@ fn failing_hook_fails_create_and_leaves_nothing() {
 
 #[test]
 fn bad_input_is_one_clear_line_and_leaves_nothing() {
-    if !minc_tests::sandbox("bad_input_is_one_clear_line_and_leaves_nothing") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = bundle("sleep 100");
     let bundle = b.bundle_arg();
     let check = |args: &[&str], want: &str| {
@@ -538,9 +512,7 @@ fn bad_input_is_one_clear_line_and_leaves_nothing() {
 
 #[test]
 fn rlimit_above_hard_limit_is_explained() {
-    if !minc_tests::sandbox("rlimit_above_hard_limit_is_explained") {
-        return;
-    }
+    minc_tests::sandbox!();
     let mut cur = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -578,9 +550,7 @@ fn caps_has(bit: u32) -> bool {
 
 #[test]
 fn run_forwards_signals_and_never_hangs_on_quick_exit() {
-    if !minc_tests::sandbox("run_forwards_signals_and_never_hangs_on_quick_exit") {
-        return;
-    }
+    minc_tests::sandbox!();
     // A process that exits at once must not make `run` hang (SIGCHLD race).
     let b = bundle("true");
     for i in 0..20 {
@@ -612,9 +582,7 @@ fn run_forwards_signals_and_never_hangs_on_quick_exit() {
 
 #[test]
 fn explain_shows_each_privileged_step() {
-    if !minc_tests::sandbox("explain_shows_each_privileged_step") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = bundle("true");
     b.edit(|c| {
         c["root"]["readonly"] = json!(true);
@@ -646,9 +614,7 @@ fn explain_shows_each_privileged_step() {
 
 #[test]
 fn readonly_root_and_bind_mounts() {
-    if !minc_tests::sandbox("readonly_root_and_bind_mounts") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = bundle("touch /x 2>&1 | grep -c Read-only; cat /data/hello; touch /data/new && echo rw; touch /ro/x 2>&1 | grep -c Read-only");
     let data = b.dir.join("data");
     std::fs::create_dir(&data).unwrap();
@@ -667,9 +633,7 @@ fn readonly_root_and_bind_mounts() {
 
 #[test]
 fn state_and_list_carry_what_runcs_carry() {
-    if !minc_tests::sandbox("state_and_list_carry_what_runcs_carry") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = bundle("sleep 100");
     b.create("s1");
     let state = b.state("s1");
@@ -719,9 +683,7 @@ fn state_and_list_carry_what_runcs_carry() {
 
 #[test]
 fn process_attributes_and_time_namespace_are_applied() {
-    if !minc_tests::sandbox("process_attributes_and_time_namespace_are_applied") {
-        return;
-    }
+    minc_tests::sandbox!();
     // personality, ioPriority, scheduler and a time namespace with a boottime offset, all
     // seen from inside: /proc/self/personality, ionice, /proc/self/stat (nice, policy), and
     // /proc/uptime (boottime) a day ahead of the host's.
@@ -769,9 +731,7 @@ fn process_attributes_and_time_namespace_are_applied() {
 
 #[test]
 fn tmpcopyup_tmpfs_keeps_the_contents_it_covers() {
-    if !minc_tests::sandbox("tmpcopyup_tmpfs_keeps_the_contents_it_covers") {
-        return;
-    }
+    minc_tests::sandbox!();
     // A read-only root with a writable /etc that still holds the image's files.
     let b = bundle("cat /etc/group | head -1; echo new > /etc/new && cat /etc/new; ls -l /etc/passwd | cut -c1-10; grep ' /etc ' /proc/self/mountinfo | cut -d' ' -f9");
     std::os::unix::fs::symlink("passwd", b.rootfs().join("etc/passwd-link")).unwrap();
@@ -801,9 +761,7 @@ fn tmpcopyup_tmpfs_keeps_the_contents_it_covers() {
 
 #[test]
 fn user_namespace_maps_root_to_a_host_range() {
-    if !minc_tests::sandbox("user_namespace_maps_root_to_a_host_range") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = bundle("id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; touch /tmp/made-inside; ls -ln /dev/null | awk '{print $5 $6}'");
     // The rootfs belongs to the mapped range, as an image unpacked for it would.
     minc_tests::run(
@@ -848,9 +806,7 @@ fn user_namespace_maps_root_to_a_host_range() {
 
 #[test]
 fn rootless_run_as_an_unprivileged_user() {
-    if !minc_tests::sandbox("rootless_run_as_an_unprivileged_user") {
-        return;
-    }
+    minc_tests::sandbox!();
     // Everything belongs to `nobody`, who runs minc: `spec --rootless`, then `run`, with the
     // state under its own XDG_RUNTIME_DIR.
     let tmp = minc_tests::tempdir();
@@ -911,9 +867,7 @@ fn rootless_run_as_an_unprivileged_user() {
 /// runc does; a verb that writes to a hook that does not read its stdin does not die of it.
 #[test]
 fn broken_pipes_end_quietly() {
-    if !minc_tests::sandbox("broken_pipes_end_quietly") {
-        return;
-    }
+    minc_tests::sandbox!();
     use std::os::unix::process::ExitStatusExt;
     // A pipe whose read end is closed before minc starts: every write to it fails, not by luck.
     let (read, write) = nix::unistd::pipe().unwrap();

@@ -215,9 +215,7 @@ fn links() -> String {
 
 #[test]
 fn user_networks_resolve_isolate_and_multihome() {
-    if !minc_tests::sandbox("user_networks_resolve_isolate_and_multihome") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     h.ok(&["network", "create", "a"]);
     h.ok(&["network", "create", "b", "--subnet", "10.90.0.0/24"]);
@@ -375,9 +373,7 @@ fn user_networks_resolve_isolate_and_multihome() {
 
 #[test]
 fn internal_network_has_no_way_out() {
-    if !minc_tests::sandbox("internal_network_has_no_way_out") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     h.ok(&["network", "create", "--internal", "--opt", "mtu=1400", "in"]);
     h.ok(&[
@@ -447,9 +443,7 @@ fn internal_network_has_no_way_out() {
 
 #[test]
 fn host_none_and_container_modes() {
-    if !minc_tests::sandbox("host_none_and_container_modes") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     h.ok(&[
         "run",
@@ -541,9 +535,7 @@ fn host_none_and_container_modes() {
 
 #[test]
 fn ipv6_between_containers_and_through_a_published_port() {
-    if !minc_tests::sandbox("ipv6_between_containers_and_through_a_published_port") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     h.ok(&[
         "network",
@@ -624,9 +616,7 @@ fn assert_no_veth(at: &str) {
 
 #[test]
 fn publish_forms() {
-    if !minc_tests::sandbox("publish_forms") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     // One host address only.
     h.ok(&[
@@ -815,9 +805,7 @@ fn checksum(b: &[u8]) -> u16 {
 /// through (the control that shows the test can see a frame arrive).
 #[test]
 fn spoofed_sources_are_dropped() {
-    if !minc_tests::sandbox("spoofed_sources_are_dropped") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     h.ok(&["network", "create", "s"]);
     h.ok(&[
@@ -924,9 +912,7 @@ fn spoofed_sources_are_dropped() {
 /// under /etc (read-only for the whole test).
 #[test]
 fn killed_run_then_rm_leaves_nothing() {
-    if !minc_tests::sandbox("killed_run_then_rm_leaves_nothing") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     h.ok(&["network", "create", "k"]);
     sh("mount --bind /etc /etc && mount -o remount,bind,ro /etc");
@@ -1028,9 +1014,7 @@ fn assert_nothing_left(data: &Path, root: &Path, at: &str) {
 /// network, instead of an error, and both work side by side.
 #[test]
 fn second_data_root_gets_its_own_bridge() {
-    if !minc_tests::sandbox("second_data_root_gets_its_own_bridge") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     let other = DockerFace::new(MINC);
     h.ok(&[

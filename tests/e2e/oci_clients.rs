@@ -50,9 +50,7 @@ fn wait_pid(mut get: impl FnMut() -> Option<i32>) -> i32 {
 
 #[test]
 fn podman_runs_and_execs_through_minc() {
-    if !minc_tests::sandbox("podman_runs_and_execs_through_minc") {
-        return;
-    }
+    minc_tests::sandbox!();
     let p = Podman::new(MINC.as_ref());
     let rf = rootfs();
     p.import(rf.path(), "localhost/bb");
@@ -123,9 +121,7 @@ fn podman_runs_and_execs_through_minc() {
 
 #[test]
 fn containerd_runs_and_execs_through_minc() {
-    if !minc_tests::sandbox("containerd_runs_and_execs_through_minc") {
-        return;
-    }
+    minc_tests::sandbox!();
     let c = Containerd::start(MINC.as_ref());
     let rf = rootfs();
     let image = "docker.io/library/bb:latest";

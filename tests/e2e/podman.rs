@@ -119,9 +119,7 @@ fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
 
 #[test]
 fn podman_limits_stats_and_pause_with_minc() {
-    if !minc_tests::sandbox("podman_limits_stats_and_pause_with_minc") {
-        return;
-    }
+    minc_tests::sandbox!();
     let p = Podman::new();
 
     // --memory: the container that allocates past it is OOM-killed, and Podman knows.

@@ -124,9 +124,7 @@ fn app_image(tmp: &Path, arch: &'static str) -> PlatformImage {
 
 #[test]
 fn pull_run_repull_digest_and_platforms() {
-    if !minc_tests::sandbox("pull_run_repull_digest_and_platforms") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     let reg = Registry::start(&h.dir().join("reg"), 5000, None);
     let a = reg.addr();
@@ -266,9 +264,7 @@ fn pull_run_repull_digest_and_platforms() {
 
 #[test]
 fn push_and_pull_back_under_another_name() {
-    if !minc_tests::sandbox("push_and_pull_back_under_another_name") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     let reg = Registry::start(&h.dir().join("reg"), 5000, None);
     let a = reg.addr();
@@ -373,9 +369,7 @@ fn push_and_pull_back_under_another_name() {
 
 #[test]
 fn basic_auth_login_logout() {
-    if !minc_tests::sandbox("basic_auth_login_logout") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     let reg = Registry::start(&h.dir().join("reg"), 5000, Some(("alice", "s3cret")));
     let a = reg.addr();
@@ -453,9 +447,7 @@ fn basic_auth_login_logout() {
 
 #[test]
 fn corrupted_blob_is_refused_and_leaves_nothing() {
-    if !minc_tests::sandbox("corrupted_blob_is_refused_and_leaves_nothing") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     let reg = Registry::start(&h.dir().join("reg"), 5000, None);
     let a = reg.addr();
@@ -579,9 +571,7 @@ fn noise(n: usize) -> Vec<u8> {
 
 #[test]
 fn registry_dying_or_minc_killed_mid_pull_leaves_no_partial_blob() {
-    if !minc_tests::sandbox("registry_dying_or_minc_killed_mid_pull_leaves_no_partial_blob") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     let regdir = h.dir().join("reg");
     let reg = Registry::start(&regdir, 5000, None);
@@ -777,9 +767,7 @@ fn hostile_registry(port: u16, hits: Arc<AtomicU64>) {
 
 #[test]
 fn hostile_registry_answers_are_bounded() {
-    if !minc_tests::sandbox("hostile_registry_answers_are_bounded") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     let hits = Arc::new(AtomicU64::new(0));
     hostile_registry(5009, hits.clone());

@@ -83,9 +83,7 @@ fn runc() -> PathBuf {
 
 #[test]
 fn errors_match_runc() {
-    if !minc_tests::sandbox("errors_match_runc") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = Bundle::new(MINC, "sleep 1000");
     b.edit(|c| c["process"]["terminal"] = serde_json::json!(false));
     let tmp = minc_tests::tempdir();

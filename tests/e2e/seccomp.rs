@@ -212,9 +212,7 @@ fn assert_probe(out: &str) {
 
 #[test]
 fn bundle_profile_errnos_and_argument_rules() {
-    if !minc_tests::sandbox("bundle_profile_errnos_and_argument_rules") {
-        return;
-    }
+    minc_tests::sandbox!();
     let env = Env::new();
     // With no_new_privs (runc's default spec) the filter is the last step before execve;
     // without it, it is loaded before the capabilities are dropped. Both must work.
@@ -238,9 +236,7 @@ fn bundle_profile_errnos_and_argument_rules() {
 
 #[test]
 fn exec_gets_the_containers_filter() {
-    if !minc_tests::sandbox("exec_gets_the_containers_filter") {
-        return;
-    }
+    minc_tests::sandbox!();
     let env = Env::new();
     let b = env.bundle("b", "sleep 1000", |c| c["linux"]["seccomp"] = profile());
     let out = env.minc(&["run", "-d", "-b", &b, "x1"]);
@@ -253,9 +249,7 @@ fn exec_gets_the_containers_filter() {
 
 #[test]
 fn docker_default_profile_refuses_user_namespaces() {
-    if !minc_tests::sandbox("docker_default_profile_refuses_user_namespaces") {
-        return;
-    }
+    minc_tests::sandbox!();
     let env = Env::new();
     env.busybox_image();
     let script = "grep -E '^Seccomp:' /proc/self/status; unshare -U true && echo unshared";
@@ -286,9 +280,7 @@ fn docker_default_profile_refuses_user_namespaces() {
 
 #[test]
 fn docker_profile_file_and_no_new_privileges() {
-    if !minc_tests::sandbox("docker_profile_file_and_no_new_privileges") {
-        return;
-    }
+    minc_tests::sandbox!();
     let env = Env::new();
     env.busybox_image();
     // Docker's file format: `name`, and a rule that only applies without CAP_SYS_ADMIN.
@@ -322,9 +314,7 @@ fn docker_profile_file_and_no_new_privileges() {
 
 #[test]
 fn cap_add_drop_and_privileged() {
-    if !minc_tests::sandbox("cap_add_drop_and_privileged") {
-        return;
-    }
+    minc_tests::sandbox!();
     let env = Env::new();
     env.busybox_image();
     let script =
@@ -373,9 +363,7 @@ fn cap_add_drop_and_privileged() {
 
 #[test]
 fn bad_profiles_are_one_clear_line_and_leave_nothing() {
-    if !minc_tests::sandbox("bad_profiles_are_one_clear_line_and_leave_nothing") {
-        return;
-    }
+    minc_tests::sandbox!();
     let env = Env::new();
     let one_line = |out: &Output, want: &str| {
         let err = text(&out.stderr);
@@ -453,9 +441,7 @@ fn bad_profiles_are_one_clear_line_and_leave_nothing() {
 
 #[test]
 fn capabilities_outside_the_bounding_set_fail() {
-    if !minc_tests::sandbox("capabilities_outside_the_bounding_set_fail") {
-        return;
-    }
+    minc_tests::sandbox!();
     let env = Env::new();
     // The kernel refuses these with EPERM (for runc too), whatever minc's own inheritable set.
     for (sets, id, what) in [
@@ -576,9 +562,7 @@ fn agent(path: PathBuf, errno: i32) -> std::sync::mpsc::Receiver<(Value, i32)> {
 
 #[test]
 fn notify_hands_calls_to_the_agent() {
-    if !minc_tests::sandbox("notify_hands_calls_to_the_agent") {
-        return;
-    }
+    minc_tests::sandbox!();
     let env = Env::new();
     let calls = agent(env.path("agent.sock"), libc::EXDEV);
     let section = json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": env.path("agent.sock"),

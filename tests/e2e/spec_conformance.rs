@@ -14,9 +14,7 @@ fn bundle(script: &str) -> Bundle {
 
 #[test]
 fn mount_options_are_known_or_named() {
-    if !minc_tests::sandbox("mount_options_are_known_or_named") {
-        return;
-    }
+    minc_tests::sandbox!();
     // Filesystem data on a bind mount (as runtime-tools' `mounts` program sends) is ignored
     // with a warning that names it; the mount is made.
     let b = bundle("grep ' /mnt ' /proc/self/mountinfo | cut -d' ' -f4,5");
@@ -85,9 +83,7 @@ fn mount_options_are_known_or_named() {
 
 #[test]
 fn a_container_without_a_process_is_created_and_start_fails() {
-    if !minc_tests::sandbox("a_container_without_a_process_is_created_and_start_fails") {
-        return;
-    }
+    minc_tests::sandbox!();
     // The spec: `process` is optional for create; start MUST generate an error without it.
     let b = bundle("true");
     b.edit(|c| {
@@ -170,9 +166,7 @@ fn owner_of(path: &str) -> u64 {
 
 #[test]
 fn a_joined_user_namespace_owns_the_namespaces_created_with_it() {
-    if !minc_tests::sandbox("a_joined_user_namespace_owns_the_namespaces_created_with_it") {
-        return;
-    }
+    minc_tests::sandbox!();
     use std::os::unix::fs::MetadataExt;
     let userns = UserNs::new();
     let b = bundle("id -u; cat /proc/self/uid_map; touch /tmp/made-inside");
@@ -241,9 +235,7 @@ fn a_joined_user_namespace_owns_the_namespaces_created_with_it() {
 
 #[test]
 fn idmapped_mounts_translate_owners() {
-    if !minc_tests::sandbox("idmapped_mounts_translate_owners") {
-        return;
-    }
+    minc_tests::sandbox!();
     use std::os::unix::fs::MetadataExt;
     // A host directory owned by host root, given to a container whose root is host 100000.
     let data = minc_tests::tempdir();
@@ -334,9 +326,7 @@ fn idmapped_mounts_translate_owners() {
 
 #[test]
 fn run_userns_remaps_root_and_shows_the_image_through_idmapped_layers() {
-    if !minc_tests::sandbox("run_userns_remaps_root_and_shows_the_image_through_idmapped_layers") {
-        return;
-    }
+    minc_tests::sandbox!();
     use std::os::unix::fs::MetadataExt;
     // /etc/subuid and /etc/subgid only in this sandbox: an overlay of /etc.
     let etc = minc_tests::tempdir();

@@ -60,9 +60,7 @@ fn shell_session(cmd: &mut Command) {
 
 #[test]
 fn run_it_is_a_shell_on_a_pty_of_its_own() {
-    if !minc_tests::sandbox("run_it_is_a_shell_on_a_pty_of_its_own") {
-        return;
-    }
+    minc_tests::sandbox!();
     let d = docker();
     shell_session(&mut d.cmd(&["run", "-it", "--rm", "--network", "none", "busybox", "sh"]));
     assert_eq!(d.containers_left(), 0, "--rm left the container");
@@ -80,9 +78,7 @@ fn terminal_bundle() -> Bundle {
 
 #[test]
 fn runc_run_relays_a_terminal_bundle() {
-    if !minc_tests::sandbox("runc_run_relays_a_terminal_bundle") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = terminal_bundle();
     shell_session(&mut b.cmd(&["run", "-b", &b.bundle_arg(), "tty1"]));
     b.assert_no_state();
@@ -146,9 +142,7 @@ fn write_str(master: &OwnedFd, s: &str) {
 
 #[test]
 fn console_socket_hands_over_a_working_master() {
-    if !minc_tests::sandbox("console_socket_hands_over_a_working_master") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = terminal_bundle();
     b.edit(|c| c["process"]["consoleSize"] = json!({"height": 24, "width": 77}));
     let sock = ConsoleSocket::bind(&b.dir.join("console.sock"));
@@ -212,9 +206,7 @@ fn console_socket_hands_over_a_working_master() {
 
 #[test]
 fn exec_process_file_detach_and_pid_file() {
-    if !minc_tests::sandbox("exec_process_file_detach_and_pid_file") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = Bundle::new(MINC, "sleep 1000");
     b.ok(&["run", "-d", "-b", &b.bundle_arg(), "ex"]);
     // --process: the whole process from a file, as containerd's shim and conmon send it.
@@ -371,9 +363,7 @@ fn spawn_leaking(cmd: &mut Command, at3: bool) -> std::process::Child {
 
 #[test]
 fn no_descriptor_leaks_into_the_container() {
-    if !minc_tests::sandbox("no_descriptor_leaks_into_the_container") {
-        return;
-    }
+    minc_tests::sandbox!();
     // The container's process is `sleep`: the descriptors it holds are exactly what minc
     // gave it, read from outside in /proc/PID/fd.
     let b = Bundle::new(MINC, "true");
@@ -487,9 +477,7 @@ fn tiocsti_helper() {
 
 #[test]
 fn a_container_cannot_type_into_the_callers_terminal() {
-    if !minc_tests::sandbox("a_container_cannot_type_into_the_callers_terminal") {
-        return;
-    }
+    minc_tests::sandbox!();
     let d = DockerFace::new(MINC);
     let me = std::env::current_exe().unwrap();
     d.busybox_image(&[("/tiocsti", &me)]);
@@ -552,9 +540,7 @@ fn a_container_cannot_type_into_the_callers_terminal() {
 
 #[test]
 fn exec_it_by_name_and_prefix_and_attach_with_detach_keys() {
-    if !minc_tests::sandbox("exec_it_by_name_and_prefix_and_attach_with_detach_keys") {
-        return;
-    }
+    minc_tests::sandbox!();
     let d = docker();
     let id = d
         .ok(&[
@@ -688,9 +674,7 @@ fn exec_it_by_name_and_prefix_and_attach_with_detach_keys() {
 
 #[test]
 fn ambiguous_prefixes_list_their_matches() {
-    if !minc_tests::sandbox("ambiguous_prefixes_list_their_matches") {
-        return;
-    }
+    minc_tests::sandbox!();
     let d = docker();
     // Start containers until two ids share a first digit (at most 17: pigeonhole).
     let mut ids: Vec<String> = Vec::new();
@@ -728,9 +712,7 @@ fn ambiguous_prefixes_list_their_matches() {
 
 #[test]
 fn client_details_delete_missing_features_and_log() {
-    if !minc_tests::sandbox("client_details_delete_missing_features_and_log") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = Bundle::new(MINC, "true");
     // delete --force of a container that does not exist: exit 0, as runc and crun.
     let out = b.minc(&["delete", "--force", "nosuch"]);
@@ -836,9 +818,7 @@ fn client_details_delete_missing_features_and_log() {
 
 #[test]
 fn explain_renders_the_terminal_steps() {
-    if !minc_tests::sandbox("explain_renders_the_terminal_steps") {
-        return;
-    }
+    minc_tests::sandbox!();
     let b = terminal_bundle();
     b.edit(|c| {
         c["process"]["args"] = json!(["true"]);

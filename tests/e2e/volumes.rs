@@ -116,9 +116,7 @@ fn text(o: &Output) -> String {
 
 #[test]
 fn volumes_binds_tmpfs_and_read_only() {
-    if !minc_tests::sandbox("volumes_binds_tmpfs_and_read_only") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     // A named volume outlives the container that wrote to it.
     text(&h.sh(&["-v", "store:/store"], "bb", "echo kept > /store/f"));
@@ -226,9 +224,7 @@ fn volumes_binds_tmpfs_and_read_only() {
 
 #[test]
 fn image_volumes_are_copied_up() {
-    if !minc_tests::sandbox("image_volumes_are_copied_up") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     // The image's VOLUME /data: an anonymous volume filled from the image, removed with
     // the container (--rm).
@@ -301,9 +297,7 @@ fn image_volumes_are_copied_up() {
 
 #[test]
 fn cp_both_ways_and_through_hostile_symlinks() {
-    if !minc_tests::sandbox("cp_both_ways_and_through_hostile_symlinks") {
-        return;
-    }
+    minc_tests::sandbox!();
     let h = Host::new();
     let secret_dir = h.dir().join("host-secret");
     std::fs::create_dir(&secret_dir).unwrap();

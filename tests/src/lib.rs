@@ -29,17 +29,45 @@ pub use bundle::{child_of, mounts_under, open_fds, reap, stderr, stdout, stray_p
 /// The environment variable that names the sandbox a process runs in.
 pub const SANDBOX_ENV: &str = "MINC_TEST_SANDBOX";
 
-/// Enters the sandbox for the test `name` (its full path as libtest prints it, e.g.
-/// `lifecycle::run_exit_code`). Returns `true` inside the sandbox, where the test body runs;
-/// returns `false` in the outer process once the inner run has passed (it panics if it failed).
+/// At the top of a test: the rest of the test runs in a sandbox of its own (see
+/// [`sandbox()`]), named for the test it stands in, so the name cannot drift from the
+/// function's. In the outer process it returns from the test once the sandboxed run has
+/// passed (and panics if it failed or did not run).
 ///
 /// ```ignore
 /// #[test]
 /// fn attach_and_detach() {
-///     if !minc_tests::sandbox("attach_and_detach") { return; }
+///     minc_tests::sandbox!();
 ///     // ... runs in its own network, mount and PID namespaces ...
 /// }
 /// ```
+#[macro_export]
+macro_rules! sandbox {
+    () => {
+        if !$crate::sandbox($crate::test_name({
+            fn here() {}
+            ::std::any::type_name_of_val(&here)
+        })) {
+            return;
+        }
+    };
+}
+
+/// The name libtest gives the test whose nested `fn here` has the type name `here` (e.g.
+/// `netsetup::daemon::tests::probe::here` is the test `daemon::tests::probe`). For
+/// [`sandbox!`].
+#[doc(hidden)]
+pub fn test_name(here: &'static str) -> &'static str {
+    let path = here
+        .strip_suffix("::here")
+        .unwrap_or_else(|| panic!("{here}: not a test's `here`"));
+    path.split_once("::").map_or(path, |(_, test)| test)
+}
+
+/// Enters the sandbox for the test `name` (its full path as libtest prints it, e.g.
+/// `lifecycle::run_exit_code`). Returns `true` inside the sandbox, where the test body runs;
+/// returns `false` in the outer process once the inner run has passed (it panics if it failed).
+/// Tests call it through [`sandbox!`].
 pub fn sandbox(name: &str) -> bool {
     if std::env::var(SANDBOX_ENV).as_deref() == Ok(name) {
         prepare_inside();
