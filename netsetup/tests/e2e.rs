@@ -2,6 +2,10 @@
 //! namespaces that vanish with it): "containers" are `ip netns add` namespaces, "wan" is
 //! another netns reached over a veth on 203.0.113.0/24. No packet leaves the sandbox.
 
+use minc_tests::net::{
+    add_netns, assert_links_gone, mac_of, netns_path, send_frame, setup_wan, spawn_in_netns, Frame,
+    HOST_WAN, WAN,
+};
 use minc_tests::run;
 use netsetup::{Error, Network, Request};
 use std::io::{Read, Write};
@@ -9,51 +13,6 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Duration;
-
-const HOST_WAN: &str = "203.0.113.1";
-const WAN: &str = "203.0.113.2";
-
-fn ns(name: &str) -> PathBuf {
-    PathBuf::from("/run/netns").join(name)
-}
-
-fn add_ns(name: &str) -> PathBuf {
-    run("ip", &["netns", "add", name]);
-    ns(name)
-}
-
-/// The "wan" netns: 203.0.113.2, linked to the sandbox host (203.0.113.1), which routes its
-/// default traffic there over an MTU-1400 link (so MTU detection has something to find).
-fn setup_wan() {
-    add_ns("wan");
-    run(
-        "ip",
-        &[
-            "link", "add", "wan0", "mtu", "1400", "type", "veth", "peer", "name", "wan1", "mtu",
-            "1400", "netns", "wan",
-        ],
-    );
-    run(
-        "ip",
-        &["addr", "add", &format!("{HOST_WAN}/24"), "dev", "wan0"],
-    );
-    run("ip", &["link", "set", "wan0", "up"]);
-    run(
-        "ip",
-        &[
-            "-n",
-            "wan",
-            "addr",
-            "add",
-            &format!("{WAN}/24"),
-            "dev",
-            "wan1",
-        ],
-    );
-    run("ip", &["-n", "wan", "link", "set", "wan1", "up"]);
-    run("ip", &["-n", "wan", "link", "set", "lo", "up"]);
-    run("ip", &["route", "add", "default", "via", WAN]);
-}
 
 fn network(dir: &Path) -> Network {
     let resolv = dir.join("host-resolv.conf");
@@ -81,20 +40,6 @@ fn req(id: &str, ports: &[&str], files: Option<&Path>) -> Request {
     }
 }
 
-/// Runs `f` on a thread inside the netns at `path` (None = the sandbox host).
-fn in_ns<T: Send + 'static>(
-    path: Option<PathBuf>,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> JoinHandle<T> {
-    std::thread::spawn(move || {
-        if let Some(p) = path {
-            let f = std::fs::File::open(&p).unwrap();
-            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        }
-        f()
-    })
-}
-
 /// A TCP server in a netns that answers `n` connections with "hello from <tag>" and reports
 /// the peer address of each.
 fn serve(
@@ -105,7 +50,7 @@ fn serve(
 ) -> JoinHandle<Vec<SocketAddr>> {
     let addr: SocketAddr = addr.parse().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
-    let h = in_ns(path, move || {
+    let h = spawn_in_netns(path.as_deref(), move || {
         let l = TcpListener::bind(addr).unwrap();
         tx.send(()).unwrap();
         let mut peers = Vec::new();
@@ -123,7 +68,7 @@ fn serve(
 /// Connects from a netns and returns what the server said.
 fn fetch(path: Option<PathBuf>, addr: &str) -> String {
     let addr: SocketAddr = addr.parse().unwrap();
-    in_ns(path, move || {
+    spawn_in_netns(path.as_deref(), move || {
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
             .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
         s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
@@ -144,10 +89,10 @@ fn connectivity_and_teardown() {
     minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let files = tmp.path().join("files");
-    setup_wan();
+    setup_wan(Some(1400));
     let net = network(tmp.path());
-    let c1 = add_ns("c1");
-    let c2 = add_ns("c2");
+    let c1 = add_netns("c1");
+    let c2 = add_netns("c2");
     let a1 = netsetup::attach(
         &net,
         &Request {
@@ -194,7 +139,7 @@ fn connectivity_and_teardown() {
     );
     assert_eq!(s.join().unwrap()[0].ip().to_string(), ip1);
     // container -> wan, masqueraded to the host's wan address
-    let s = serve(Some(ns("wan")), "0.0.0.0:9002", 1, "wan");
+    let s = serve(Some(netns_path("wan")), "0.0.0.0:9002", 1, "wan");
     assert_eq!(
         fetch(Some(c1.clone()), &format!("{WAN}:9002")),
         "hello from wan"
@@ -205,7 +150,7 @@ fn connectivity_and_teardown() {
     let s = serve(Some(c1.clone()), "0.0.0.0:8000", 6, "c1");
     let pub_host = format!("{HOST_WAN}:8080");
     assert_eq!(
-        fetch(Some(ns("wan")), &pub_host),
+        fetch(Some(netns_path("wan")), &pub_host),
         "hello from c1",
         "from another host"
     );
@@ -244,7 +189,7 @@ fn connectivity_and_teardown() {
 
     // UDP 5353 -> c1:53
     let (tx, rx) = std::sync::mpsc::channel();
-    let u = in_ns(Some(c1.clone()), move || {
+    let u = spawn_in_netns(Some(&c1), move || {
         let s = UdpSocket::bind("0.0.0.0:53").unwrap();
         tx.send(()).unwrap();
         let mut b = [0u8; 64];
@@ -253,7 +198,7 @@ fn connectivity_and_teardown() {
         peer
     });
     rx.recv().unwrap();
-    let got = in_ns(Some(ns("wan")), || {
+    let got = spawn_in_netns(Some(&netns_path("wan")), || {
         let s = UdpSocket::bind("0.0.0.0:0").unwrap();
         s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
         s.send_to(b"ping", format!("{HOST_WAN}:5353")).unwrap();
@@ -295,7 +240,7 @@ fn detach_after_netns_is_gone() {
     minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let net = network(tmp.path());
-    let c = add_ns("gone");
+    let c = add_netns("gone");
     let a = netsetup::attach(
         &net,
         &req("gone", &["8081:80"], Some(&tmp.path().join("f"))),
@@ -305,13 +250,7 @@ fn detach_after_netns_is_gone() {
     // The container dies: every handle on its netns goes, and the veth with it.
     run("ip", &["netns", "del", "gone"]);
     run("ip", &["netns", "del", "minc-gone"]);
-    for _ in 0..50 {
-        if !links().contains(&a.host_veth) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(!links().contains(&a.host_veth));
+    assert_links_gone(&a.host_veth, Duration::from_secs(1), "after the netns went");
     assert_eq!(
         netsetup::published_ports().unwrap().len(),
         1,
@@ -335,7 +274,7 @@ fn parallel_attaches() {
             let net = net.clone();
             std::thread::spawn(move || {
                 let id = format!("p{i}");
-                let path = add_ns(&id);
+                let path = add_netns(&id);
                 let port = format!("{}:80", 10000 + i);
                 netsetup::attach(&net, &req(&id, &[&port], None), &path)
                     .unwrap()
@@ -407,14 +346,7 @@ fn assert_nothing_of(net: &Network, id: &str, files: &Path) {
     assert!(!netsetup::reserved_ips(net).iter().any(|(_, o)| o == id));
     // The kernel frees a veth whose namespace is gone asynchronously: wait a little.
     let veth = netsetup::host_veth_name(net, id);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while links().contains(&veth) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{veth} is still there"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    assert_links_gone(&veth, Duration::from_secs(10), id);
     assert!(!Path::new(&format!("/run/netns/minc-{id}")).exists());
     assert!(!Path::new(&format!("/etc/netns/minc-{id}")).exists());
     assert!(!files.join(id).join("resolv.conf").exists());
@@ -434,9 +366,9 @@ fn exhausted_pool_and_stale_reclaim() {
     };
     for i in 0..5 {
         let id = format!("s{i}");
-        netsetup::attach(&net, &req(&id, &[], Some(&files)), &add_ns(&id)).unwrap();
+        netsetup::attach(&net, &req(&id, &[], Some(&files)), &add_netns(&id)).unwrap();
     }
-    let p = add_ns("s5");
+    let p = add_netns("s5");
     let e = netsetup::attach(&net, &req("s5", &["8082:80"], Some(&files)), &p).unwrap_err();
     assert!(matches!(e, Error::PoolExhausted(_)), "{e}");
     assert_eq!(e.to_string(), "address pool 10.78.0.0/29 is exhausted");
@@ -460,11 +392,11 @@ fn duplicate_host_port_is_refused() {
     let tmp = minc_tests::tempdir();
     let files = tmp.path().join("files");
     let net = network(tmp.path());
-    netsetup::attach(&net, &req("a", &["8080:80"], Some(&files)), &add_ns("a")).unwrap();
+    netsetup::attach(&net, &req("a", &["8080:80"], Some(&files)), &add_netns("a")).unwrap();
     let e = netsetup::attach(
         &net,
         &req("b", &["9090:90", "8080:80"], Some(&files)),
-        &add_ns("b"),
+        &add_netns("b"),
     )
     .unwrap_err();
     assert_eq!(
@@ -474,9 +406,14 @@ fn duplicate_host_port_is_refused() {
     assert_nothing_of(&net, "b", &files);
     assert_eq!(netsetup::published_ports().unwrap().len(), 1);
     // Same port number over udp is a different port.
-    netsetup::attach(&net, &req("b", &["8080:80/udp"], Some(&files)), &ns("b")).unwrap();
+    netsetup::attach(
+        &net,
+        &req("b", &["8080:80/udp"], Some(&files)),
+        &netns_path("b"),
+    )
+    .unwrap();
     // Attaching the same id twice is refused and does not disturb the first.
-    let e = netsetup::attach(&net, &req("a", &[], Some(&files)), &ns("b")).unwrap_err();
+    let e = netsetup::attach(&net, &req("a", &[], Some(&files)), &netns_path("b")).unwrap_err();
     assert!(matches!(e, Error::AlreadyAttached { .. }), "{e}");
     assert_eq!(netsetup::published_ports().unwrap().len(), 2);
     assert!(files.join("a/hosts").exists());
@@ -488,7 +425,7 @@ fn connect_failure_leaves_nothing() {
     let tmp = minc_tests::tempdir();
     let files = tmp.path().join("files");
     let net = network(tmp.path());
-    let p = add_ns("x");
+    let p = add_netns("x");
     // An eth0 already in the netns makes the veth creation fail half-way through attach.
     run(
         "ip",
@@ -591,7 +528,7 @@ fn cni_plugin_mode() {
     let tmp = minc_tests::tempdir();
     let data = tmp.path().join("cni");
     let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-    let p = add_ns("cni-1");
+    let p = add_netns("cni-1");
     let pn = p.to_str().unwrap();
     // Port mappings as containerd's go-cni sends them: Go field names, any case.
     let base = serde_json::json!({
@@ -695,7 +632,7 @@ fn cni_chain_with_reference_plugins() {
     let plugin = |name: &str| format!("/usr/lib/cni/{name}");
     for (i, version) in ["0.4.0", "1.0.0"].into_iter().enumerate() {
         let id = format!("chain{i}");
-        let p = add_ns(&id);
+        let p = add_netns(&id);
         let pn = p.to_str().unwrap();
         let netconf = |ty: &str, extra: serde_json::Value| {
             let mut c = serde_json::json!({"cniVersion": version, "name": "chain", "type": ty, "dataDir": data});
@@ -832,7 +769,7 @@ fn cni_status_and_gc() {
     assert!(ok, "{e}");
     let mut results = Vec::new();
     for id in ["a", "b", "c", "d", "e"] {
-        let p = add_ns(id);
+        let p = add_netns(id);
         let port = serde_json::json!({"runtimeConfig": {"portMappings": [{"hostPort": 7000 + id.as_bytes()[0] as u16, "containerPort": 80}]}});
         let (ok, r) = cni("ADD", id, p.to_str().unwrap(), &conf_with(&base, port));
         assert!(ok, "{r}");
@@ -872,7 +809,7 @@ fn cni_status_and_gc() {
     let (ok, e) = cni("STATUS", "", "", &conf);
     assert!(ok, "{e}");
     for (id, r) in [("a", &results[0]), ("c", &results[2])] {
-        let p = ns(id);
+        let p = netns_path(id);
         let check = conf_with(&base, serde_json::json!({"prevResult": r}));
         assert!(cni("CHECK", id, p.to_str().unwrap(), &check).0);
         assert!(cni("DEL", id, p.to_str().unwrap(), &check).0);
@@ -891,7 +828,7 @@ fn cni_add_after_killed_add_and_lenient_del() {
     let base = serde_json::json!({"cniVersion": "1.0.0", "name": "killnet", "type": "netsetup",
         "dataDir": data, "runtimeConfig": {"portMappings": [{"hostPort": 8095, "containerPort": 80}]}});
     let conf = base.to_string();
-    let p = add_ns("k");
+    let p = add_netns("k");
     let pn = p.to_str().unwrap();
     for (syscall, nth) in [
         ("linkat", 1),
@@ -954,7 +891,7 @@ fn explain_prints_commands() {
     minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let data = tmp.path().join("d");
-    let p = add_ns("e1");
+    let p = add_netns("e1");
     let out = std::process::Command::new(netsetup_bin())
         .args([
             "--explain",
@@ -1027,10 +964,10 @@ fn deleted_nft_table_is_rebuilt() {
     minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let net = network(tmp.path());
-    netsetup::attach(&net, &req("t1", &["8085:80"], None), &add_ns("t1")).unwrap();
+    netsetup::attach(&net, &req("t1", &["8085:80"], None), &add_netns("t1")).unwrap();
     // Someone removes our table: the next attach notices and rebuilds it in full.
     run("nft", &["delete", "table", "inet", "minc"]);
-    netsetup::attach(&net, &req("t2", &["8086:80"], None), &add_ns("t2")).unwrap();
+    netsetup::attach(&net, &req("t2", &["8086:80"], None), &add_netns("t2")).unwrap();
     let table = run("nft", &["list", "table", "inet", "minc"]);
     assert!(
         table.contains("oifname != \"minc0\" masquerade")
@@ -1054,7 +991,7 @@ fn container_cannot_reach_host_loopback() {
     minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let net = network(tmp.path());
-    let c = add_ns("evil");
+    let c = add_netns("evil");
     netsetup::attach(&net, &req("evil", &["8087:80"], None), &c).unwrap();
     assert_eq!(
         std::fs::read_to_string("/proc/sys/net/ipv4/conf/minc0/route_localnet")
@@ -1077,7 +1014,16 @@ fn container_cannot_reach_host_loopback() {
             }
         }
     };
-    send_raw_udp(&c, &bridge_mac, "10.77.0.2", "127.0.0.1", 9999, b"guarded");
+    send_frame(
+        "evil",
+        bridge_mac,
+        "10.77.0.2",
+        "127.0.0.1",
+        Frame::Udp {
+            port: 9999,
+            payload: b"guarded",
+        },
+    );
     assert!(
         !received(b"guarded"),
         "a container reached the host's 127.0.0.1"
@@ -1088,108 +1034,20 @@ fn container_cannot_reach_host_loopback() {
     s.join().unwrap();
     // Control: without the rule the frame is delivered.
     run("nft", &["flush", "chain", "inet", "minc", "input"]);
-    send_raw_udp(
-        &c,
-        &bridge_mac,
+    send_frame(
+        "evil",
+        bridge_mac,
         "10.77.0.2",
         "127.0.0.1",
-        9999,
-        b"unguarded",
+        Frame::Udp {
+            port: 9999,
+            payload: b"unguarded",
+        },
     );
     assert!(
         received(b"unguarded"),
         "the control frame did not arrive: the test proves nothing"
     );
-}
-
-fn mac_of(ns_path: Option<&Path>, dev: &str) -> [u8; 6] {
-    let mut args = vec![];
-    let nsname;
-    if let Some(p) = ns_path {
-        nsname = p.file_name().unwrap().to_str().unwrap().to_string();
-        args.extend(["-n", nsname.as_str()]);
-    }
-    args.extend(["-j", "link", "show", dev]);
-    let v: serde_json::Value = serde_json::from_str(&run("ip", &args)).unwrap();
-    let s = v[0]["address"].as_str().unwrap();
-    let b: Vec<u8> = s
-        .split(':')
-        .map(|x| u8::from_str_radix(x, 16).unwrap())
-        .collect();
-    b.try_into().unwrap()
-}
-
-fn checksum(b: &[u8]) -> u16 {
-    let mut sum = 0u32;
-    for c in b.chunks(2) {
-        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// Sends one Ethernet frame carrying IPv4/UDP from eth0 of the netns at `ns_path`, straight to
-/// `dst_mac`: what a container with CAP_NET_RAW can do whatever its routes say.
-fn send_raw_udp(
-    ns_path: &Path,
-    dst_mac: &[u8; 6],
-    src: &str,
-    dst: &str,
-    port: u16,
-    payload: &'static [u8],
-) {
-    let src_mac = mac_of(Some(ns_path), "eth0");
-    let (src, dst): (std::net::Ipv4Addr, std::net::Ipv4Addr) =
-        (src.parse().unwrap(), dst.parse().unwrap());
-    let dst_mac = *dst_mac;
-    in_ns(Some(ns_path.to_path_buf()), move || {
-        let udp_len = 8 + payload.len();
-        let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
-        ip[2..4].copy_from_slice(&((20 + udp_len) as u16).to_be_bytes());
-        ip.extend_from_slice(&src.octets());
-        ip.extend_from_slice(&dst.octets());
-        let c = checksum(&ip);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        let mut frame = Vec::new();
-        frame.extend_from_slice(&dst_mac);
-        frame.extend_from_slice(&src_mac);
-        frame.extend_from_slice(&[0x08, 0x00]);
-        frame.extend_from_slice(&ip);
-        frame.extend_from_slice(&40000u16.to_be_bytes());
-        frame.extend_from_slice(&port.to_be_bytes());
-        frame.extend_from_slice(&(udp_len as u16).to_be_bytes());
-        frame.extend_from_slice(&[0, 0]); // no UDP checksum (allowed over IPv4)
-        frame.extend_from_slice(payload);
-        // SAFETY: a raw packet socket, used for one sendto with a valid address, then closed.
-        unsafe {
-            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
-            sll.sll_family = libc::AF_PACKET as u16;
-            sll.sll_ifindex = libc::if_nametoindex(c"eth0".as_ptr()) as i32;
-            sll.sll_halen = 6;
-            sll.sll_addr[..6].copy_from_slice(&dst_mac);
-            let n = libc::sendto(
-                fd,
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            );
-            assert_eq!(
-                n,
-                frame.len() as isize,
-                "sendto: {}",
-                std::io::Error::last_os_error()
-            );
-            libc::close(fd);
-        }
-    })
-    .join()
-    .unwrap();
 }
 
 /// `kill -9` of the attaching process at any step of an attach (here: at each of its
@@ -1208,7 +1066,7 @@ fn killed_attach_never_blocks_or_leaks() {
     ] {
         for nth in 1.. {
             let id = format!("k-{syscall}-{nth}");
-            let p = add_ns(&id);
+            let p = add_netns(&id);
             let st = std::process::Command::new("strace")
                 .args([
                     "-f",
@@ -1238,7 +1096,7 @@ fn killed_attach_never_blocks_or_leaks() {
             use std::os::unix::process::ExitStatusExt;
             // The container goes away with its runtime.
             run("ip", &["netns", "del", &id]);
-            let fresh = add_ns("fresh");
+            let fresh = add_netns("fresh");
             netsetup::attach(&net, &req("fresh", &["9000:80"], None), &fresh)
                 .unwrap_or_else(|e| panic!("after a kill at {syscall} #{nth}: {e}"));
             netsetup::detach(&net, "fresh").unwrap();
@@ -1265,13 +1123,7 @@ fn killed_attach_never_blocks_or_leaks() {
         }
     }
     assert!(kills > 20, "only {kills} kill points");
-    for _ in 0..50 {
-        if !links().contains("veth") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(!links().contains("veth"), "{}", links());
+    assert_links_gone("veth", Duration::from_secs(1), "after every kill");
     assert!(netsetup::published_ports().unwrap().is_empty());
     assert_eq!(std::fs::read_dir("/run/netns").unwrap().count(), 0);
 }
@@ -1283,7 +1135,7 @@ fn attach_and_detach_run_no_program() {
     minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let data = tmp.path().join("d");
-    let p = add_ns("q");
+    let p = add_netns("q");
     run("mount", &["-t", "tmpfs", "tmpfs", "/usr/sbin"]);
     assert!(!Path::new("/usr/sbin/nft").exists());
     let cli = |args: &[&str]| {

@@ -13,9 +13,10 @@
 //! IPv6 link-local addresses), and the bridge's running timers. Names are not normalised: the
 //! replay uses the transcript's own (the veth's name is derived from the container's id).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
+use minc_tests::docker_face::DockerFace;
+use minc_tests::net::{echo_ok, setup_wan};
 use serde_json::Value;
 
 const MINC: &str = env!("CARGO_BIN_EXE_minc");
@@ -72,10 +73,6 @@ sh -e "$dir/net-replay.sh" > "$dir/replay.log" 2>&1 || { cat "$dir/replay.log" >
 sh "$dir/snapshot.sh" "/proc/$s/ns/net" "$veth" "$dir/b" "$br" "$name"
 kill $s
 "#;
-
-fn sh(script: &str) -> String {
-    minc_tests::run("sh", &["-c", script])
-}
 
 /// The lines between the two netsetup markers, as a shell script: `+ ` removed from each
 /// command line, heredoc bodies kept as they are. Also returns the id and the container's PID.
@@ -199,28 +196,21 @@ fn load(dir: &Path, name: &str) -> Value {
     v
 }
 
-/// The sandbox as a host: a default route out (its MTU is what minc's links get).
-fn wan() {
-    sh("ip netns add wan && ip link add wan0 mtu 1480 type veth peer name eth0 mtu 1480 netns wan && \
-        ip addr add 203.0.113.1/24 dev wan0 && ip link set wan0 up && \
-        ip -n wan addr add 203.0.113.2/24 dev eth0 && ip -n wan link set eth0 up && \
-        ip route add default via 203.0.113.2");
-}
-
 /// `minc --explain ARGS` with the test's roots: the transcript (stderr).
-fn explain(root: &Path, data: &Path, args: &[&str]) -> String {
-    let out = minc_tests::output_via_files(
-        Command::new(MINC)
-            .arg("--root")
-            .arg(root)
-            .arg("--data-root")
-            .arg(data)
-            .arg("--explain")
-            .args(args),
-    );
+fn explain(d: &DockerFace, args: &[&str]) -> String {
+    let mut explain = vec!["--explain"];
+    explain.extend(args);
+    let out = d.minc(&explain);
     let transcript = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{transcript}");
     transcript
+}
+
+/// The sandbox as a host whose default route out has an MTU of 1480 (what minc's links get),
+/// and minc with roots of the test's own.
+fn host() -> DockerFace {
+    setup_wan(Some(1480));
+    DockerFace::new(MINC)
 }
 
 /// Replays the network section of `transcript` and compares both sides. `bridge`: the
@@ -304,36 +294,13 @@ fn replay_and_compare(dir: &Path, transcript: &str, bridge: &str, name: &str, ne
 #[test]
 fn network_explain_replays_to_the_same_state() {
     minc_tests::sandbox!();
-    let tmp = minc_tests::tempdir();
-    let dir = tmp.path();
-    wan();
-    let (root, data): (PathBuf, PathBuf) = (dir.join("run"), dir.join("data"));
-    let transcript = explain(
-        &root,
-        &data,
-        &["run", "-d", "-p", "8080:8000", "echo-server"],
-    );
+    let d = host();
+    let transcript = explain(&d, &["run", "-d", "-p", "8080:8000", "echo-server"]);
     let (_, id, _) = network_section(&transcript);
-    replay_and_compare(dir, &transcript, "minc0", "", "");
+    replay_and_compare(&d.dir, &transcript, "minc0", "", "");
     // The echo server answers through what minc made.
-    let mut ok = false;
-    for _ in 0..50 {
-        if std::net::TcpStream::connect("127.0.0.1:8080").is_ok() {
-            ok = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(ok, "echo-server not reachable");
-    let _ = minc_tests::output_via_files(Command::new(MINC).args([
-        "--root",
-        root.to_str().unwrap(),
-        "--data-root",
-        data.to_str().unwrap(),
-        "rm",
-        "-f",
-        &id,
-    ]));
+    echo_ok("127.0.0.1:8080");
+    let _ = d.minc(&["rm", "-f", &id]);
 }
 
 /// The same for the first container of a dual-stack user-defined network: IPv6 addresses
@@ -342,21 +309,8 @@ fn network_explain_replays_to_the_same_state() {
 #[test]
 fn user_network_explain_replays_to_the_same_state() {
     minc_tests::sandbox!();
-    let tmp = minc_tests::tempdir();
-    let dir = tmp.path();
-    wan();
-    let (root, data): (PathBuf, PathBuf) = (dir.join("run"), dir.join("data"));
-    let minc = |args: &[&str]| {
-        minc_tests::ok_via_files(
-            Command::new(MINC)
-                .arg("--root")
-                .arg(&root)
-                .arg("--data-root")
-                .arg(&data)
-                .args(args),
-        )
-    };
-    minc(&[
+    let d = host();
+    d.ok(&[
         "network",
         "create",
         "--ipv6",
@@ -364,14 +318,13 @@ fn user_network_explain_replays_to_the_same_state() {
         "fd00:5::/64",
         "rn",
     ]);
-    let inspect: Value = serde_json::from_str(&minc(&["network", "inspect", "rn"])).unwrap();
+    let inspect: Value = serde_json::from_str(&d.ok(&["network", "inspect", "rn"])).unwrap();
     let bridge = inspect[0]["Options"]["bridge"]
         .as_str()
         .unwrap()
         .to_string();
     let transcript = explain(
-        &root,
-        &data,
+        &d,
         &[
             "run",
             "-d",
@@ -384,8 +337,8 @@ fn user_network_explain_replays_to_the_same_state() {
             "echo-server",
         ],
     );
-    let net = data.join("net/rn");
-    let script = replay_and_compare(dir, &transcript, &bridge, "web", net.to_str().unwrap());
+    let net = d.data.join("net/rn");
+    let script = replay_and_compare(&d.dir, &transcript, &bridge, "web", net.to_str().unwrap());
     for step in [
         "-6 addr replace fd00:5::1/64 dev",
         "-6 addr add fd00:5::2/64 dev eth0 nodad",
@@ -397,10 +350,10 @@ fn user_network_explain_replays_to_the_same_state() {
     ] {
         assert!(script.contains(step), "{step:?} missing from:\n{script}");
     }
-    let answer = load(&dir.join("a"), "dns.json");
+    let answer = load(&d.dir.join("a"), "dns.json");
     assert!(
         answer["answer"].as_str().unwrap().contains("fd00:5::2"),
         "{answer}"
     );
-    minc(&["rm", "-f", "web"]);
+    d.ok(&["rm", "-f", "web"]);
 }

@@ -9,13 +9,16 @@
 //! test's own on 127.0.0.53 (where systemd-resolved listens), named by a resolv.conf bound
 //! over /etc/resolv.conf inside the sandbox: it knows one name, `outside.example`.
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use minc_tests::docker_face::DockerFace;
+use minc_tests::net::{
+    assert_links_gone, echo_get, echo_ok, in_netns, link_names, mac_of, netns_path, send_frame,
+    setup_wan, Frame,
+};
 use serde_json::Value;
 
 const MINC: &str = env!("CARGO_BIN_EXE_minc");
@@ -33,13 +36,7 @@ impl Host {
     /// The sandbox as a host: a wan link (IPv4 and IPv6) with default routes, a loopback DNS
     /// server, a busybox image.
     fn new() -> Host {
-        sh("ip netns add wan && ip link add wan0 type veth peer name eth0 netns wan && \
-            ip addr add 203.0.113.1/24 dev wan0 && ip -6 addr add 2001:db8::1/64 dev wan0 nodad && \
-            ip link set wan0 up && ip -n wan addr add 203.0.113.2/24 dev eth0 && \
-            ip -n wan -6 addr add 2001:db8::2/64 dev eth0 nodad && ip -n wan link set eth0 up && \
-            ip -n wan link set lo up && ip route add default via 203.0.113.2 && \
-            ip -6 route add default via 2001:db8::2 && \
-            ip -n wan route add default via 203.0.113.1 && ip -n wan -6 route add default via 2001:db8::1");
+        setup_wan(None);
         let m = DockerFace::new(MINC);
         let conf = m.dir.join("resolv.conf");
         std::fs::write(&conf, "nameserver 127.0.0.53\nsearch corp.example\n").unwrap();
@@ -165,52 +162,6 @@ fn resolved(out: &str, name: &str) -> Vec<String> {
         }
     }
     v
-}
-
-/// GET /echo over TCP from the thread's network namespace; the body's JSON.
-fn get_echo(addr: &str) -> std::io::Result<Value> {
-    let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET /echo HTTP/1.0\r\nX-Test: minc\r\n\r\n")?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp)?;
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    serde_json::from_str(body).map_err(std::io::Error::other)
-}
-
-/// `get_echo`, retried for up to 10 s (a detached server may still be starting).
-fn echo_ok(addr: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match get_echo(addr) {
-            Ok(v) => {
-                assert_eq!(v["body"], "Echo response", "{v}");
-                return;
-            }
-            Err(e) if Instant::now() > deadline => panic!("GET http://{addr}/echo: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
-}
-
-/// Runs `f` on a thread inside the network namespace at `path`.
-fn in_ns<T: Send + 'static>(path: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let ns = std::fs::File::open(path).unwrap();
-    std::thread::spawn(move || {
-        use std::os::fd::AsRawFd;
-        // SAFETY: setns on a netns fd, for this thread only.
-        assert_eq!(
-            unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
-            0
-        );
-        f()
-    })
-    .join()
-    .unwrap()
-}
-
-fn links() -> String {
-    minc_tests::run("ip", &["-o", "link"])
 }
 
 #[test]
@@ -357,9 +308,13 @@ fn user_networks_resolve_isolate_and_multihome() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(links().contains(&format!(" {br}: ")), "{}", links());
+    assert!(link_names().contains(&br), "{:?}", link_names());
     h.ok(&["network", "rm", "b"]);
-    assert!(!links().contains(&br), "the bridge goes: {}", links());
+    assert!(
+        !link_names().contains(&br),
+        "the bridge goes: {:?}",
+        link_names()
+    );
     let table = sh("nft list table inet minc");
     assert!(!table.contains(&br), "its chains and element go: {table}");
     assert!(h.fails(&["network", "inspect", "b"]).contains("not found"));
@@ -579,8 +534,8 @@ fn ipv6_between_containers_and_through_a_published_port() {
     assert!(out.contains("Echo response"), "{out}");
     assert!(resolved(&out, "web6").contains(&ip6), "AAAA: {out}");
     // From the "internet" over IPv6 to the host's address, and over IPv4 to the same port.
-    in_ns("/run/netns/wan", || echo_ok("[2001:db8::1]:8080"));
-    in_ns("/run/netns/wan", || echo_ok("203.0.113.1:8080"));
+    in_netns(&netns_path("wan"), || echo_ok("[2001:db8::1]:8080"));
+    in_netns(&netns_path("wan"), || echo_ok("203.0.113.1:8080"));
     let ps = h.ok(&["ps"]);
     assert!(
         ps.contains("0.0.0.0:8080->8000/tcp, [::]:8080->8000/tcp"),
@@ -588,7 +543,7 @@ fn ipv6_between_containers_and_through_a_published_port() {
     );
     // Outbound IPv6 is masqueraded behind the host's address.
     let seen = std::thread::spawn(|| {
-        in_ns("/run/netns/wan", || {
+        in_netns(&netns_path("wan"), || {
             let l = std::net::TcpListener::bind("[2001:db8::2]:9000").unwrap();
             let (_, peer) = l.accept().unwrap();
             peer.ip()
@@ -602,16 +557,7 @@ fn ipv6_between_containers_and_through_a_published_port() {
         "2001:db8::1".parse::<IpAddr>().unwrap()
     );
     h.ok(&["rm", "-f", "web6"]);
-    assert_no_veth("rm -f web6");
-}
-
-/// No veth is left; the kernel frees the pair of a namespace that went away asynchronously.
-fn assert_no_veth(at: &str) {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while links().contains("veth") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(!links().contains("veth"), "{at}: veth left: {}", links());
+    assert_links_gone("veth", Duration::from_secs(3), "rm -f web6");
 }
 
 #[test]
@@ -630,11 +576,11 @@ fn publish_forms() {
     ]);
     echo_ok("127.0.0.1:8081");
     assert!(
-        get_echo("203.0.113.1:8081").is_err(),
+        echo_get("203.0.113.1:8081").is_err(),
         "reachable on the host's other address"
     );
     assert!(
-        in_ns("/run/netns/wan", || get_echo("203.0.113.1:8081").is_err()),
+        in_netns(&netns_path("wan"), || echo_get("203.0.113.1:8081").is_err()),
         "reachable from outside"
     );
     // Random host ports: -p CONTAINER and -P (the image exposes 8000).
@@ -705,101 +651,6 @@ fn publish_forms() {
     assert!(!table.contains(" : 10.77."), "{table}");
 }
 
-/// Sends one Ethernet frame from `eth0` of the netns at `ns` to `dst_mac`: IPv4/UDP with
-/// source `src`, or (with `arp`) an ARP reply saying `src` is at the sender's MAC.
-fn send_frame(
-    ns: &str,
-    dst_mac: [u8; 6],
-    src: &str,
-    dst: &str,
-    port: u16,
-    payload: &'static [u8],
-    arp: bool,
-) {
-    let src_mac = mac_of(Some(ns), "eth0");
-    let (src, dst): (std::net::Ipv4Addr, std::net::Ipv4Addr) =
-        (src.parse().unwrap(), dst.parse().unwrap());
-    in_ns(&format!("/run/netns/{ns}"), move || {
-        let mut frame = Vec::new();
-        frame.extend_from_slice(&dst_mac);
-        frame.extend_from_slice(&src_mac);
-        if arp {
-            frame.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2]);
-            frame.extend_from_slice(&src_mac);
-            frame.extend_from_slice(&src.octets());
-            frame.extend_from_slice(&dst_mac);
-            frame.extend_from_slice(&dst.octets());
-        } else {
-            let udp_len = 8 + payload.len();
-            let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
-            ip[2..4].copy_from_slice(&((20 + udp_len) as u16).to_be_bytes());
-            ip.extend_from_slice(&src.octets());
-            ip.extend_from_slice(&dst.octets());
-            let c = checksum(&ip);
-            ip[10..12].copy_from_slice(&c.to_be_bytes());
-            frame.extend_from_slice(&[0x08, 0x00]);
-            frame.extend_from_slice(&ip);
-            frame.extend_from_slice(&40000u16.to_be_bytes());
-            frame.extend_from_slice(&port.to_be_bytes());
-            frame.extend_from_slice(&(udp_len as u16).to_be_bytes());
-            frame.extend_from_slice(&[0, 0]);
-            frame.extend_from_slice(payload);
-        }
-        // SAFETY: a raw packet socket, used for one sendto with a valid address, then closed.
-        unsafe {
-            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
-            sll.sll_family = libc::AF_PACKET as u16;
-            sll.sll_ifindex = libc::if_nametoindex(c"eth0".as_ptr()) as i32;
-            sll.sll_halen = 6;
-            sll.sll_addr[..6].copy_from_slice(&dst_mac);
-            let n = libc::sendto(
-                fd,
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            );
-            assert_eq!(
-                n,
-                frame.len() as isize,
-                "sendto: {}",
-                std::io::Error::last_os_error()
-            );
-            libc::close(fd);
-        }
-    });
-}
-
-fn mac_of(ns: Option<&str>, dev: &str) -> [u8; 6] {
-    let mut args = vec![];
-    if let Some(n) = ns {
-        args.extend(["-n", n]);
-    }
-    args.extend(["-j", "link", "show", dev]);
-    let v: Value = serde_json::from_str(&minc_tests::run("ip", &args)).unwrap();
-    let b: Vec<u8> = v[0]["address"]
-        .as_str()
-        .unwrap()
-        .split(':')
-        .map(|x| u8::from_str_radix(x, 16).unwrap())
-        .collect();
-    b.try_into().unwrap()
-}
-
-fn checksum(b: &[u8]) -> u16 {
-    let mut sum = 0u32;
-    for c in b.chunks(2) {
-        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// A container cannot send as another: frames with another container's source address (IPv4,
 /// or an ARP reply claiming its address) are dropped where they enter the bridge; its own go
 /// through (the control that shows the test can see a frame arrive).
@@ -854,14 +705,41 @@ fn spoofed_sources_are_dropped() {
             }
         }
     };
-    send_frame(&ns, gw_mac, &victim, &gw, 9999, b"spoofed", false);
+    send_frame(
+        &ns,
+        gw_mac,
+        &victim,
+        &gw,
+        Frame::Udp {
+            port: 9999,
+            payload: b"spoofed",
+        },
+    );
     assert!(
         !received(b"spoofed"),
         "a frame with the victim's source address got through"
     );
-    send_frame(&ns, gw_mac, "10.200.0.1", &gw, 9999, b"foreign", false);
+    send_frame(
+        &ns,
+        gw_mac,
+        "10.200.0.1",
+        &gw,
+        Frame::Udp {
+            port: 9999,
+            payload: b"foreign",
+        },
+    );
     assert!(!received(b"foreign"), "any address but its own is refused");
-    send_frame(&ns, gw_mac, &attacker, &gw, 9999, b"honest", false);
+    send_frame(
+        &ns,
+        gw_mac,
+        &attacker,
+        &gw,
+        Frame::Udp {
+            port: 9999,
+            payload: b"honest",
+        },
+    );
     assert!(
         received(b"honest"),
         "the control frame did not arrive: the test proves nothing"
@@ -882,7 +760,7 @@ fn spoofed_sources_are_dropped() {
         .join(":");
     // Past ARP's locktime (1 s), so a reply could change the entry.
     std::thread::sleep(Duration::from_millis(1200));
-    send_frame(&ns, gw_mac, &victim, &gw, 0, b"", true);
+    send_frame(&ns, gw_mac, &victim, &gw, Frame::ArpReply);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(victim_mac(), real, "ARP cache poisoned");
     let rules = sh("nft list table bridge minc");
@@ -890,7 +768,7 @@ fn spoofed_sources_are_dropped() {
     // Control: without minc's rules the same reply poisons the host's cache.
     sh("nft flush chain bridge minc prerouting");
     std::thread::sleep(Duration::from_millis(1200));
-    send_frame(&ns, gw_mac, &victim, &gw, 0, b"", true);
+    send_frame(&ns, gw_mac, &victim, &gw, Frame::ArpReply);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
         victim_mac(),
@@ -962,7 +840,7 @@ fn killed_run_then_rm_leaves_nothing() {
 }
 
 fn assert_nothing_left(data: &Path, root: &Path, at: &str) {
-    assert_no_veth(at);
+    assert_links_gone("veth", Duration::from_secs(3), at);
     let table = sh("nft list ruleset");
     assert!(
         !table.contains(" : 10.") && !table.contains("\"veth"),

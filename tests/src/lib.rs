@@ -17,6 +17,7 @@ pub mod console;
 pub mod containerd;
 pub mod docker_face;
 pub mod image;
+pub mod net;
 pub mod podman;
 pub mod pty;
 pub mod registry;
