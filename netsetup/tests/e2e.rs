@@ -478,24 +478,17 @@ fn cni_argv(
     conf: &str,
 ) -> (bool, serde_json::Value) {
     let plugin = argv.last().unwrap();
-    let mut child = std::process::Command::new(argv[0])
-        .args(&argv[1..])
-        .env("CNI_COMMAND", cmd)
-        .env("CNI_CONTAINERID", id)
-        .env("CNI_NETNS", netns)
-        .env("CNI_IFNAME", ifname)
-        .env("CNI_PATH", "/usr/lib/cni")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = minc_tests::output_with_stdin(
+        std::process::Command::new(argv[0])
+            .args(&argv[1..])
+            .env("CNI_COMMAND", cmd)
+            .env("CNI_CONTAINERID", id)
+            .env("CNI_NETNS", netns)
+            .env("CNI_IFNAME", ifname)
+            .env("CNI_PATH", "/usr/lib/cni"),
+        conf.as_bytes(),
+    );
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
     let v = if out.stdout.is_empty() {
         serde_json::Value::Null
     } else {

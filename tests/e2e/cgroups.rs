@@ -7,48 +7,38 @@
 //! removed when the test ends.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
+use minc_tests::docker_face::DockerFace;
+use minc_tests::{stderr, stdout, Bundle};
 use serde_json::{json, Value};
 
 const MINC: &str = env!("CARGO_BIN_EXE_minc");
 
-/// A busybox bundle and a state root; containers get the cgroup `/t/ID`.
-struct Ctr {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    root: PathBuf,
+/// A busybox bundle (see [`Bundle`]) whose containers get the cgroup `/t/ID`.
+struct Ctr(Bundle);
+
+impl std::ops::Deref for Ctr {
+    type Target = Bundle;
+    fn deref(&self) -> &Bundle {
+        &self.0
+    }
 }
 
 impl Ctr {
+    /// A bundle whose process is `sh -c SCRIPT`, with `resources` merged into its
+    /// `linux.resources`.
     fn new(script: &str, resources: Value) -> Ctr {
-        let tmp = minc_tests::tempdir();
-        let dir = tmp.path().join("bundle");
-        minc_tests::busybox_rootfs(&dir.join("rootfs"));
-        let c = Ctr {
-            root: tmp.path().join("state"),
-            dir,
-            _tmp: tmp,
-        };
-        c.ok(&["spec", "-b", c.dir.to_str().unwrap()]);
-        c.edit(|cfg| {
-            cfg["process"]["args"] = json!(["sh", "-c", script]);
-            cfg["root"]["readonly"] = json!(false);
+        let b = Bundle::new(MINC, script);
+        b.edit(|cfg| {
             if let Value::Object(r) = resources {
                 for (k, v) in r {
                     cfg["linux"]["resources"][k] = v;
                 }
             }
         });
-        c
-    }
-
-    fn edit(&self, f: impl FnOnce(&mut Value)) {
-        let path = self.dir.join("config.json");
-        let mut c: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        f(&mut c);
-        std::fs::write(&path, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+        Ctr(b)
     }
 
     /// Sets linux.cgroupsPath to `/t/ID` before create.
@@ -58,55 +48,22 @@ impl Ctr {
         p
     }
 
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(MINC);
-        c.arg("--root").arg(&self.root).args(args);
-        c
-    }
-
-    fn minc(&self, args: &[&str]) -> Output {
-        minc_tests::output_via_files(&mut self.cmd(args))
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        minc_tests::ok_via_files(&mut self.cmd(args))
-    }
-
     fn create_start(&self, id: &str) -> String {
         let p = self.path_for(id);
-        self.ok(&["create", "-b", self.dir.to_str().unwrap(), id]);
+        self.create(id);
         self.ok(&["start", id]);
         p
     }
 
     fn run(&self, id: &str) -> Output {
         self.path_for(id);
-        self.minc(&["run", "-b", self.dir.to_str().unwrap(), id])
+        self.0.run(id)
     }
 
-    fn state(&self, id: &str) -> Value {
-        serde_json::from_str(&self.ok(&["state", id])).unwrap()
-    }
-
+    /// [`Bundle::wait_status`], for 20 s at the most (an OOM kill may take its time).
     fn wait_status(&self, id: &str, want: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let s = self.state(id);
-            if s["status"] == want {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "{id} never became {want}: {s}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.wait_status_for(id, want, Duration::from_secs(20))
     }
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// The cgroup layout seen in the sandbox: true when /sys/fs/cgroup is the v2 tree.
@@ -185,9 +142,9 @@ fn pids_limit_stops_forks() {
         json!({"pids": {"limit": 5}}),
     );
     let o = c.run("pids");
-    let text = out(&o);
+    let text = stdout(&o);
     let lines: Vec<&str> = text.lines().map(str::trim).collect();
-    assert_eq!(lines.len(), 2, "{}{}", out(&o), err(&o));
+    assert_eq!(lines.len(), 2, "{}{}", stdout(&o), stderr(&o));
     let current: u32 = lines[0].parse().unwrap();
     assert!(current <= 5, "pids.current {current} above the limit");
     assert!(
@@ -224,10 +181,10 @@ fn cpu_limits_are_in_the_cgroup_files_inside_and_out() {
     assert!(log.status.success());
     // What the container saw: its limits, and itself at the root of its cgroup namespace.
     let o = c.run("cpu2");
-    let text = out(&o);
+    let text = stdout(&o);
     let mut lines = text.lines();
     let first = lines.next().unwrap_or_default();
-    assert!(first == "25000 100000", "inside: {text}{}", err(&o));
+    assert!(first == "25000 100000", "inside: {text}{}", stderr(&o));
     for l in lines {
         assert!(l.ends_with(":/"), "not rooted at its own cgroup: {l}");
     }
@@ -240,12 +197,12 @@ fn cpu_limits_are_in_the_cgroup_files_inside_and_out() {
             .retain(|n| n["type"] != "cgroup")
     });
     let o = c.run("cpu3");
-    let text = out(&o);
+    let text = stdout(&o);
     assert_eq!(
         text.lines().next(),
         Some("25000 100000"),
         "{text}{}",
-        err(&o)
+        stderr(&o)
     );
 }
 
@@ -267,8 +224,8 @@ fn devices_are_denied_unless_allowed() {
         }
     });
     let o = c.run("dev");
-    let text = out(&o);
-    assert!(text.contains("made\n"), "{text}{}", err(&o));
+    let text = stdout(&o);
+    assert!(text.contains("made\n"), "{text}{}", stderr(&o));
     assert!(text.contains("Operation not permitted"), "{text}");
     assert!(text.contains("null-ok\n"), "{text}");
     assert!(text.ends_with("4\n"), "{text}");
@@ -284,7 +241,7 @@ fn devices_are_denied_unless_allowed() {
             "mknod /tmp/loop b 7 0; (exec 3</tmp/loop) && echo read-ok; (exec 3>/tmp/loop) 2>&1"
         ]);
     });
-    let text = out(&c.run("dev2"));
+    let text = stdout(&c.run("dev2"));
     assert!(text.contains("read-ok\n"), "{text}");
     assert!(
         text.contains("Operation not permitted"),
@@ -324,9 +281,9 @@ fn pause_stops_a_busy_loop_and_resume_restarts_it() {
     assert_eq!(advance(), 0, "CPU time advanced while paused");
     let e = c.minc(&["exec", "busy", "true"]);
     assert!(
-        !e.status.success() && err(&e).contains("paused"),
+        !e.status.success() && stderr(&e).contains("paused"),
         "{}",
-        err(&e)
+        stderr(&e)
     );
     let again = c.minc(&["pause", "busy"]);
     assert!(!again.status.success(), "pausing twice must fail");
@@ -372,25 +329,16 @@ fn update_changes_live_limits() {
     assert_eq!(read(&mem), "50331648");
     assert_eq!(read(&pids), "9");
     // containerd's form: resources on stdin.
-    let mut child = c
-        .cmd(&["update", "--resources", "-", "up"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(br#"{"pids": {"limit": 11}}"#)
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let o = minc_tests::output_with_stdin(
+        &mut c.cmd(&["update", "--resources", "-", "up"]),
+        br#"{"pids": {"limit": 11}}"#,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(read(&pids), "11");
     // Bad values: one clear line naming the file or the setting; the old value stays.
     let bad = c.minc(&["update", "--memory", "lots", "up"]);
     assert!(!bad.status.success());
-    assert!(err(&bad).contains("--memory lots"), "{}", err(&bad));
+    assert!(stderr(&bad).contains("--memory lots"), "{}", stderr(&bad));
     std::fs::write(
         &json_file,
         r#"{"memory": {"limit": 8192, "checkBeforeUpdate": true}}"#,
@@ -402,21 +350,25 @@ fn update_changes_live_limits() {
         "a limit below the usage must be refused"
     );
     assert!(
-        err(&bad).contains("below the current usage"),
+        stderr(&bad).contains("below the current usage"),
         "{}",
-        err(&bad)
+        stderr(&bad)
     );
-    assert_eq!(err(&bad).lines().count(), 1, "{}", err(&bad));
+    assert_eq!(stderr(&bad).lines().count(), 1, "{}", stderr(&bad));
     assert_eq!(read(&mem), "50331648");
     std::fs::write(&json_file, vec![b' '; 2 << 20]).unwrap();
     let bad = c.minc(&["update", "-r", json_file.to_str().unwrap(), "up"]);
-    assert!(err(&bad).contains("larger than 1 MiB"), "{}", err(&bad));
+    assert!(
+        stderr(&bad).contains("larger than 1 MiB"),
+        "{}",
+        stderr(&bad)
+    );
     let bad = c.minc(&["update", "--cpu-rt-runtime", "999999999", "up"]);
     assert!(!bad.status.success());
     assert!(
-        err(&bad).contains("cpu.rt_runtime_us") || err(&bad).contains("realtime"),
+        stderr(&bad).contains("cpu.rt_runtime_us") || stderr(&bad).contains("realtime"),
         "{}",
-        err(&bad)
+        stderr(&bad)
     );
     c.ok(&["delete", "-f", "up"]);
 }
@@ -463,15 +415,15 @@ fn events_stats_match_the_cgroup_files() {
     std::thread::sleep(Duration::from_millis(450));
     c.ok(&["kill", "ev", "KILL"]);
     let o = child.wait_with_output().unwrap();
-    let lines: Vec<Value> = out(&o)
+    let lines: Vec<Value> = stdout(&o)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert!(lines.len() >= 2, "{}", out(&o));
+    assert!(lines.len() >= 2, "{}", stdout(&o));
     assert!(lines.iter().all(|l| l["type"] == "stats"));
     c.ok(&["delete", "ev"]);
     let e = c.minc(&["events", "--stats", "ev"]);
-    assert!(err(&e).contains("does not exist"), "{}", err(&e));
+    assert!(stderr(&e).contains("does not exist"), "{}", stderr(&e));
 }
 
 #[test]
@@ -482,8 +434,8 @@ fn exec_joins_the_cgroup_and_delete_leaves_nothing() {
     let found = cgroup_dirs(&path);
     assert!(found.len() >= 2 || v2(), "{found:?}");
     let o = c.minc(&["exec", "ex", "cat", "/proc/self/cgroup"]);
-    let text = out(&o);
-    assert!(!text.is_empty(), "{}", err(&o));
+    let text = stdout(&o);
+    assert!(!text.is_empty(), "{}", stderr(&o));
     for l in text.lines() {
         assert!(
             l.ends_with(":/"),
@@ -537,9 +489,9 @@ fn cgroup_paths_systemd_form_and_bad_input() {
     let twin = c.minc(&["create", "-b", c.dir.to_str().unwrap(), "k2"]);
     assert!(!twin.status.success());
     assert!(
-        err(&twin).contains("already holds processes"),
+        stderr(&twin).contains("already holds processes"),
         "{}",
-        err(&twin)
+        stderr(&twin)
     );
     assert!(!c.root.join("k2").exists(), "failed create left state");
     assert_eq!(
@@ -562,7 +514,7 @@ fn cgroup_paths_systemd_form_and_bad_input() {
         c.dir.to_str().unwrap(),
         "s1",
     ]);
-    assert!(o.status.success(), "{}", err(&o));
+    assert!(o.status.success(), "{}", stderr(&o));
     let unit = "/kubepods.slice/kubepods-besteffort.slice/cri-containerd-abc.scope";
     assert!(!cgroup_dirs(unit).is_empty(), "no {unit}");
     c.ok(&["delete", "-f", "s1"]);
@@ -610,8 +562,8 @@ fn cgroup_paths_systemd_form_and_bad_input() {
         c.edit(|cfg| cfg["linux"]["cgroupsPath"] = json!("/t/bad"));
         let o = c.minc(&["create", "-b", c.dir.to_str().unwrap(), "bad"]);
         assert!(!o.status.success(), "{res}");
-        assert!(err(&o).contains(needle), "{res}: {}", err(&o));
-        assert_eq!(err(&o).lines().count(), 1, "{}", err(&o));
+        assert!(stderr(&o).contains(needle), "{res}: {}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
         assert!(cgroup_dirs("/t/bad").is_empty(), "{res}: cgroup left");
         assert!(!c.root.join("bad").exists(), "{res}: state left");
     }
@@ -622,95 +574,62 @@ fn cgroup_paths_systemd_form_and_bad_input() {
 #[test]
 fn docker_face_limits_stats_top_and_devices() {
     minc_tests::sandbox!();
-    let tmp = minc_tests::tempdir();
-    let (root, data) = (tmp.path().join("run"), tmp.path().join("data"));
-    let minc = |args: &[&str]| {
-        let mut c = Command::new(MINC);
-        c.arg("--root")
-            .arg(&root)
-            .arg("--data-root")
-            .arg(&data)
-            .args(args);
-        minc_tests::output_via_files(&mut c)
-    };
-    let ok = |args: &[&str]| {
-        let o = minc(args);
-        assert!(o.status.success(), "{args:?}: {}", err(&o));
-        out(&o)
-    };
-    let rootfs = tmp.path().join("bb");
-    minc_tests::busybox_rootfs(&rootfs);
-    let tar = tmp.path().join("bb.tar");
-    minc_tests::run(
-        "tar",
-        &[
-            "-C",
-            rootfs.to_str().unwrap(),
-            "-cf",
-            tar.to_str().unwrap(),
-            ".",
-        ],
-    );
-    ok(&[
-        "image",
-        "import",
-        tar.to_str().unwrap(),
-        "--name",
-        "busybox",
-        "--cmd",
-        "sh",
-    ]);
+    let d = DockerFace::new(MINC);
+    d.busybox_image(&[]);
 
-    let id = ok(&[
-        "run",
-        "-d",
-        "--name",
-        "lim",
-        "--network",
-        "none",
-        "--memory",
-        "32m",
-        "--cpus",
-        "0.5",
-        "--pids-limit",
-        "20",
-        "busybox",
-        "sleep",
-        "100",
-    ])
-    .trim()
-    .to_string();
-    let ps = ok(&["ps"]);
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "lim",
+            "--network",
+            "none",
+            "--memory",
+            "32m",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "20",
+            "busybox",
+            "sleep",
+            "100",
+        ])
+        .trim()
+        .to_string();
+    let ps = d.ok(&["ps"]);
     assert!(ps.contains("mem 32MiB, cpus 0.5, pids 20"), "{ps}");
-    let v: Value = serde_json::from_str(&ok(&["inspect", "lim"])).unwrap();
+    let v: Value = serde_json::from_str(&d.ok(&["inspect", "lim"])).unwrap();
     assert_eq!(v["Limits"]["Memory"], 32 << 20, "{v}");
     assert_eq!(v["Limits"]["Pids"], 20);
     assert_eq!(v["Limits"]["Cpus"], 0.5);
     let path = v["Cgroup"].as_str().unwrap().to_string();
     assert_eq!(path, format!("/minc/{id}"));
-    let s: Value =
-        serde_json::from_str(ok(&["stats", "--no-stream", "--format", "json", "lim"]).trim())
-            .unwrap();
+    let s: Value = serde_json::from_str(
+        d.ok(&["stats", "--no-stream", "--format", "json", "lim"])
+            .trim(),
+    )
+    .unwrap();
     assert_eq!(s["MemLimit"], 32 << 20, "{s}");
     assert_eq!(s["PIDs"], 1);
     assert!(s["MemUsage"].as_u64().unwrap() > 0);
-    let table = ok(&["stats", "--no-stream"]);
+    let table = d.ok(&["stats", "--no-stream"]);
     assert!(
         table.contains("MEM USAGE / LIMIT") && table.contains("/ 32MiB"),
         "{table}"
     );
-    let top = ok(&["top", "lim"]);
+    let top = d.ok(&["top", "lim"]);
     assert!(top.lines().any(|l| l.ends_with("sleep 100")), "{top}");
-    ok(&["pause", &id]);
-    assert!(ok(&["ps"]).contains("(Paused)"));
-    ok(&["resume", &id]);
-    ok(&["update", "--memory", "48m", &id]);
-    assert!(ok(&["ps"]).contains("mem 48MiB"), "update shows in ps");
-    ok(&["rm", "-f", "lim"]);
+    d.ok(&["pause", &id]);
+    assert!(d.ok(&["ps"]).contains("(Paused)"));
+    d.ok(&["resume", &id]);
+    d.ok(&["update", "--memory", "48m", &id]);
+    assert!(d.ok(&["ps"]).contains("mem 48MiB"), "update shows in ps");
+    d.ok(&["rm", "-f", "lim"]);
     assert!(cgroup_dirs(&path).is_empty(), "{:?}", cgroup_dirs(&path));
 
     // Devices: denied by default (CAP_MKNOD or not), allowed one by one with --device.
-    let o = minc(&[
+    let o = d.minc(&[
         "run",
         "--rm",
         "--network",
@@ -721,13 +640,13 @@ fn docker_face_limits_stats_top_and_devices() {
         "mknod /tmp/l b 7 0 && (exec 3</tmp/l) 2>&1",
     ]);
     assert!(
-        out(&o).contains("Operation not permitted"),
+        stdout(&o).contains("Operation not permitted"),
         "{}{}",
-        out(&o),
-        err(&o)
+        stdout(&o),
+        stderr(&o)
     );
     if Path::new("/dev/loop0").exists() {
-        let o = minc(&[
+        let o = d.minc(&[
             "run",
             "--rm",
             "--network",
@@ -739,8 +658,8 @@ fn docker_face_limits_stats_top_and_devices() {
             "-c",
             "(exec 3</dev/xloop) && echo read-ok; (exec 3>/dev/xloop) 2>&1",
         ]);
-        let text = out(&o);
-        assert!(text.contains("read-ok"), "{text}{}", err(&o));
+        let text = stdout(&o);
+        assert!(text.contains("read-ok"), "{text}{}", stderr(&o));
         assert!(
             text.contains("Operation not permitted"),
             "only r was granted: {text}"
@@ -748,7 +667,7 @@ fn docker_face_limits_stats_top_and_devices() {
     }
 
     // OOM: the exit is recorded as such.
-    let o = minc(&[
+    let o = d.minc(&[
         "run",
         "--name",
         "oomy",
@@ -765,11 +684,11 @@ fn docker_face_limits_stats_top_and_devices() {
         "bs=64M",
         "count=1",
     ]);
-    assert_eq!(o.status.code(), Some(137), "{}", err(&o));
-    let v: Value = serde_json::from_str(&ok(&["inspect", "oomy"])).unwrap();
+    assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&d.ok(&["inspect", "oomy"])).unwrap();
     assert_eq!(v["OOMKilled"], true, "{v}");
-    assert!(ok(&["ps", "-a"]).contains("Exited (137) OOM-killed"));
-    ok(&["rm", "oomy"]);
+    assert!(d.ok(&["ps", "-a"]).contains("Exited (137) OOM-killed"));
+    d.ok(&["rm", "oomy"]);
 
     // Bad flags: one line, nothing made.
     for (flag, value, needle) in [
@@ -778,7 +697,7 @@ fn docker_face_limits_stats_top_and_devices() {
         ("--device", "/etc/passwd", "not a device"),
         ("--memory-swap", "8m", "--memory"),
     ] {
-        let o = minc(&[
+        let o = d.minc(&[
             "run",
             "--rm",
             "--network",
@@ -789,11 +708,15 @@ fn docker_face_limits_stats_top_and_devices() {
             "true",
         ]);
         assert!(!o.status.success(), "{flag} {value}");
-        assert!(err(&o).contains(needle), "{flag} {value}: {}", err(&o));
-        assert_eq!(err(&o).lines().count(), 1, "{}", err(&o));
+        assert!(
+            stderr(&o).contains(needle),
+            "{flag} {value}: {}",
+            stderr(&o)
+        );
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
     }
     assert!(
-        ok(&["ps", "-a", "-q"]).trim().is_empty(),
+        d.ok(&["ps", "-a", "-q"]).trim().is_empty(),
         "a failed run left a container"
     );
 }

@@ -4,200 +4,62 @@
 //! Each test runs in its own sandbox (network, mount and PID namespaces) that stands in for
 //! the host; "the internet" is a `wan` netns at 203.0.113.2 behind the sandbox's 203.0.113.1.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use minc_tests::docker_face::DockerFace;
+use minc_tests::net::{assert_links_gone, echo_ok, in_netns, netns_path, setup_wan, HOST_WAN};
 use serde_json::Value;
 
 const MINC: &str = env!("CARGO_BIN_EXE_minc");
-const HOST_WAN: &str = "203.0.113.1";
 
-struct Host {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    data: PathBuf,
-    dir: PathBuf,
+/// The sandbox as a host: a wan link with a default route (see [`setup_wan`]), and minc's
+/// roots.
+fn host() -> DockerFace {
+    setup_wan(None);
+    DockerFace::new(MINC)
 }
 
-impl Host {
-    /// The sandbox as a host: a wan link with a default route, and minc's roots.
-    fn new() -> Host {
-        let tmp = minc_tests::tempdir();
-        let sh = |cmd: &str| minc_tests::run("sh", &["-c", cmd]);
-        sh(
-            "ip netns add wan && ip link add wan0 type veth peer name eth0 netns wan && \
-            ip addr add 203.0.113.1/24 dev wan0 && ip link set wan0 up && \
-            ip -n wan addr add 203.0.113.2/24 dev eth0 && ip -n wan link set eth0 up && \
-            ip -n wan link set lo up && ip route add default via 203.0.113.2",
-        );
-        let h = Host {
-            root: tmp.path().join("run"),
-            data: tmp.path().join("data"),
-            dir: tmp.path().to_path_buf(),
-            _tmp: tmp,
-        };
-        h
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(MINC);
-        c.arg("--root")
-            .arg(&self.root)
-            .arg("--data-root")
-            .arg(&self.data)
-            .args(args);
-        c
-    }
-
-    /// Runs minc to completion (output through files: see `output_via_files`).
-    fn minc(&self, args: &[&str]) -> Output {
-        minc_tests::output_via_files(&mut self.cmd(args))
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        minc_tests::ok_via_files(&mut self.cmd(args))
-    }
-
-    /// Imports a busybox rootfs tarball as the image `busybox`.
-    fn busybox_image(&self) {
-        minc_tests::docker_face::import_busybox(&self.dir, &[], |args| self.ok(args));
-    }
-
-    fn inspect(&self, name: &str) -> Value {
-        serde_json::from_str(&self.ok(&["inspect", name])).unwrap()
-    }
-
-    fn ip_of(&self, name: &str) -> String {
-        self.inspect(name)["Network"]["IPAddress"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-
-    /// Asserts that no container, veth, published port, mount, IP or state is left.
-    fn assert_clean(&self) {
-        // A stopped container's veth pair goes with its namespace, which the kernel frees
-        // asynchronously (netsetup does not wait for it): allow it a moment.
-        let deadline = Instant::now() + Duration::from_secs(3);
-        let mut links = minc_tests::run("ip", &["-o", "link"]);
-        while links.contains("veth") && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-            links = minc_tests::run("ip", &["-o", "link"]);
-        }
-        assert!(!links.contains("veth"), "veth left: {links}");
-        let table = Command::new("nft")
-            .args(["list", "table", "inet", "minc"])
-            .output()
-            .unwrap();
-        let table = String::from_utf8_lossy(&table.stdout);
-        assert!(!table.contains(" : 10.77."), "map elements left: {table}");
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        assert!(
-            !mounts.contains(self.data.to_str().unwrap()),
-            "mounts left under the data root"
-        );
-        let count = |p: &Path| {
-            std::fs::read_dir(p)
-                .map(|d| {
-                    d.flatten()
-                        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-                        .count()
-                })
-                .unwrap_or(0)
-        };
-        assert_eq!(
-            count(&self.data.join("containers")),
-            0,
-            "container dirs left"
-        );
-        let states = std::fs::read_dir(&self.root)
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| e.path().join("state.json").exists())
-                    .count()
-            })
-            .unwrap_or(0);
-        assert_eq!(states, 0, "runtime state left");
-        let ips = std::fs::read_dir(self.data.join("net/minc"))
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| e.file_name().to_string_lossy().starts_with("10.77."))
-                    .count()
-            })
-            .unwrap_or(0);
-        assert_eq!(ips, 0, "IP allocations left");
-    }
+fn ip_of(h: &DockerFace, name: &str) -> String {
+    h.inspect(name)["Network"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
-impl Host {
-    /// [`Host::assert_clean`]'s link check through /sys, for when `ip` is hidden.
-    fn assert_clean_without_tools(&self) {
-        let veths = || {
-            std::fs::read_dir("/sys/class/net")
-                .unwrap()
-                .flatten()
-                .any(|e| e.file_name().to_string_lossy().starts_with("veth"))
-        };
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while veths() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(!veths(), "veth left");
-    }
-}
-
-/// GET /echo over real TCP; returns the parsed JSON body.
-fn get_echo(addr: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match try_get(addr) {
-            Ok(v) => return v,
-            Err(e) if Instant::now() > deadline => panic!("GET http://{addr}/echo: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
-}
-
-fn try_get(addr: &str) -> std::io::Result<Value> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "GET /echo HTTP/1.1\r\nHost: {addr}\r\nX-Test: minc\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp)?;
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .ok_or_else(|| std::io::Error::other(format!("bad response {resp:?}")))?;
-    serde_json::from_str(body).map_err(std::io::Error::other)
-}
-
-fn assert_echo(v: &Value) {
-    assert_eq!(v["body"], "Echo response", "{v}");
-    assert_eq!(v["header"]["X-Test"], "minc", "{v}");
-}
-
-/// GET /echo from inside a named network namespace: a thread enters it (network namespaces
-/// are per thread) and makes the request there.
-fn get_echo_in_netns(netns: &str, addr: &str) -> Value {
-    let ns = std::fs::File::open(format!("/run/netns/{netns}")).unwrap();
-    let addr = addr.to_string();
-    std::thread::spawn(move || {
-        use std::os::fd::AsRawFd;
-        // SAFETY: setns on a netns fd, for this thread only.
-        assert_eq!(
-            unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
-            0
-        );
-        get_echo(&addr)
-    })
-    .join()
-    .unwrap()
+/// Asserts that no container, veth, published port, mount, IP or state is left.
+fn assert_clean(h: &DockerFace) {
+    // A stopped container's veth pair goes with its namespace, which the kernel frees
+    // asynchronously (netsetup does not wait for it): allow it a moment.
+    assert_links_gone("veth", Duration::from_secs(3), "veth left");
+    let table = Command::new("nft")
+        .args(["list", "table", "inet", "minc"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(!table.contains(" : 10.77."), "map elements left: {table}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(h.data.to_str().unwrap()),
+        "mounts left under the data root"
+    );
+    assert_eq!(h.containers_left(), 0, "container dirs left");
+    let states = std::fs::read_dir(&h.root)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().join("state.json").exists())
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(states, 0, "runtime state left");
+    let ips = std::fs::read_dir(h.data.join("net/minc"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("10.77."))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(ips, 0, "IP allocations left");
 }
 
 /// The JSON body of an HTTP response printed by `nc` in a container.
@@ -209,8 +71,8 @@ fn body_json(resp: &str) -> Value {
 #[test]
 fn echo_server_end_to_end() {
     minc_tests::sandbox!();
-    let h = Host::new();
-    h.busybox_image();
+    let h = host();
+    h.busybox_image(&[]);
     let id = h.ok(&[
         "run",
         "-d",
@@ -223,12 +85,12 @@ fn echo_server_end_to_end() {
     assert_eq!(id.trim().len(), 64, "run -d prints the id: {id}");
 
     // From the host's loopback, its own address, and from "the internet".
-    assert_echo(&get_echo("127.0.0.1:8080"));
-    assert_echo(&get_echo(&format!("{HOST_WAN}:8080")));
-    assert_echo(&get_echo_in_netns("wan", &format!("{HOST_WAN}:8080")));
+    echo_ok("127.0.0.1:8080");
+    echo_ok(&format!("{HOST_WAN}:8080"));
+    in_netns(&netns_path("wan"), || echo_ok(&format!("{HOST_WAN}:8080")));
 
     // From a second container, to the first by IP.
-    let ip = h.ip_of("web");
+    let ip = ip_of(&h, "web");
     assert!(ip.starts_with("10.77."), "{ip}");
     let request = format!("printf 'GET /echo HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {ip} 8000");
     let out = h.ok(&["run", "--rm", "busybox", "sh", "-c", &request]);
@@ -265,14 +127,14 @@ fn echo_server_end_to_end() {
     let ps = h.ok(&["ps", "-a"]);
     assert!(ps.contains("Exited"), "{ps}");
     h.ok(&["rm", "web"]);
-    h.assert_clean();
+    assert_clean(&h);
 }
 
 #[test]
 fn foreground_rm_returns_exit_code() {
     minc_tests::sandbox!();
-    let h = Host::new();
-    h.busybox_image();
+    let h = host();
+    h.busybox_image(&[]);
     let out = h.minc(&["run", "--rm", "busybox", "sh", "-c", "echo hi; exit 3"]);
     assert_eq!(
         out.status.code(),
@@ -281,7 +143,7 @@ fn foreground_rm_returns_exit_code() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
-    h.assert_clean();
+    assert_clean(&h);
 
     // Ctrl-C: the first SIGINT is forwarded (sleep as PID 1 ignores it), the second kills;
     // --rm still removes everything.
@@ -305,7 +167,7 @@ fn foreground_rm_returns_exit_code() {
     }
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(137), "killed by the second Ctrl-C");
-    h.assert_clean();
+    assert_clean(&h);
 
     // --network none: only lo.
     let out = h.ok(&[
@@ -320,13 +182,13 @@ fn foreground_rm_returns_exit_code() {
     ]);
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(out.contains("lo: <LOOPBACK,UP"), "{out}");
-    h.assert_clean();
+    assert_clean(&h);
 }
 
 #[test]
 fn ports_are_published_once() {
     minc_tests::sandbox!();
-    let h = Host::new();
+    let h = host();
     // --explain shows the steps of all three parts, on stderr, not in the container's log.
     let out = h.minc(&[
         "--explain",
@@ -356,14 +218,14 @@ fn ports_are_published_once() {
         assert!(steps.contains(step), "--explain lacks {step:?}:\n{steps}");
     }
     h.ok(&["run", "-d", "--name", "b", "-p", "8082:8000", "echo-server"]);
-    assert_echo(&get_echo("127.0.0.1:8081"));
+    echo_ok("127.0.0.1:8081");
     let log = h.ok(&["logs", "a"]);
     assert!(
         !log.contains("+ "),
         "explain lines leaked into the log: {log}"
     );
-    assert_echo(&get_echo("127.0.0.1:8082"));
-    assert_ne!(h.ip_of("a"), h.ip_of("b"));
+    echo_ok("127.0.0.1:8082");
+    assert_ne!(ip_of(&h, "a"), ip_of(&h, "b"));
 
     let links_before = minc_tests::run("ip", &["-o", "link"]);
     let check = |args: &[&str], want: &str| {
@@ -390,21 +252,21 @@ fn ports_are_published_once() {
     );
     check(&["run", "-d", "no-such-image"], "no-such-image");
     // The first two still answer.
-    assert_echo(&get_echo("127.0.0.1:8081"));
+    echo_ok("127.0.0.1:8081");
     h.ok(&["rm", "-f", "a", "b"]);
-    h.assert_clean();
+    assert_clean(&h);
 }
 
 #[test]
 fn detached_container_outlives_its_cli() {
     minc_tests::sandbox!();
-    let h = Host::new();
+    let h = host();
     // The CLI in its own process group, which we then kill whole.
     let mut cmd = h.cmd(&["run", "-d", "--name", "d", "-p", "8090:8000", "echo-server"]);
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let status = cmd.stdout(Stdio::null()).status().unwrap();
     assert!(status.success());
-    assert_echo(&get_echo("127.0.0.1:8090"));
+    echo_ok("127.0.0.1:8090");
     let pid = h.inspect("d")["State"]["pid"].as_i64().unwrap();
     let pgid = unsafe { libc::getpgid(pid as i32) };
     assert_ne!(pgid, unsafe { libc::getpgid(0) });
@@ -421,7 +283,7 @@ fn detached_container_outlives_its_cli() {
     // Measured, not asserted (bench/run.sh reports it for the release build).
     println!("monitor RSS: {rss_kb} kB");
     assert!(rss_kb > 0);
-    assert_echo(&get_echo("127.0.0.1:8090"));
+    echo_ok("127.0.0.1:8090");
     // The monitor records the exit when the container stops.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -430,7 +292,7 @@ fn detached_container_outlives_its_cli() {
         std::thread::sleep(Duration::from_millis(20));
     }
     h.ok(&["rm", "d"]);
-    h.assert_clean();
+    assert_clean(&h);
 }
 
 /// The README's quick start on a machine without nftables or iproute2 installed: minc runs
@@ -438,7 +300,7 @@ fn detached_container_outlives_its_cli() {
 #[test]
 fn quick_start_needs_no_network_tools() {
     minc_tests::sandbox!();
-    let h = Host::new();
+    let h = host();
     minc_tests::run("mount", &["-t", "tmpfs", "tmpfs", "/usr/sbin"]);
     let mut cmd = h.cmd(&["run", "-d", "--name", "q", "-p", "8091:8000", "echo-server"]);
     cmd.env("PATH", "/usr/bin:/bin");
@@ -448,11 +310,11 @@ fn quick_start_needs_no_network_tools() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_echo(&get_echo("127.0.0.1:8091"));
+    echo_ok("127.0.0.1:8091");
     let mut cmd = h.cmd(&["rm", "-f", "q"]);
     cmd.env("PATH", "/usr/bin:/bin");
     assert!(minc_tests::output_via_files(&mut cmd).status.success());
-    h.assert_clean_without_tools();
+    assert_links_gone("veth", Duration::from_secs(3), "veth left");
 }
 
 fn ppid(pid: i32) -> i32 {

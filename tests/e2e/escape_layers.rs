@@ -12,53 +12,47 @@ use std::process::{Command, Output};
 #[path = "../../images/tests/common/mod.rs"]
 mod common;
 use common::{layer, oci_layout, E};
+use minc_tests::docker_face::DockerFace;
 
 const MINC: &str = env!("CARGO_BIN_EXE_minc");
 const SECRET: &str = "host secret, never in a container";
 
+/// minc with roots of the test's own (see [`DockerFace`]) in a directory anyone may traverse,
+/// beside a "host" directory holding a sentinel file.
 struct Host {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    root: PathBuf,
-    data: PathBuf,
+    m: DockerFace,
     sentinel: PathBuf,
+}
+
+impl std::ops::Deref for Host {
+    type Target = DockerFace;
+    fn deref(&self) -> &DockerFace {
+        &self.m
+    }
 }
 
 impl Host {
     fn new() -> Host {
-        let tmp = minc_tests::tempdir();
-        let dir = tmp.path().to_path_buf();
+        let m = DockerFace::new(MINC);
         // Traversable by anyone: only the store's own modes may protect it.
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        let host = dir.join("host");
+        fs::set_permissions(&m.dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let host = m.dir.join("host");
         fs::create_dir(&host).unwrap();
         let sentinel = host.join("sentinel");
         fs::write(&sentinel, SECRET).unwrap();
-        Host {
-            root: dir.join("run"),
-            data: dir.join("data"),
-            sentinel,
-            dir,
-            _tmp: tmp,
-        }
+        Host { m, sentinel }
     }
 
-    fn minc(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
-        let mut c = Command::new(MINC);
-        c.arg("--root")
-            .arg(&self.root)
-            .arg("--data-root")
-            .arg(&self.data)
-            .args(args)
-            .envs(env.iter().copied());
-        minc_tests::output_via_files(&mut c)
+    /// `minc ARGS` with `env` added to its environment.
+    fn minc_with(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
+        minc_tests::output_via_files(self.cmd(args).envs(env.iter().copied()))
     }
 
     /// `minc run --rm --network none IMAGE CMD...`
     fn run(&self, env: &[(&str, &str)], image: &str, cmd: &[&str]) -> Output {
         let mut args = vec!["run", "--rm", "--network", "none", image];
         args.extend(cmd);
-        self.minc(env, &args)
+        self.minc_with(env, &args)
     }
 
     /// Imports an OCI layout of a busybox layer plus `layers` as `name`.
@@ -69,25 +63,13 @@ impl Host {
         }
         let base = self.dir.join("busybox.tar");
         if !base.exists() {
-            minc_tests::run(
-                "tar",
-                &[
-                    "-C",
-                    bb.to_str().unwrap(),
-                    "-cf",
-                    base.to_str().unwrap(),
-                    ".",
-                ],
-            );
+            minc_tests::image::rootfs_tar(&bb, &base);
         }
         let mut all = vec![fs::read(&base).unwrap()];
         all.extend(layers);
         let layout = self.dir.join(format!("layout-{name}"));
         oci_layout(&layout, &all, "latest");
-        let out = self.minc(
-            &[],
-            &["image", "import", layout.to_str().unwrap(), "--name", name],
-        );
+        let out = self.minc(&["image", "import", layout.to_str().unwrap(), "--name", name]);
         assert!(out.status.success(), "import {name}: {}", text(&out.stderr));
     }
 
@@ -145,7 +127,7 @@ fn whiteouts_of_dotdot_are_refused_and_touch_nothing() {
     minc_tests::sandbox!();
     let h = Host::new();
     // A sentinel where `..` of a layer being unpacked for `run` used to lead.
-    h.minc(&[], &["images"]);
+    h.minc(&["images"]);
     let keep = h.data.join("images/tmp/keep");
     fs::write(&keep, "keep").unwrap();
     h.import(
@@ -162,7 +144,7 @@ fn whiteouts_of_dotdot_are_refused_and_touch_nothing() {
     assert!(keep.exists(), "a store directory was wiped");
     // Flattened into a directory beside the sentinel: `..` of the target is the host dir.
     let dest = h.sentinel.parent().unwrap().join("rootfs");
-    let out = h.minc(&[], &["image", "unpack", "wh", dest.to_str().unwrap()]);
+    let out = h.minc(&["image", "unpack", "wh", dest.to_str().unwrap()]);
     one_clear_line(&out, &["entry .wh...", "names no file"]);
     h.untouched();
 }
@@ -184,7 +166,7 @@ fn a_decompression_bomb_stops_at_the_limit() {
     let tarball = h.dir.join("bomb.tar.gz");
     fs::write(&tarball, &bomb).unwrap();
     let limit = [("MINC_MAX_LAYER_SIZE", "16M")];
-    let out = h.minc(
+    let out = h.minc_with(
         &limit,
         &[
             "image",
@@ -199,16 +181,13 @@ fn a_decompression_bomb_stops_at_the_limit() {
         &["larger than the limit of 16 MiB", "MINC_MAX_LAYER_SIZE"],
     );
     // Without the lower limit it imports; `run` under the limit refuses it.
-    let ok = h.minc(
-        &[],
-        &[
-            "image",
-            "import",
-            tarball.to_str().unwrap(),
-            "--name",
-            "bomb",
-        ],
-    );
+    let ok = h.minc(&[
+        "image",
+        "import",
+        tarball.to_str().unwrap(),
+        "--name",
+        "bomb",
+    ]);
     assert!(ok.status.success(), "{}", text(&ok.stderr));
     let out = h.run(&limit, "bomb", &["true"]);
     one_clear_line(&out, &["larger than the limit of 16 MiB"]);

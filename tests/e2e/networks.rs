@@ -15,6 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use minc_tests::docker_face::DockerFace;
+use minc_tests::files_under;
 use minc_tests::net::{
     assert_links_gone, echo_get, echo_ok, in_netns, link_names, mac_of, netns_path, send_frame,
     setup_wan, Frame,
@@ -28,8 +29,14 @@ fn sh(cmd: &str) -> String {
     minc_tests::run("sh", &["-c", cmd])
 }
 
-struct Host {
-    m: DockerFace,
+/// The sandbox as a host (see [`Host::new`]), with minc's roots (see [`DockerFace`]).
+struct Host(DockerFace);
+
+impl std::ops::Deref for Host {
+    type Target = DockerFace;
+    fn deref(&self) -> &DockerFace {
+        &self.0
+    }
 }
 
 impl Host {
@@ -46,20 +53,7 @@ impl Host {
         );
         fake_upstream("127.0.0.53:53");
         m.busybox_image(&[]);
-        Host { m }
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        self.m.ok(args)
-    }
-
-    /// Runs minc, expecting failure: returns its one-line error.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.m.minc(args);
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(1), "{args:?} should fail: {err}");
-        assert_eq!(err.lines().count(), 1, "one line: {err}");
-        err
+        Host(m)
     }
 
     /// `sh -c CMD` in a new busybox container with `flags`; returns (exit code, output).
@@ -67,14 +61,10 @@ impl Host {
         let mut args = vec!["run", "--rm"];
         args.extend(flags);
         args.extend(["busybox", "sh", "-c", cmd]);
-        let out = self.m.minc(&args);
+        let out = self.minc(&args);
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
         (out.status.code().unwrap_or(-1), text)
-    }
-
-    fn inspect(&self, name: &str) -> Value {
-        self.m.inspect(name)
     }
 
     fn ip_on(&self, name: &str, net: &str) -> String {
@@ -272,7 +262,7 @@ fn user_networks_resolve_isolate_and_multihome() {
         "600",
     ]);
     let exec = |cmd: &str| {
-        let out = h.m.minc(&["exec", "mover", "sh", "-c", cmd]);
+        let out = h.minc(&["exec", "mover", "sh", "-c", cmd]);
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
     };
     assert!(resolved(&exec("nslookup web-b"), "web-b").is_empty());
@@ -323,7 +313,7 @@ fn user_networks_resolve_isolate_and_multihome() {
     let err = h.fails(&["network", "create", "a"]);
     assert!(err.contains("already exists"), "{err}");
     assert_eq!(h.ok(&["network", "prune"]), "Deleted Networks:\na\n");
-    assert_eq!(h.m.containers_left(), 0);
+    assert_eq!(h.containers_left(), 0);
 }
 
 #[test]
@@ -393,7 +383,7 @@ fn internal_network_has_no_way_out() {
     );
     assert_eq!(resolved(&out, "outside.example"), [OUTSIDE], "{out}");
     h.ok(&["rm", "-f", "peer"]);
-    assert_eq!(h.m.containers_left(), 0);
+    assert_eq!(h.containers_left(), 0);
 }
 
 #[test]
@@ -485,7 +475,7 @@ fn host_none_and_container_modes() {
         out.contains("192.0.2.7\tdb\n") && out.contains("10.77.0.1\tgw\n"),
         "{out}"
     );
-    assert_eq!(h.m.containers_left(), 0);
+    assert_eq!(h.containers_left(), 0);
 }
 
 #[test]
@@ -646,7 +636,7 @@ fn publish_forms() {
     let err = h.fails(&["port", "rnd", "9999"]);
     assert!(err.contains("no public port"), "{err}");
     h.ok(&["rm", "-f", "lo-only", "rnd", "all", "rng"]);
-    assert_eq!(h.m.containers_left(), 0);
+    assert_eq!(h.containers_left(), 0);
     let table = sh("nft list table inet minc");
     assert!(!table.contains(" : 10.77."), "{table}");
 }
@@ -794,8 +784,8 @@ fn killed_run_then_rm_leaves_nothing() {
     let h = Host::new();
     h.ok(&["network", "create", "k"]);
     sh("mount --bind /etc /etc && mount -o remount,bind,ro /etc");
-    let data = h.m.data.clone();
-    let root = h.m.root.clone();
+    let data = h.data.clone();
+    let root = h.root.clone();
     let mut kills = 0;
     for syscall in ["sendto", "sendmsg", "mount", "linkat", "rename", "clone"] {
         // The first rename publishes the container's directory with its record (a run killed
@@ -826,7 +816,7 @@ fn killed_run_then_rm_leaves_nothing() {
                         "--help",
                     ]),
             );
-            let _ = h.m.minc(&["rm", "-f", &name]);
+            let _ = h.minc(&["rm", "-f", &name]);
             assert_nothing_left(&data, &root, &format!("{syscall} #{nth}"));
             use std::os::unix::process::ExitStatusExt;
             if out.status.signal().is_none() {
@@ -857,24 +847,10 @@ fn assert_nothing_left(data: &Path, root: &Path, at: &str) {
         resolvers()
     );
     assert_eq!(std::fs::read_dir("/etc/netns").unwrap().count(), 0, "{at}");
-    let files = |p: PathBuf| -> Vec<PathBuf> {
-        let mut v = Vec::new();
-        let mut todo = vec![p];
-        while let Some(d) = todo.pop() {
-            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                if e.file_type().unwrap().is_dir() {
-                    todo.push(e.path());
-                } else {
-                    v.push(e.path());
-                }
-            }
-        }
-        v
-    };
-    let left: Vec<PathBuf> = files(data.join("net"))
+    let left: Vec<PathBuf> = files_under(&data.join("net"))
         .into_iter()
-        .chain(files(data.join("containers")))
-        .chain(files(root.to_path_buf()))
+        .chain(files_under(&data.join("containers")))
+        .chain(files_under(root))
         .filter(|p| {
             let n = p.file_name().unwrap().to_string_lossy();
             // What a data root keeps without containers: network definitions, the lock, the

@@ -7,11 +7,12 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use minc_tests::docker_face::DockerFace;
 use minc_tests::registry::{
     busybox_layer, oci_layout, skopeo_digest, skopeo_push, tar_files, PlatformImage, Registry,
 };
@@ -19,92 +20,21 @@ use serde_json::{json, Value};
 
 const MINC: &str = env!("CARGO_BIN_EXE_minc");
 
-struct Host {
-    tmp: tempfile::TempDir,
-    root: PathBuf,
-    data: PathBuf,
-    auth: PathBuf,
+/// The sandbox as a host with minc's roots and a credentials file of its own.
+fn host() -> DockerFace {
+    let h = DockerFace::new(MINC);
+    let auth = h.dir.join("auth/config.json");
+    h.with_env("MINC_AUTH_FILE", auth)
 }
 
-impl Host {
-    fn new() -> Host {
-        let tmp = minc_tests::tempdir();
-        Host {
-            root: tmp.path().join("run"),
-            data: tmp.path().join("data"),
-            auth: tmp.path().join("auth/config.json"),
-            tmp,
-        }
-    }
+/// Where `h` keeps registry credentials.
+fn auth(h: &DockerFace) -> PathBuf {
+    h.dir.join("auth/config.json")
+}
 
-    fn dir(&self) -> &Path {
-        self.tmp.path()
-    }
-
-    /// A second host: its own roots, same credentials file.
-    fn other(&self, name: &str) -> Host {
-        let tmp = minc_tests::tempdir();
-        Host {
-            root: tmp.path().join(format!("{name}-run")),
-            data: tmp.path().join(format!("{name}-data")),
-            auth: self.auth.clone(),
-            tmp,
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(MINC);
-        c.arg("--root")
-            .arg(&self.root)
-            .arg("--data-root")
-            .arg(&self.data)
-            .args(args)
-            .env("MINC_AUTH_FILE", &self.auth);
-        c
-    }
-
-    fn minc(&self, args: &[&str]) -> Output {
-        minc_tests::output_via_files(&mut self.cmd(args))
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        minc_tests::ok_via_files(&mut self.cmd(args))
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.minc(args);
-        assert!(!out.status.success(), "{args:?} succeeded");
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(err.starts_with("minc: "), "{err}");
-        err
-    }
-
-    fn index(&self) -> Value {
-        serde_json::from_slice(&std::fs::read(self.data.join("images/index.json")).unwrap())
-            .unwrap()
-    }
-
-    fn blobs(&self) -> usize {
-        std::fs::read_dir(self.data.join("images/blobs/sha256"))
-            .map(|d| d.count())
-            .unwrap_or(0)
-    }
-
-    /// Files in the store's work directories (partial downloads).
-    fn temp_files(&self) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        let mut stack = vec![self.data.join("images/tmp")];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                if e.path().is_dir() {
-                    stack.push(e.path());
-                } else {
-                    out.push(e.path());
-                }
-            }
-        }
-        out
-    }
+/// A second host: its own roots, the same credentials file as `h`.
+fn second_host(h: &DockerFace) -> DockerFace {
+    DockerFace::new(MINC).with_env("MINC_AUTH_FILE", auth(h))
 }
 
 /// A busybox image with a second layer holding /hello and /arch.
@@ -125,19 +55,19 @@ fn app_image(tmp: &Path, arch: &'static str) -> PlatformImage {
 #[test]
 fn pull_run_repull_digest_and_platforms() {
     minc_tests::sandbox!();
-    let h = Host::new();
-    let reg = Registry::start(&h.dir().join("reg"), 5000, None);
+    let h = host();
+    let reg = Registry::start(&h.dir.join("reg"), 5000, None);
     let a = reg.addr();
-    let single = h.dir().join("single");
-    oci_layout(&single, "v1", &[app_image(h.dir(), "amd64")]);
+    let single = h.dir.join("single");
+    oci_layout(&single, "v1", &[app_image(&h.dir, "amd64")]);
     skopeo_push(&single, "v1", &format!("{a}/app/single:v1"), None);
-    let multi = h.dir().join("multi");
+    let multi = h.dir.join("multi");
     let arm = PlatformImage {
         arch: "arm64",
         layers: vec![tar_files(&[("arch", 0o644, b"arm64")])],
         config: json!({}),
     };
-    oci_layout(&multi, "m1", &[app_image(h.dir(), "amd64"), arm]);
+    oci_layout(&multi, "m1", &[app_image(&h.dir, "amd64"), arm]);
     skopeo_push(&multi, "m1", &format!("{a}/app/multi:m1"), None);
 
     // By tag: config + 2 layers downloaded, then it runs.
@@ -259,20 +189,20 @@ fn pull_run_repull_digest_and_platforms() {
         "{images}"
     );
     // Nothing left in the store's work directories.
-    assert_eq!(h.temp_files(), Vec::<PathBuf>::new());
+    assert_eq!(h.store_temp_files(), Vec::<PathBuf>::new());
 }
 
 #[test]
 fn push_and_pull_back_under_another_name() {
     minc_tests::sandbox!();
-    let h = Host::new();
-    let reg = Registry::start(&h.dir().join("reg"), 5000, None);
+    let h = host();
+    let reg = Registry::start(&h.dir.join("reg"), 5000, None);
     let a = reg.addr();
     // A local image: `localhost/bb:latest`, run as `bb`.
-    let rootfs = h.dir().join("bb");
+    let rootfs = h.dir.join("bb");
     minc_tests::busybox_rootfs(&rootfs);
     std::fs::write(rootfs.join("made-here"), "local\n").unwrap();
-    let tar = h.dir().join("bb.tar");
+    let tar = h.dir.join("bb.tar");
     std::fs::write(&tar, minc_tests::registry::tar_dir(&rootfs)).unwrap();
     let name = h.ok(&[
         "image",
@@ -313,7 +243,7 @@ fn push_and_pull_back_under_another_name() {
     let dest = format!("{a}/team/bb:v1");
     assert_eq!(h.ok(&["tag", "bb", &dest]).trim(), dest);
     h.ok(&["push", &dest]);
-    let local_digest = h.index()["manifests"]
+    let local_digest = h.image_index()["manifests"]
         .as_array()
         .unwrap()
         .iter()
@@ -342,7 +272,7 @@ fn push_and_pull_back_under_another_name() {
     assert!(after_second > uploads);
 
     // Pulled back on another host under the other name, it runs.
-    let h2 = h.other("second");
+    let h2 = second_host(&h);
     h2.ok(&["pull", "-q", &other]);
     assert_eq!(
         h2.ok(&[
@@ -370,11 +300,11 @@ fn push_and_pull_back_under_another_name() {
 #[test]
 fn basic_auth_login_logout() {
     minc_tests::sandbox!();
-    let h = Host::new();
-    let reg = Registry::start(&h.dir().join("reg"), 5000, Some(("alice", "s3cret")));
+    let h = host();
+    let reg = Registry::start(&h.dir.join("reg"), 5000, Some(("alice", "s3cret")));
     let a = reg.addr();
-    let layout = h.dir().join("single");
-    oci_layout(&layout, "v1", &[app_image(h.dir(), "amd64")]);
+    let layout = h.dir.join("single");
+    oci_layout(&layout, "v1", &[app_image(&h.dir, "amd64")]);
     skopeo_push(
         &layout,
         "v1",
@@ -390,20 +320,10 @@ fn basic_auth_login_logout() {
     );
 
     let login = |pass: &str| {
-        let mut c = h.cmd(&["login", "-u", "alice", "--password-stdin", &a]);
-        let mut child = c
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{pass}\n").as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        minc_tests::output_with_stdin(
+            &mut h.cmd(&["login", "-u", "alice", "--password-stdin", &a]),
+            format!("{pass}\n").as_bytes(),
+        )
     };
     let bad = login("wrong");
     assert!(!bad.status.success());
@@ -411,16 +331,16 @@ fn basic_auth_login_logout() {
         String::from_utf8_lossy(&bad.stderr).contains("refused"),
         "{bad:?}"
     );
-    assert!(!h.auth.exists(), "nothing stored for refused credentials");
+    assert!(!auth(&h).exists(), "nothing stored for refused credentials");
     let good = login("s3cret");
     assert!(good.status.success(), "{good:?}");
     assert_eq!(String::from_utf8_lossy(&good.stdout), "Login Succeeded\n");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
-        std::fs::metadata(&h.auth).unwrap().permissions().mode() & 0o777,
+        std::fs::metadata(&auth(&h)).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let doc: Value = serde_json::from_slice(&std::fs::read(&h.auth).unwrap()).unwrap();
+    let doc: Value = serde_json::from_slice(&std::fs::read(&auth(&h)).unwrap()).unwrap();
     assert_eq!(
         doc["auths"][&a]["auth"], "YWxpY2U6czNjcmV0",
         "Docker's format"
@@ -428,7 +348,7 @@ fn basic_auth_login_logout() {
     // skopeo reads the same file.
     let out = Command::new("skopeo")
         .args(["inspect", "--raw", "--tls-verify=false", "--authfile"])
-        .arg(&h.auth)
+        .arg(&auth(&h))
         .arg(format!("docker://{image}"))
         .output()
         .unwrap();
@@ -448,11 +368,11 @@ fn basic_auth_login_logout() {
 #[test]
 fn corrupted_blob_is_refused_and_leaves_nothing() {
     minc_tests::sandbox!();
-    let h = Host::new();
-    let reg = Registry::start(&h.dir().join("reg"), 5000, None);
+    let h = host();
+    let reg = Registry::start(&h.dir.join("reg"), 5000, None);
     let a = reg.addr();
-    let layout = h.dir().join("single");
-    oci_layout(&layout, "v1", &[app_image(h.dir(), "amd64")]);
+    let layout = h.dir.join("single");
+    oci_layout(&layout, "v1", &[app_image(&h.dir, "amd64")]);
     skopeo_push(&layout, "v1", &format!("{a}/app/bad:v1"), None);
     // Flip bytes in the second layer's stored data (same size).
     let manifest: Value = serde_json::from_str(
@@ -475,15 +395,23 @@ fn corrupted_blob_is_refused_and_leaves_nothing() {
     std::fs::write(&file, &data).unwrap();
 
     // Something already stored is kept; the failed pull adds nothing.
-    let h_index = |h: &Host| h.index()["manifests"].as_array().map_or(0, Vec::len);
+    let h_index = |h: &DockerFace| h.image_index()["manifests"].as_array().map_or(0, Vec::len);
     let err = h.fails(&["pull", "-q", &format!("{a}/app/bad:v1")]);
     assert!(
         err.contains("digest mismatch") && err.contains(layer),
         "{err}"
     );
     assert_eq!(h_index(&h), 0, "no name");
-    assert_eq!(h.blobs(), 0, "no blob, not even the good ones of this pull");
-    assert_eq!(h.temp_files(), Vec::<PathBuf>::new(), "no partial file");
+    assert_eq!(
+        h.blob_count(),
+        0,
+        "no blob, not even the good ones of this pull"
+    );
+    assert_eq!(
+        h.store_temp_files(),
+        Vec::<PathBuf>::new(),
+        "no partial file"
+    );
 }
 
 /// A TCP proxy in front of the registry that, once `limit` bytes went from the registry to
@@ -540,11 +468,11 @@ fn proxy(
 }
 
 /// Waits until a partial download of at least 4 MiB is in the store's work area.
-fn wait_for_partial(h: &Host) -> PathBuf {
+fn wait_for_partial(h: &DockerFace) -> PathBuf {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let big: Vec<PathBuf> = h
-            .temp_files()
+            .store_temp_files()
             .into_iter()
             .filter(|f| std::fs::metadata(f).is_ok_and(|m| m.len() >= 4 << 20))
             .collect();
@@ -572,14 +500,14 @@ fn noise(n: usize) -> Vec<u8> {
 #[test]
 fn registry_dying_or_minc_killed_mid_pull_leaves_no_partial_blob() {
     minc_tests::sandbox!();
-    let h = Host::new();
-    let regdir = h.dir().join("reg");
+    let h = host();
+    let regdir = h.dir.join("reg");
     let reg = Registry::start(&regdir, 5000, None);
-    let layout = h.dir().join("big");
+    let layout = h.dir.join("big");
     let big = PlatformImage {
         arch: "amd64",
         layers: vec![
-            busybox_layer(h.dir()),
+            busybox_layer(&h.dir),
             tar_files(&[("noise", 0o644, &noise(48 << 20))]),
         ],
         config: json!({}),
@@ -599,12 +527,12 @@ fn registry_dying_or_minc_killed_mid_pull_leaves_no_partial_blob() {
         "the proxy cut the download: {err}"
     );
     assert_eq!(
-        h.temp_files(),
+        h.store_temp_files(),
         Vec::<PathBuf>::new(),
         "no partial blob: {err}"
     );
-    assert_eq!(h.blobs(), 0, "no blob of the failed pull");
-    assert_eq!(h.index()["manifests"].as_array().unwrap().len(), 0);
+    assert_eq!(h.blob_count(), 0, "no blob of the failed pull");
+    assert_eq!(h.image_index()["manifests"].as_array().unwrap().len(), 0);
     drop(reg);
 
     // 2. Ctrl-C (SIGINT) while the registry stalls mid-blob: minc stops at once and
@@ -633,11 +561,11 @@ fn registry_dying_or_minc_killed_mid_pull_leaves_no_partial_blob() {
         "{out:?}"
     );
     assert_eq!(
-        h.temp_files(),
+        h.store_temp_files(),
         Vec::<PathBuf>::new(),
         "partial file removed"
     );
-    assert_eq!(h.blobs(), 0);
+    assert_eq!(h.blob_count(), 0);
 
     // 3. minc itself killed with SIGKILL mid-download: its partial file stays until the
     //    next minc that needs the store's work area reclaims it.
@@ -654,7 +582,7 @@ fn registry_dying_or_minc_killed_mid_pull_leaves_no_partial_blob() {
     assert!(partial.exists(), "SIGKILL leaves the partial file for now");
     h.ok(&["pull", "-q", "127.0.0.1:5000/big:1"]);
     assert!(!partial.exists(), "reclaimed by the next pull");
-    assert_eq!(h.temp_files(), Vec::<PathBuf>::new());
+    assert_eq!(h.store_temp_files(), Vec::<PathBuf>::new());
     assert_eq!(
         h.ok(&[
             "run",
@@ -768,7 +696,7 @@ fn hostile_registry(port: u16, hits: Arc<AtomicU64>) {
 #[test]
 fn hostile_registry_answers_are_bounded() {
     minc_tests::sandbox!();
-    let h = Host::new();
+    let h = host();
     let hits = Arc::new(AtomicU64::new(0));
     hostile_registry(5009, hits.clone());
     // An endless manifest: refused after 4 MiB, not read into memory until the OOM killer.
@@ -795,6 +723,6 @@ fn hostile_registry_answers_are_bounded() {
     let err = h.fails(&["pull", "-q", "127.0.0.1:5009/liar:1"]);
     assert!(err.contains("more data than its size of"), "{err}");
     assert!(hits.load(Ordering::SeqCst) < 64);
-    assert_eq!(h.temp_files(), Vec::<PathBuf>::new());
-    assert_eq!(h.blobs(), 0);
+    assert_eq!(h.store_temp_files(), Vec::<PathBuf>::new());
+    assert_eq!(h.blob_count(), 0);
 }

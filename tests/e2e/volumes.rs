@@ -5,48 +5,48 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use minc_tests::docker_face::DockerFace;
 use minc_tests::registry::{busybox_layer, oci_layout, tar_files, PlatformImage};
 use serde_json::{json, Value};
 
 const MINC: &str = env!("CARGO_BIN_EXE_minc");
 
-struct Host {
-    tmp: tempfile::TempDir,
-    root: PathBuf,
-    data: PathBuf,
+/// minc with roots of the test's own (see [`DockerFace`]) and two images.
+struct Host(DockerFace);
+
+impl std::ops::Deref for Host {
+    type Target = DockerFace;
+    fn deref(&self) -> &DockerFace {
+        &self.0
+    }
 }
 
 impl Host {
     /// A host with the image `bb` (busybox) and `seeded` (busybox plus /data/seed and
     /// `VOLUME /data` in its config).
     fn new() -> Host {
-        let tmp = minc_tests::tempdir();
-        let h = Host {
-            root: tmp.path().join("run"),
-            data: tmp.path().join("data"),
-            tmp,
-        };
-        let bb = h.dir().join("bb-layout");
+        let h = Host(DockerFace::new(MINC));
+        let bb = h.dir.join("bb-layout");
         oci_layout(
             &bb,
             "latest",
             &[PlatformImage {
                 arch: "amd64",
-                layers: vec![busybox_layer(h.dir())],
+                layers: vec![busybox_layer(&h.dir)],
                 config: json!({}),
             }],
         );
         h.ok(&["image", "import", bb.to_str().unwrap(), "--name", "bb"]);
-        let seeded = h.dir().join("seeded-layout");
+        let seeded = h.dir.join("seeded-layout");
         oci_layout(
             &seeded,
             "latest",
             &[PlatformImage {
                 arch: "amd64",
                 layers: vec![
-                    busybox_layer(h.dir()),
+                    busybox_layer(&h.dir),
                     tar_files(&[
                         ("data/", 0o750, b""),
                         ("data/seed", 0o640, b"from the image\n"),
@@ -63,34 +63,6 @@ impl Host {
             "seeded",
         ]);
         h
-    }
-
-    fn dir(&self) -> &Path {
-        self.tmp.path()
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(MINC);
-        c.arg("--root")
-            .arg(&self.root)
-            .arg("--data-root")
-            .arg(&self.data)
-            .args(args);
-        c
-    }
-
-    fn minc(&self, args: &[&str]) -> Output {
-        minc_tests::output_via_files(&mut self.cmd(args))
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        minc_tests::ok_via_files(&mut self.cmd(args))
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.minc(args);
-        assert!(!out.status.success(), "{args:?} succeeded");
-        String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
     /// `run --rm --network none IMAGE sh -c SCRIPT` with extra flags before the image.
@@ -154,7 +126,7 @@ fn volumes_binds_tmpfs_and_read_only() {
 
     // A host bind (a missing host directory is created, as Docker does); --mount
     // type=bind with a missing source is an error.
-    let host_dir = h.dir().join("made/by/run");
+    let host_dir = h.dir.join("made/by/run");
     let bind = format!("{}:/h", host_dir.display());
     text(&h.sh(&["-v", &bind], "bb", "echo from-container > /h/out"));
     assert_eq!(
@@ -264,13 +236,13 @@ fn image_volumes_are_copied_up() {
     );
     // A volume over a path that is a symlink to the host's /etc in the image: the copy
     // resolves it inside the image, so nothing of the host's /etc is copied.
-    let evil = h.dir().join("evil-layout");
+    let evil = h.dir.join("evil-layout");
     oci_layout(
         &evil,
         "latest",
         &[PlatformImage {
             arch: "amd64",
-            layers: vec![busybox_layer(h.dir()), {
+            layers: vec![busybox_layer(&h.dir), {
                 let mut b = tar::Builder::new(Vec::new());
                 let mut hd = tar::Header::new_gnu();
                 hd.set_entry_type(tar::EntryType::Symlink);
@@ -287,7 +259,7 @@ fn image_volumes_are_copied_up() {
     // busybox_rootfs's own /etc (passwd, group) is what the image has there.
     assert_eq!(
         std::fs::read_to_string(h.data.join("volumes/grab/_data/passwd")).unwrap(),
-        std::fs::read_to_string(h.dir().join("busybox-rootfs/etc/passwd")).unwrap()
+        std::fs::read_to_string(h.dir.join("busybox-rootfs/etc/passwd")).unwrap()
     );
     assert!(
         !h.data.join("volumes/grab/_data/os-release").exists(),
@@ -299,10 +271,10 @@ fn image_volumes_are_copied_up() {
 fn cp_both_ways_and_through_hostile_symlinks() {
     minc_tests::sandbox!();
     let h = Host::new();
-    let secret_dir = h.dir().join("host-secret");
+    let secret_dir = h.dir.join("host-secret");
     std::fs::create_dir(&secret_dir).unwrap();
     std::fs::write(secret_dir.join("secret"), "host secret\n").unwrap();
-    let sentinel = h.dir().join("host-sentinel");
+    let sentinel = h.dir.join("host-sentinel");
     std::fs::create_dir(&sentinel).unwrap();
     // The container plants links to the host paths (and a `..` chain) before we copy.
     let plant = format!(
@@ -341,7 +313,7 @@ fn cp_both_ways_and_through_hostile_symlinks() {
     std::thread::sleep(std::time::Duration::from_millis(100));
 
     // Container -> host: a file, a directory, a directory's contents.
-    let out = h.dir().join("out");
+    let out = h.dir.join("out");
     std::fs::create_dir(&out).unwrap();
     h.ok(&["cp", "box:/marker", out.to_str().unwrap()]);
     assert_eq!(
@@ -362,7 +334,7 @@ fn cp_both_ways_and_through_hostile_symlinks() {
     assert_eq!(std::fs::read_to_string(out.join("m2")).unwrap(), "inside\n");
 
     // Host -> container, into an existing directory and under a new name.
-    let src = h.dir().join("upload");
+    let src = h.dir.join("upload");
     std::fs::create_dir_all(src.join("d")).unwrap();
     std::fs::write(src.join("d/file"), "uploaded\n").unwrap();
     h.ok(&["cp", src.join("d/file").to_str().unwrap(), "box:/tmp/"]);

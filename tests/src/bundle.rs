@@ -84,11 +84,21 @@ impl Bundle {
         self.state(id)["status"].as_str().unwrap().to_string()
     }
 
-    /// Waits until the container's status is `want` (bounded).
-    pub fn wait_status(&self, id: &str, want: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.status(id) != want {
-            assert!(Instant::now() < deadline, "{id} never became {want}");
+    /// Waits until the container's status is `want` (for 10 s at the most); its state then.
+    pub fn wait_status(&self, id: &str, want: &str) -> Value {
+        self.wait_status_for(id, want, Duration::from_secs(10))
+    }
+
+    /// Waits until the container's status is `want`, for `within` at the most (then panics
+    /// with the last state); its state then.
+    pub fn wait_status_for(&self, id: &str, want: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let s = self.state(id);
+            if s["status"] == want {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "{id} never became {want}: {s}");
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -1,13 +1,18 @@
 //! The Docker-like face for end-to-end tests: a state root and a data root of the test's own,
 //! and a busybox image imported from a rootfs tarball (no registry).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// minc with a state root (`--root`) and a data root (`--data-root`) of its own, in a
+/// temporary directory (`dir`, removed when this is dropped) where a test may keep its files
+/// too. Two of them on one host are two separate minc installations.
 pub struct DockerFace {
     minc: PathBuf,
+    env: Vec<(String, OsString)>,
     _tmp: tempfile::TempDir,
     pub root: PathBuf,
     pub data: PathBuf,
@@ -19,6 +24,7 @@ impl DockerFace {
         let tmp = crate::tempdir();
         DockerFace {
             minc: minc.into(),
+            env: Vec::new(),
             root: tmp.path().join("run"),
             data: tmp.path().join("data"),
             dir: tmp.path().to_path_buf(),
@@ -26,14 +32,22 @@ impl DockerFace {
         }
     }
 
-    /// `minc --root R --data-root D ARGS`.
+    /// The same, with `key=value` in the environment of every minc it runs (e.g.
+    /// `MINC_AUTH_FILE`).
+    pub fn with_env(mut self, key: &str, value: impl Into<OsString>) -> DockerFace {
+        self.env.push((key.to_string(), value.into()));
+        self
+    }
+
+    /// `minc --root R --data-root D ARGS`, with the environment given to [`Self::with_env`].
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.minc);
         c.arg("--root")
             .arg(&self.root)
             .arg("--data-root")
             .arg(&self.data)
-            .args(args);
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 
@@ -42,8 +56,20 @@ impl DockerFace {
         crate::output_via_files(&mut self.cmd(args))
     }
 
+    /// Runs minc, which must succeed; its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         crate::ok_via_files(&mut self.cmd(args))
+    }
+
+    /// Runs minc, which must fail the way bad input does: exit code 1 and one line on
+    /// stderr, `minc: ...`. Returns that line.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.minc(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{args:?} should fail: {err}");
+        assert!(err.starts_with("minc: "), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+        err
     }
 
     /// Imports a busybox rootfs (plus `extra` files: (path in the image, host file)) as the
@@ -54,6 +80,24 @@ impl DockerFace {
 
     pub fn inspect(&self, name: &str) -> Value {
         serde_json::from_str(&self.ok(&["inspect", name])).unwrap()
+    }
+
+    /// The image store's index (`images/index.json` under the data root).
+    pub fn image_index(&self) -> Value {
+        let index = std::fs::read(self.data.join("images/index.json")).unwrap();
+        serde_json::from_slice(&index).unwrap()
+    }
+
+    /// How many blobs the image store holds.
+    pub fn blob_count(&self) -> usize {
+        std::fs::read_dir(self.data.join("images/blobs/sha256"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Files in the image store's work directories (partial downloads, unfinished imports).
+    pub fn store_temp_files(&self) -> Vec<PathBuf> {
+        crate::files_under(&self.data.join("images/tmp"))
     }
 
     /// Container directories left under the data root.

@@ -294,6 +294,42 @@ pub fn ok_via_files(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs a command to completion with `input` as its whole stdin (then end of file) and its
+/// stdout and stderr captured. For commands that start nothing that outlives them (a piped
+/// output would stay open with it: see [`output_via_files`]).
+pub fn output_with_stdin(cmd: &mut Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    // A command that exits without reading all of it is the caller's to judge by its status.
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+/// Every file below `dir` that is not a directory (regular files, links, sockets, ...),
+/// recursively, without following symlinks; none when `dir` does not exist.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(e.path());
+            } else {
+                files.push(e.path());
+            }
+        }
+    }
+    files
+}
+
 /// The sandbox's own cgroup subtree (see the crate docs).
 struct TestCgroups {
     /// The subtree's directory in every hierarchy.
