@@ -16,32 +16,34 @@ use serde_json::{json, Value};
 
 const MINC: &str = env!("CARGO_BIN_EXE_minc");
 
-/// A busybox bundle (see [`Bundle`]) whose containers get the cgroup `/t/ID`.
-struct Ctr(Bundle);
-
-impl std::ops::Deref for Ctr {
-    type Target = Bundle;
-    fn deref(&self) -> &Bundle {
-        &self.0
-    }
+/// A busybox bundle (see [`Bundle`]) whose process is `sh -c SCRIPT`, with `resources` merged
+/// into its `linux.resources`.
+fn ctr(script: &str, resources: Value) -> Bundle {
+    let b = Bundle::new(MINC, script);
+    b.edit(|cfg| {
+        if let Value::Object(r) = resources {
+            for (k, v) in r {
+                cfg["linux"]["resources"][k] = v;
+            }
+        }
+    });
+    b
 }
 
-impl Ctr {
-    /// A bundle whose process is `sh -c SCRIPT`, with `resources` merged into its
-    /// `linux.resources`.
-    fn new(script: &str, resources: Value) -> Ctr {
-        let b = Bundle::new(MINC, script);
-        b.edit(|cfg| {
-            if let Value::Object(r) = resources {
-                for (k, v) in r {
-                    cfg["linux"]["resources"][k] = v;
-                }
-            }
-        });
-        Ctr(b)
-    }
+/// What these tests do with a bundle: its containers get the cgroup `/t/ID`.
+trait InCgroup {
+    /// Sets linux.cgroupsPath to `/t/ID` before create; returns it.
+    fn path_for(&self, id: &str) -> String;
+    /// `create` and `start` in `/t/ID`; returns the path.
+    fn create_start(&self, id: &str) -> String;
+    /// `run` in `/t/ID`.
+    fn run_in_cgroup(&self, id: &str) -> Output;
+    /// [`Bundle::wait_status`] for `stopped`, for 20 s at the most (an OOM kill may take
+    /// its time).
+    fn wait_stopped(&self, id: &str) -> Value;
+}
 
-    /// Sets linux.cgroupsPath to `/t/ID` before create.
+impl InCgroup for Bundle {
     fn path_for(&self, id: &str) -> String {
         let p = format!("/t/{id}");
         self.edit(|c| c["linux"]["cgroupsPath"] = json!(p));
@@ -55,14 +57,13 @@ impl Ctr {
         p
     }
 
-    fn run(&self, id: &str) -> Output {
+    fn run_in_cgroup(&self, id: &str) -> Output {
         self.path_for(id);
-        self.0.run(id)
+        self.run(id)
     }
 
-    /// [`Bundle::wait_status`], for 20 s at the most (an OOM kill may take its time).
-    fn wait_status(&self, id: &str, want: &str) -> Value {
-        self.wait_status_for(id, want, Duration::from_secs(20))
+    fn wait_stopped(&self, id: &str) -> Value {
+        self.wait_status_for(id, "stopped", Duration::from_secs(20))
     }
 }
 
@@ -107,12 +108,12 @@ fn cgroup_dirs(path: &str) -> Vec<PathBuf> {
 fn memory_limit_oom_kill_is_recorded() {
     minc_tests::sandbox!();
     // dd's 64 MiB buffer cannot fit in 16 MiB (and there is no swap to go to).
-    let c = Ctr::new(
+    let c = ctr(
         "dd if=/dev/zero of=/dev/null bs=64M count=1; echo survived",
         json!({"memory": {"limit": 16 << 20, "swap": 16 << 20}}),
     );
     let path = c.create_start("oom");
-    let s = c.wait_status("oom", "stopped");
+    let s = c.wait_stopped("oom");
     assert_eq!(s["oomKilled"], true, "{s}");
     let limit = cgfile("memory", &path, "memory.limit_in_bytes", "memory.max");
     assert_eq!(read(&limit), (16 << 20).to_string());
@@ -120,12 +121,12 @@ fn memory_limit_oom_kill_is_recorded() {
     assert!(cgroup_dirs(&path).is_empty(), "{:?}", cgroup_dirs(&path));
 
     // Under the limit: no OOM, and state says nothing about it.
-    let c = Ctr::new(
+    let c = ctr(
         "dd if=/dev/zero of=/dev/null bs=1M count=1",
         json!({"memory": {"limit": 16 << 20}}),
     );
     c.create_start("fine");
-    let s = c.wait_status("fine", "stopped");
+    let s = c.wait_stopped("fine");
     assert!(s.get("oomKilled").is_none(), "{s}");
     c.ok(&["delete", "fine"]);
 }
@@ -133,7 +134,7 @@ fn memory_limit_oom_kill_is_recorded() {
 #[test]
 fn pids_limit_stops_forks() {
     minc_tests::sandbox!();
-    let c = Ctr::new(
+    let c = ctr(
         // busybox sh gives up at the first failed fork, hence the subshell; only builtins
         // after it, since no fork is left for anything else.
         "(for i in 1 2 3 4 5 6 7 8 9 10; do sleep 30 & done) 2>/tmp/err; \
@@ -141,7 +142,7 @@ fn pids_limit_stops_forks() {
          read c < $f; echo $c; read l < /tmp/err; echo \"$l\"",
         json!({"pids": {"limit": 5}}),
     );
-    let o = c.run("pids");
+    let o = c.run_in_cgroup("pids");
     let text = stdout(&o);
     let lines: Vec<&str> = text.lines().map(str::trim).collect();
     assert_eq!(lines.len(), 2, "{}{}", stdout(&o), stderr(&o));
@@ -161,7 +162,7 @@ fn cpu_limits_are_in_the_cgroup_files_inside_and_out() {
     } else {
         "echo $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)"
     };
-    let c = Ctr::new(
+    let c = ctr(
         &format!("{inside}; cat /proc/self/cgroup"),
         json!({"cpu": {"quota": 25000, "period": 100000, "shares": 512, "cpus": "0"}}),
     );
@@ -176,11 +177,11 @@ fn cpu_limits_are_in_the_cgroup_files_inside_and_out() {
         assert_eq!(read(&cgfile("cpuset", &path, "cpuset.cpus", "")), "0");
     }
     c.ok(&["start", "cpu"]);
-    c.wait_status("cpu", "stopped");
+    c.wait_stopped("cpu");
     let log = c.minc(&["delete", "cpu"]);
     assert!(log.status.success());
     // What the container saw: its limits, and itself at the root of its cgroup namespace.
-    let o = c.run("cpu2");
+    let o = c.run_in_cgroup("cpu2");
     let text = stdout(&o);
     let mut lines = text.lines();
     let first = lines.next().unwrap_or_default();
@@ -196,7 +197,7 @@ fn cpu_limits_are_in_the_cgroup_files_inside_and_out() {
             .unwrap()
             .retain(|n| n["type"] != "cgroup")
     });
-    let o = c.run("cpu3");
+    let o = c.run_in_cgroup("cpu3");
     let text = stdout(&o);
     assert_eq!(
         text.lines().next(),
@@ -214,7 +215,7 @@ fn devices_are_denied_unless_allowed() {
                   (exec 3</tmp/loop) 2>&1; \
                   echo x > /dev/null && echo null-ok; \
                   head -c 4 /dev/urandom | wc -c";
-    let c = Ctr::new(script, json!({}));
+    let c = ctr(script, json!({}));
     c.edit(|cfg| {
         for set in ["bounding", "effective", "permitted"] {
             cfg["process"]["capabilities"][set]
@@ -223,7 +224,7 @@ fn devices_are_denied_unless_allowed() {
                 .push(json!("CAP_MKNOD"));
         }
     });
-    let o = c.run("dev");
+    let o = c.run_in_cgroup("dev");
     let text = stdout(&o);
     assert!(text.contains("made\n"), "{text}{}", stderr(&o));
     assert!(text.contains("Operation not permitted"), "{text}");
@@ -241,7 +242,7 @@ fn devices_are_denied_unless_allowed() {
             "mknod /tmp/loop b 7 0; (exec 3</tmp/loop) && echo read-ok; (exec 3>/tmp/loop) 2>&1"
         ]);
     });
-    let text = stdout(&c.run("dev2"));
+    let text = stdout(&c.run_in_cgroup("dev2"));
     assert!(text.contains("read-ok\n"), "{text}");
     assert!(
         text.contains("Operation not permitted"),
@@ -268,7 +269,7 @@ fn cpu_ns(path: &str) -> u64 {
 #[test]
 fn pause_stops_a_busy_loop_and_resume_restarts_it() {
     minc_tests::sandbox!();
-    let c = Ctr::new("while :; do :; done", json!({}));
+    let c = ctr("while :; do :; done", json!({}));
     let path = c.create_start("busy");
     let advance = || {
         let a = cpu_ns(&path);
@@ -299,7 +300,7 @@ fn pause_stops_a_busy_loop_and_resume_restarts_it() {
 #[test]
 fn update_changes_live_limits() {
     minc_tests::sandbox!();
-    let c = Ctr::new(
+    let c = ctr(
         "sleep 100",
         json!({"memory": {"limit": 32 << 20}, "pids": {"limit": 10}}),
     );
@@ -376,7 +377,7 @@ fn update_changes_live_limits() {
 #[test]
 fn events_stats_match_the_cgroup_files() {
     minc_tests::sandbox!();
-    let c = Ctr::new(
+    let c = ctr(
         "sleep 100 & sleep 100 & wait",
         json!({"pids": {"limit": 50}}),
     );
@@ -429,7 +430,7 @@ fn events_stats_match_the_cgroup_files() {
 #[test]
 fn exec_joins_the_cgroup_and_delete_leaves_nothing() {
     minc_tests::sandbox!();
-    let c = Ctr::new("sleep 100", json!({}));
+    let c = ctr("sleep 100", json!({}));
     let path = c.create_start("ex");
     let found = cgroup_dirs(&path);
     assert!(found.len() >= 2 || v2(), "{found:?}");
@@ -480,7 +481,7 @@ fn exec_joins_the_cgroup_and_delete_leaves_nothing() {
 #[test]
 fn cgroup_paths_systemd_form_and_bad_input() {
     minc_tests::sandbox!();
-    let c = Ctr::new("sleep 100", json!({}));
+    let c = ctr("sleep 100", json!({}));
     // The kubelet's cgroupfs form.
     c.edit(|cfg| cfg["linux"]["cgroupsPath"] = json!("/kubepods/burstable/pod42/ctr1"));
     c.ok(&["create", "-b", c.dir.to_str().unwrap(), "k1"]);
@@ -558,7 +559,7 @@ fn cgroup_paths_systemd_form_and_bad_input() {
             "access",
         ),
     ] {
-        let c = Ctr::new("true", res.clone());
+        let c = ctr("true", res.clone());
         c.edit(|cfg| cfg["linux"]["cgroupsPath"] = json!("/t/bad"));
         let o = c.minc(&["create", "-b", c.dir.to_str().unwrap(), "bad"]);
         assert!(!o.status.success(), "{res}");

@@ -24,13 +24,6 @@ struct Host {
     sentinel: PathBuf,
 }
 
-impl std::ops::Deref for Host {
-    type Target = DockerFace;
-    fn deref(&self) -> &DockerFace {
-        &self.m
-    }
-}
-
 impl Host {
     fn new() -> Host {
         let m = DockerFace::new(MINC);
@@ -45,7 +38,7 @@ impl Host {
 
     /// `minc ARGS` with `env` added to its environment.
     fn minc_with(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
-        minc_tests::output_via_files(self.cmd(args).envs(env.iter().copied()))
+        minc_tests::output_via_files(self.m.cmd(args).envs(env.iter().copied()))
     }
 
     /// `minc run --rm --network none IMAGE CMD...`
@@ -57,19 +50,21 @@ impl Host {
 
     /// Imports an OCI layout of a busybox layer plus `layers` as `name`.
     fn import(&self, name: &str, layers: Vec<Vec<u8>>) {
-        let bb = self.dir.join("bb");
+        let bb = self.m.dir.join("bb");
         if !bb.exists() {
             minc_tests::busybox_rootfs(&bb);
         }
-        let base = self.dir.join("busybox.tar");
+        let base = self.m.dir.join("busybox.tar");
         if !base.exists() {
             minc_tests::image::rootfs_tar(&bb, &base);
         }
         let mut all = vec![fs::read(&base).unwrap()];
         all.extend(layers);
-        let layout = self.dir.join(format!("layout-{name}"));
+        let layout = self.m.dir.join(format!("layout-{name}"));
         oci_layout(&layout, &all, "latest");
-        let out = self.minc(&["image", "import", layout.to_str().unwrap(), "--name", name]);
+        let out = self
+            .m
+            .minc(&["image", "import", layout.to_str().unwrap(), "--name", name]);
         assert!(out.status.success(), "import {name}: {}", text(&out.stderr));
     }
 
@@ -127,8 +122,8 @@ fn whiteouts_of_dotdot_are_refused_and_touch_nothing() {
     minc_tests::sandbox!();
     let h = Host::new();
     // A sentinel where `..` of a layer being unpacked for `run` used to lead.
-    h.minc(&["images"]);
-    let keep = h.data.join("images/tmp/keep");
+    h.m.minc(&["images"]);
+    let keep = h.m.data.join("images/tmp/keep");
     fs::write(&keep, "keep").unwrap();
     h.import(
         "wh",
@@ -144,7 +139,7 @@ fn whiteouts_of_dotdot_are_refused_and_touch_nothing() {
     assert!(keep.exists(), "a store directory was wiped");
     // Flattened into a directory beside the sentinel: `..` of the target is the host dir.
     let dest = h.sentinel.parent().unwrap().join("rootfs");
-    let out = h.minc(&["image", "unpack", "wh", dest.to_str().unwrap()]);
+    let out = h.m.minc(&["image", "unpack", "wh", dest.to_str().unwrap()]);
     one_clear_line(&out, &["entry .wh...", "names no file"]);
     h.untouched();
 }
@@ -163,7 +158,7 @@ fn a_decompression_bomb_stops_at_the_limit() {
     std::io::Write::write_all(&mut gz, hd.as_bytes()).unwrap();
     std::io::Write::write_all(&mut gz, &vec![0u8; 64 << 20]).unwrap();
     let bomb = gz.finish().unwrap();
-    let tarball = h.dir.join("bomb.tar.gz");
+    let tarball = h.m.dir.join("bomb.tar.gz");
     fs::write(&tarball, &bomb).unwrap();
     let limit = [("MINC_MAX_LAYER_SIZE", "16M")];
     let out = h.minc_with(
@@ -181,7 +176,7 @@ fn a_decompression_bomb_stops_at_the_limit() {
         &["larger than the limit of 16 MiB", "MINC_MAX_LAYER_SIZE"],
     );
     // Without the lower limit it imports; `run` under the limit refuses it.
-    let ok = h.minc(&[
+    let ok = h.m.minc(&[
         "image",
         "import",
         tarball.to_str().unwrap(),
@@ -192,8 +187,8 @@ fn a_decompression_bomb_stops_at_the_limit() {
     let out = h.run(&limit, "bomb", &["true"]);
     one_clear_line(&out, &["larger than the limit of 16 MiB"]);
     // Nothing half-written is left: no layer, no temporary file.
-    assert_eq!(fs::read_dir(h.data.join("layers")).unwrap().count(), 0);
-    let leftovers: usize = fs::read_dir(h.data.join("images/tmp"))
+    assert_eq!(fs::read_dir(h.m.data.join("layers")).unwrap().count(), 0);
+    let leftovers: usize = fs::read_dir(h.m.data.join("images/tmp"))
         .unwrap()
         .flatten()
         .map(|w| fs::read_dir(w.path()).map(|d| d.count()).unwrap_or(1))
@@ -217,7 +212,7 @@ fn host_users_cannot_reach_unpacked_layers() {
     );
     let out = h.run(&[], "suid", &["true"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let layers: Vec<PathBuf> = fs::read_dir(h.data.join("layers"))
+    let layers: Vec<PathBuf> = fs::read_dir(h.m.data.join("layers"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
@@ -241,10 +236,10 @@ fn host_users_cannot_reach_unpacked_layers() {
         "nobody ran the image's setuid binary: euid {}",
         text(&out.stdout)
     );
-    let out = nobody(format!("ls {}", h.data.join("layers").display()));
+    let out = nobody(format!("ls {}", h.m.data.join("layers").display()));
     assert!(!out.status.success(), "nobody listed layers/");
     for d in ["", "images", "layers"] {
-        let mode = fs::metadata(h.data.join(d)).unwrap().permissions().mode() & 0o777;
+        let mode = fs::metadata(h.m.data.join(d)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700, "{d:?}");
     }
 }

@@ -29,50 +29,38 @@ fn sh(cmd: &str) -> String {
     minc_tests::run("sh", &["-c", cmd])
 }
 
-/// The sandbox as a host (see [`Host::new`]), with minc's roots (see [`DockerFace`]).
-struct Host(DockerFace);
-
-impl std::ops::Deref for Host {
-    type Target = DockerFace;
-    fn deref(&self) -> &DockerFace {
-        &self.0
-    }
+/// The sandbox as a host: a wan link (IPv4 and IPv6) with default routes, a loopback DNS
+/// server, a busybox image.
+fn host() -> DockerFace {
+    setup_wan(None);
+    let m = DockerFace::new(MINC);
+    let conf = m.dir.join("resolv.conf");
+    std::fs::write(&conf, "nameserver 127.0.0.53\nsearch corp.example\n").unwrap();
+    minc_tests::run(
+        "mount",
+        &["--bind", conf.to_str().unwrap(), "/etc/resolv.conf"],
+    );
+    fake_upstream("127.0.0.53:53");
+    m.busybox_image(&[]);
+    m
 }
 
-impl Host {
-    /// The sandbox as a host: a wan link (IPv4 and IPv6) with default routes, a loopback DNS
-    /// server, a busybox image.
-    fn new() -> Host {
-        setup_wan(None);
-        let m = DockerFace::new(MINC);
-        let conf = m.dir.join("resolv.conf");
-        std::fs::write(&conf, "nameserver 127.0.0.53\nsearch corp.example\n").unwrap();
-        minc_tests::run(
-            "mount",
-            &["--bind", conf.to_str().unwrap(), "/etc/resolv.conf"],
-        );
-        fake_upstream("127.0.0.53:53");
-        m.busybox_image(&[]);
-        Host(m)
-    }
+/// `sh -c CMD` in a new busybox container with `flags`; returns (exit code, output).
+fn bb(h: &DockerFace, flags: &[&str], cmd: &str) -> (i32, String) {
+    let mut args = vec!["run", "--rm"];
+    args.extend(flags);
+    args.extend(["busybox", "sh", "-c", cmd]);
+    let out = h.minc(&args);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
 
-    /// `sh -c CMD` in a new busybox container with `flags`; returns (exit code, output).
-    fn bb(&self, flags: &[&str], cmd: &str) -> (i32, String) {
-        let mut args = vec!["run", "--rm"];
-        args.extend(flags);
-        args.extend(["busybox", "sh", "-c", cmd]);
-        let out = self.minc(&args);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.code().unwrap_or(-1), text)
-    }
-
-    fn ip_on(&self, name: &str, net: &str) -> String {
-        self.inspect(name)["Network"]["Networks"][net]["IPAddress"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{name} has no address on {net}"))
-            .to_string()
-    }
+fn ip_on(h: &DockerFace, name: &str, net: &str) -> String {
+    h.inspect(name)["Network"]["Networks"][net]["IPAddress"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} has no address on {net}"))
+        .to_string()
 }
 
 /// A DNS server of the test's own: `outside.example` is 192.0.2.99, every other name does not
@@ -157,7 +145,7 @@ fn resolved(out: &str, name: &str) -> Vec<String> {
 #[test]
 fn user_networks_resolve_isolate_and_multihome() {
     minc_tests::sandbox!();
-    let h = Host::new();
+    let h = host();
     h.ok(&["network", "create", "a"]);
     h.ok(&["network", "create", "b", "--subnet", "10.90.0.0/24"]);
     let ls = h.ok(&["network", "ls"]);
@@ -188,7 +176,7 @@ fn user_networks_resolve_isolate_and_multihome() {
         "svc",
         "echo-server",
     ]);
-    let (ip_a, ip_b) = (h.ip_on("web-a", "a"), h.ip_on("web-b", "b"));
+    let (ip_a, ip_b) = (ip_on(&h, "web-a", "a"), ip_on(&h, "web-b", "b"));
     assert!(ip_b.starts_with("10.90.0."), "{ip_b}");
     let running = resolvers();
     assert_eq!(running.len(), 2, "one resolver per network: {running:?}");
@@ -199,7 +187,7 @@ fn user_networks_resolve_isolate_and_multihome() {
 
     // On a: a's names and aliases, not b's; the rest through the host's resolver (a loopback
     // one, which a container could not reach itself).
-    let (code, out) = h.bb(
+    let (code, out) = bb(&h,
         &["--network", "a"],
         "cat /etc/resolv.conf; nslookup web-a; nslookup svc; nslookup outside.example; nslookup web-b; echo rc=$?",
     );
@@ -216,7 +204,7 @@ fn user_networks_resolve_isolate_and_multihome() {
         "{out}"
     );
     // Names work for programs, and isolation holds: b's subnet is out of reach.
-    let (code, out) = h.bb(
+    let (code, out) = bb(&h,
         &["--network", "a"],
         &format!("wget -qO- http://web-a:8000/echo && echo; nc -w 2 {ip_b} 8000 </dev/null && echo reached-b; true"),
     );
@@ -224,7 +212,8 @@ fn user_networks_resolve_isolate_and_multihome() {
     assert!(out.contains("Echo response"), "{out}");
     assert!(!out.contains("reached-b"), "a reached b: {out}");
     // And from b, the other way.
-    let (_, out) = h.bb(
+    let (_, out) = bb(
+        &h,
         &["--network", "b"],
         &format!(
             "nslookup svc; nslookup web-a; nc -w 2 {ip_a} 8000 </dev/null && echo reached-a; true"
@@ -236,11 +225,11 @@ fn user_networks_resolve_isolate_and_multihome() {
         "{out}"
     );
     // A query from another network's container is refused by a's resolver.
-    let (_, out) = h.bb(&["--network", "b"], "nslookup web-a 10.78.0.1; true");
+    let (_, out) = bb(&h, &["--network", "b"], "nslookup web-a 10.78.0.1; true");
     assert!(resolved(&out, "web-a").is_empty(), "{out}");
 
     // Multi-homed from the start: both networks' names, both reached.
-    let (code, out) = h.bb(
+    let (code, out) = bb(&h,
         &["--network", "a", "--network", "b"],
         "ip -o -4 addr show; nslookup web-a; nslookup web-b; wget -qO- http://web-a:8000/echo && wget -qO- http://web-b:8000/echo",
     );
@@ -271,7 +260,7 @@ fn user_networks_resolve_isolate_and_multihome() {
     assert!(out.contains("inet 10.90.0."), "{out}");
     assert_eq!(resolved(&out, "web-b"), [ip_b.as_str()], "{out}");
     assert!(out.contains("Echo response"), "{out}");
-    let (_, out) = h.bb(&["--network", "b"], "nslookup mv");
+    let (_, out) = bb(&h, &["--network", "b"], "nslookup mv");
     assert_eq!(
         resolved(&out, "mv").len(),
         1,
@@ -319,7 +308,7 @@ fn user_networks_resolve_isolate_and_multihome() {
 #[test]
 fn internal_network_has_no_way_out() {
     minc_tests::sandbox!();
-    let h = Host::new();
+    let h = host();
     h.ok(&["network", "create", "--internal", "--opt", "mtu=1400", "in"]);
     h.ok(&[
         "run",
@@ -330,7 +319,7 @@ fn internal_network_has_no_way_out() {
         "in",
         "echo-server",
     ]);
-    let (code, out) = h.bb(
+    let (code, out) = bb(&h,
         &["--network", "in"],
         "ip link show eth0; ip route; wget -qO- http://peer:8000/echo; echo; nc -w 2 203.0.113.2 80 </dev/null; echo nc=$?; nslookup outside.example; echo ns=$?",
     );
@@ -347,7 +336,8 @@ fn internal_network_has_no_way_out() {
         "{out}"
     );
     // Even with a route of its own, a container gets nothing forwarded.
-    let (_, out) = h.bb(
+    let (_, out) = bb(
+        &h,
         &["--network", "in"],
         "ip route add default via 10.78.0.1; nc -w 2 203.0.113.2 80 </dev/null; echo nc=$?",
     );
@@ -365,7 +355,7 @@ fn internal_network_has_no_way_out() {
     // On an internal network and a routed one: out through the routed one, names of both,
     // and the routed network's resolver first (the internal one forwards nothing).
     h.ok(&["network", "create", "out"]);
-    let (code, out) = h.bb(
+    let (code, out) = bb(&h,
         &["--network", "in", "--network", "out"],
         "cat /etc/resolv.conf; ip route; wget -qO- http://peer:8000/echo; echo; nslookup outside.example",
     );
@@ -389,7 +379,7 @@ fn internal_network_has_no_way_out() {
 #[test]
 fn host_none_and_container_modes() {
     minc_tests::sandbox!();
-    let h = Host::new();
+    let h = host();
     h.ok(&[
         "run",
         "-d",
@@ -404,7 +394,8 @@ fn host_none_and_container_modes() {
         .unwrap()
         .to_string();
     // container:NAME shares web's namespace: its address, and web's server on 127.0.0.1.
-    let (code, out) = h.bb(
+    let (code, out) = bb(
+        &h,
         &["--network", "container:web"],
         "ip -o -4 addr show eth0; wget -qO- http://127.0.0.1:8000/echo",
     );
@@ -432,14 +423,18 @@ fn host_none_and_container_modes() {
     assert!(!out.contains("eth0"), "web's interface must go: {out}");
     h.ok(&["rm", "-f", "pod"]);
     // host: the host's links and resolv.conf.
-    let (code, out) = h.bb(&["--network", "host"], "ip -o link; cat /etc/resolv.conf");
+    let (code, out) = bb(
+        &h,
+        &["--network", "host"],
+        "ip -o link; cat /etc/resolv.conf",
+    );
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("wan0") && out.contains("nameserver 127.0.0.53"),
         "{out}"
     );
     // none: lo only.
-    let (_, out) = h.bb(&["--network", "none"], "ip -o link");
+    let (_, out) = bb(&h, &["--network", "none"], "ip -o link");
     assert_eq!(out.lines().count(), 1, "{out}");
     for (args, want) in [
         (vec!["--network", "host", "-p", "80"], "publish"),
@@ -462,7 +457,8 @@ fn host_none_and_container_modes() {
         assert!(err.contains(want), "{a:?}: {err}");
     }
     // --add-host on the default bridge.
-    let (_, out) = h.bb(
+    let (_, out) = bb(
+        &h,
         &[
             "--add-host",
             "db:192.0.2.7",
@@ -481,7 +477,7 @@ fn host_none_and_container_modes() {
 #[test]
 fn ipv6_between_containers_and_through_a_published_port() {
     minc_tests::sandbox!();
-    let h = Host::new();
+    let h = host();
     h.ok(&[
         "network",
         "create",
@@ -510,7 +506,7 @@ fn ipv6_between_containers_and_through_a_published_port() {
     assert!(ip6.starts_with("fd00:77::"), "{ip6}");
     // Container to container over IPv6, by address and by name; the address is usable at
     // once (no duplicate address detection), and the default route is IPv6 too.
-    let (code, out) = h.bb(
+    let (code, out) = bb(&h,
         &["--network", "v6"],
         &format!("ip -6 route; ip -6 addr show eth0; wget -qO- http://[{ip6}]:8000/echo; echo; nslookup web6"),
     );
@@ -540,7 +536,11 @@ fn ipv6_between_containers_and_through_a_published_port() {
         })
     });
     std::thread::sleep(Duration::from_millis(200));
-    let (code, out) = h.bb(&["--network", "v6"], "echo hi | nc -w 2 2001:db8::2 9000");
+    let (code, out) = bb(
+        &h,
+        &["--network", "v6"],
+        "echo hi | nc -w 2 2001:db8::2 9000",
+    );
     assert_eq!(code, 0, "{out}");
     assert_eq!(
         seen.join().unwrap(),
@@ -553,7 +553,7 @@ fn ipv6_between_containers_and_through_a_published_port() {
 #[test]
 fn publish_forms() {
     minc_tests::sandbox!();
-    let h = Host::new();
+    let h = host();
     // One host address only.
     h.ok(&[
         "run",
@@ -647,7 +647,7 @@ fn publish_forms() {
 #[test]
 fn spoofed_sources_are_dropped() {
     minc_tests::sandbox!();
-    let h = Host::new();
+    let h = host();
     h.ok(&["network", "create", "s"]);
     h.ok(&[
         "run",
@@ -672,7 +672,7 @@ fn spoofed_sources_are_dropped() {
         "600",
     ]);
     let ns = format!("minc-{}", id.trim());
-    let (victim, attacker) = (h.ip_on("victim", "s"), h.ip_on("attacker", "s"));
+    let (victim, attacker) = (ip_on(&h, "victim", "s"), ip_on(&h, "attacker", "s"));
     let bridge = h.ok(&["network", "inspect", "s"]);
     let bridge: Value = serde_json::from_str(&bridge).unwrap();
     let br = bridge[0]["Options"]["bridge"].as_str().unwrap().to_string();
@@ -781,7 +781,7 @@ fn spoofed_sources_are_dropped() {
 #[test]
 fn killed_run_then_rm_leaves_nothing() {
     minc_tests::sandbox!();
-    let h = Host::new();
+    let h = host();
     h.ok(&["network", "create", "k"]);
     sh("mount --bind /etc /etc && mount -o remount,bind,ro /etc");
     let data = h.data.clone();
@@ -869,7 +869,7 @@ fn assert_nothing_left(data: &Path, root: &Path, at: &str) {
 #[test]
 fn second_data_root_gets_its_own_bridge() {
     minc_tests::sandbox!();
-    let h = Host::new();
+    let h = host();
     let other = DockerFace::new(MINC);
     h.ok(&[
         "run",

@@ -13,72 +13,60 @@ use serde_json::{json, Value};
 
 const MINC: &str = env!("CARGO_BIN_EXE_minc");
 
-/// minc with roots of the test's own (see [`DockerFace`]) and two images.
-struct Host(DockerFace);
-
-impl std::ops::Deref for Host {
-    type Target = DockerFace;
-    fn deref(&self) -> &DockerFace {
-        &self.0
-    }
+/// A host with the image `bb` (busybox) and `seeded` (busybox plus /data/seed and
+/// `VOLUME /data` in its config).
+fn host() -> DockerFace {
+    let h = DockerFace::new(MINC);
+    let bb = h.dir.join("bb-layout");
+    oci_layout(
+        &bb,
+        "latest",
+        &[PlatformImage {
+            arch: "amd64",
+            layers: vec![busybox_layer(&h.dir)],
+            config: json!({}),
+        }],
+    );
+    h.ok(&["image", "import", bb.to_str().unwrap(), "--name", "bb"]);
+    let seeded = h.dir.join("seeded-layout");
+    oci_layout(
+        &seeded,
+        "latest",
+        &[PlatformImage {
+            arch: "amd64",
+            layers: vec![
+                busybox_layer(&h.dir),
+                tar_files(&[
+                    ("data/", 0o750, b""),
+                    ("data/seed", 0o640, b"from the image\n"),
+                ]),
+            ],
+            config: json!({"Volumes": {"/data": {}}}),
+        }],
+    );
+    h.ok(&[
+        "image",
+        "import",
+        seeded.to_str().unwrap(),
+        "--name",
+        "seeded",
+    ]);
+    h
 }
 
-impl Host {
-    /// A host with the image `bb` (busybox) and `seeded` (busybox plus /data/seed and
-    /// `VOLUME /data` in its config).
-    fn new() -> Host {
-        let h = Host(DockerFace::new(MINC));
-        let bb = h.dir.join("bb-layout");
-        oci_layout(
-            &bb,
-            "latest",
-            &[PlatformImage {
-                arch: "amd64",
-                layers: vec![busybox_layer(&h.dir)],
-                config: json!({}),
-            }],
-        );
-        h.ok(&["image", "import", bb.to_str().unwrap(), "--name", "bb"]);
-        let seeded = h.dir.join("seeded-layout");
-        oci_layout(
-            &seeded,
-            "latest",
-            &[PlatformImage {
-                arch: "amd64",
-                layers: vec![
-                    busybox_layer(&h.dir),
-                    tar_files(&[
-                        ("data/", 0o750, b""),
-                        ("data/seed", 0o640, b"from the image\n"),
-                    ]),
-                ],
-                config: json!({"Volumes": {"/data": {}}}),
-            }],
-        );
-        h.ok(&[
-            "image",
-            "import",
-            seeded.to_str().unwrap(),
-            "--name",
-            "seeded",
-        ]);
-        h
-    }
+/// `run --rm --network none IMAGE sh -c SCRIPT` with extra flags before the image.
+fn sh(h: &DockerFace, flags: &[&str], image: &str, script: &str) -> Output {
+    let mut args = vec!["run", "--rm", "--network", "none"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&[image, "sh", "-c", script]);
+    h.minc(&args)
+}
 
-    /// `run --rm --network none IMAGE sh -c SCRIPT` with extra flags before the image.
-    fn sh(&self, flags: &[&str], image: &str, script: &str) -> Output {
-        let mut args = vec!["run", "--rm", "--network", "none"];
-        args.extend_from_slice(flags);
-        args.extend_from_slice(&[image, "sh", "-c", script]);
-        self.minc(&args)
-    }
-
-    fn volumes(&self) -> Vec<String> {
-        self.ok(&["volume", "ls", "-q"])
-            .lines()
-            .map(String::from)
-            .collect()
-    }
+fn volumes(h: &DockerFace) -> Vec<String> {
+    h.ok(&["volume", "ls", "-q"])
+        .lines()
+        .map(String::from)
+        .collect()
 }
 
 fn text(o: &Output) -> String {
@@ -89,14 +77,19 @@ fn text(o: &Output) -> String {
 #[test]
 fn volumes_binds_tmpfs_and_read_only() {
     minc_tests::sandbox!();
-    let h = Host::new();
+    let h = host();
     // A named volume outlives the container that wrote to it.
-    text(&h.sh(&["-v", "store:/store"], "bb", "echo kept > /store/f"));
+    text(&sh(
+        &h,
+        &["-v", "store:/store"],
+        "bb",
+        "echo kept > /store/f",
+    ));
     assert_eq!(
-        text(&h.sh(&["-v", "store:/store"], "bb", "cat /store/f")),
+        text(&sh(&h, &["-v", "store:/store"], "bb", "cat /store/f")),
         "kept\n"
     );
-    assert_eq!(h.volumes(), ["store"]);
+    assert_eq!(volumes(&h), ["store"]);
     let info: Value = serde_json::from_str(&h.ok(&["volume", "inspect", "store"])).unwrap();
     let mountpoint = PathBuf::from(info[0]["Mountpoint"].as_str().unwrap());
     assert_eq!(mountpoint, h.data.join("volumes/store/_data"));
@@ -109,7 +102,7 @@ fn volumes_binds_tmpfs_and_read_only() {
         assert_eq!(mode, 0o700, "{}", private.display());
     }
     // :ro refuses writes.
-    let out = h.sh(&["-v", "store:/store:ro"], "bb", "echo no > /store/g");
+    let out = sh(&h, &["-v", "store:/store:ro"], "bb", "echo no > /store/g");
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("Read-only file system"),
@@ -117,7 +110,8 @@ fn volumes_binds_tmpfs_and_read_only() {
     );
     assert!(!mountpoint.join("g").exists());
     // --mount, same volume, read-only too.
-    let out = h.sh(
+    let out = sh(
+        &h,
         &["--mount", "type=volume,source=store,target=/s,readonly"],
         "bb",
         "cat /s/f && ! touch /s/x",
@@ -128,7 +122,12 @@ fn volumes_binds_tmpfs_and_read_only() {
     // type=bind with a missing source is an error.
     let host_dir = h.dir.join("made/by/run");
     let bind = format!("{}:/h", host_dir.display());
-    text(&h.sh(&["-v", &bind], "bb", "echo from-container > /h/out"));
+    text(&sh(
+        &h,
+        &["-v", &bind],
+        "bb",
+        "echo from-container > /h/out",
+    ));
     assert_eq!(
         std::fs::read_to_string(host_dir.join("out")).unwrap(),
         "from-container\n"
@@ -151,7 +150,7 @@ fn volumes_binds_tmpfs_and_read_only() {
     assert!(err.contains("unknown option \"bogus\""), "{err}");
 
     // --read-only with a tmpfs at /run: /run is writable, the rest is not.
-    let out = h.sh(
+    let out = sh(&h,
         &["--read-only", "--tmpfs", "/run:size=1m"],
         "bb",
         "echo ok > /run/pid && cat /run/pid && ! touch /etc/x 2>/dev/null && grep ' /run ' /proc/mounts",
@@ -162,10 +161,11 @@ fn volumes_binds_tmpfs_and_read_only() {
         out.contains("tmpfs /run tmpfs rw,nosuid,nodev,noexec"),
         "{out}"
     );
-    let out = h.sh(&["--read-only"], "bb", "touch /x");
+    let out = sh(&h, &["--read-only"], "bb", "touch /x");
     assert!(!out.status.success(), "--read-only allowed a write");
     // tmpcopyup: a tmpfs that starts with what it covers.
-    let out = h.sh(
+    let out = sh(
+        &h,
         &["--read-only", "--tmpfs", "/etc:tmpcopyup"],
         "bb",
         "cat /etc/passwd | head -1 && touch /etc/new && grep -c ' /etc tmpfs' /proc/mounts",
@@ -188,30 +188,32 @@ fn volumes_binds_tmpfs_and_read_only() {
     assert!(err.contains("in use by container holder"), "{err}");
     h.ok(&["rm", "holder"]);
     h.ok(&["volume", "prune"]);
-    assert_eq!(h.volumes(), ["store"]);
+    assert_eq!(volumes(&h), ["store"]);
     h.ok(&["volume", "prune", "-a"]);
-    assert!(h.volumes().is_empty());
+    assert!(volumes(&h).is_empty());
     assert!(!h.data.join("volumes/store").exists());
 }
 
 #[test]
 fn image_volumes_are_copied_up() {
     minc_tests::sandbox!();
-    let h = Host::new();
+    let h = host();
     // The image's VOLUME /data: an anonymous volume filled from the image, removed with
     // the container (--rm).
-    let out = h.sh(
+    let out = sh(
+        &h,
         &[],
         "seeded",
         "cat /data/seed; stat -c '%a' /data; grep -c ' /data ' /proc/mounts",
     );
     assert_eq!(text(&out), "from the image\n750\n1\n");
     assert!(
-        h.volumes().is_empty(),
+        volumes(&h).is_empty(),
         "anonymous volume removed with its container"
     );
     // A new named volume over /data is filled the same way, once; later changes stay.
-    text(&h.sh(
+    text(&sh(
+        &h,
         &["-v", "keep:/data"],
         "seeded",
         "cat /data/seed && echo more >> /data/seed",
@@ -221,12 +223,13 @@ fn image_volumes_are_copied_up() {
         "from the image\nmore\n"
     );
     assert_eq!(
-        text(&h.sh(&["-v", "keep:/data"], "seeded", "cat /data/seed")),
+        text(&sh(&h, &["-v", "keep:/data"], "seeded", "cat /data/seed")),
         "from the image\nmore\n"
     );
     // nocopy: an empty volume stays empty.
     assert_eq!(
-        text(&h.sh(
+        text(&sh(
+            &h,
             &["-v", "empty:/data:nocopy"],
             "seeded",
             "ls -A /data | wc -l"
@@ -255,7 +258,7 @@ fn image_volumes_are_copied_up() {
         }],
     );
     h.ok(&["image", "import", evil.to_str().unwrap(), "--name", "evil"]);
-    text(&h.sh(&["-v", "grab:/hostetc"], "evil", "true"));
+    text(&sh(&h, &["-v", "grab:/hostetc"], "evil", "true"));
     // busybox_rootfs's own /etc (passwd, group) is what the image has there.
     assert_eq!(
         std::fs::read_to_string(h.data.join("volumes/grab/_data/passwd")).unwrap(),
@@ -270,7 +273,7 @@ fn image_volumes_are_copied_up() {
 #[test]
 fn cp_both_ways_and_through_hostile_symlinks() {
     minc_tests::sandbox!();
-    let h = Host::new();
+    let h = host();
     let secret_dir = h.dir.join("host-secret");
     std::fs::create_dir(&secret_dir).unwrap();
     std::fs::write(secret_dir.join("secret"), "host secret\n").unwrap();
