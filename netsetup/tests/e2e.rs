@@ -4,7 +4,7 @@
 
 use minc_tests::net::{
     add_netns, assert_links_gone, mac_of, netns_path, send_frame, setup_wan, spawn_in_netns, Frame,
-    HOST_WAN, WAN,
+    UdpWitness, HOST_WAN, WAN,
 };
 use minc_tests::run;
 use netsetup::{Error, Network, Request};
@@ -993,20 +993,7 @@ fn container_cannot_reach_host_loopback() {
         "1"
     );
     let bridge_mac = mac_of(None, "minc0");
-    let listener = UdpSocket::bind("127.0.0.1:9999").unwrap();
-    listener
-        .set_read_timeout(Some(Duration::from_millis(700)))
-        .unwrap();
-    let received = |tag: &[u8]| {
-        let mut b = [0u8; 64];
-        loop {
-            match listener.recv_from(&mut b) {
-                Ok((n, _)) if &b[..n] == tag => return true,
-                Ok(_) => continue,
-                Err(_) => return false,
-            }
-        }
-    };
+    let witness = UdpWitness::bind("127.0.0.1:9999");
     send_frame(
         "evil",
         bridge_mac,
@@ -1018,7 +1005,7 @@ fn container_cannot_reach_host_loopback() {
         },
     );
     assert!(
-        !received(b"guarded"),
+        !witness.received(b"guarded"),
         "a container reached the host's 127.0.0.1"
     );
     // The published port, from the host's 127.0.0.1, still works (DNATed traffic is allowed).
@@ -1038,7 +1025,7 @@ fn container_cannot_reach_host_loopback() {
         },
     );
     assert!(
-        received(b"unguarded"),
+        witness.received(b"unguarded"),
         "the control frame did not arrive: the test proves nothing"
     );
 }

@@ -18,7 +18,7 @@ use minc_tests::docker_face::DockerFace;
 use minc_tests::files_under;
 use minc_tests::net::{
     assert_links_gone, echo_get, echo_ok, in_netns, link_names, mac_of, netns_path, send_frame,
-    setup_wan, Frame,
+    setup_wan, Frame, UdpWitness,
 };
 use serde_json::Value;
 
@@ -681,20 +681,7 @@ fn spoofed_sources_are_dropped() {
         .unwrap()
         .to_string();
     let gw_mac = mac_of(None, &br);
-    let listener = UdpSocket::bind(format!("{gw}:9999")).unwrap();
-    listener
-        .set_read_timeout(Some(Duration::from_millis(700)))
-        .unwrap();
-    let received = |tag: &[u8]| {
-        let mut b = [0u8; 64];
-        loop {
-            match listener.recv_from(&mut b) {
-                Ok((n, _)) if &b[..n] == tag => return true,
-                Ok(_) => continue,
-                Err(_) => return false,
-            }
-        }
-    };
+    let witness = UdpWitness::bind(&format!("{gw}:9999"));
     send_frame(
         &ns,
         gw_mac,
@@ -706,7 +693,7 @@ fn spoofed_sources_are_dropped() {
         },
     );
     assert!(
-        !received(b"spoofed"),
+        !witness.received(b"spoofed"),
         "a frame with the victim's source address got through"
     );
     send_frame(
@@ -719,7 +706,10 @@ fn spoofed_sources_are_dropped() {
             payload: b"foreign",
         },
     );
-    assert!(!received(b"foreign"), "any address but its own is refused");
+    assert!(
+        !witness.received(b"foreign"),
+        "any address but its own is refused"
+    );
     send_frame(
         &ns,
         gw_mac,
@@ -731,7 +721,7 @@ fn spoofed_sources_are_dropped() {
         },
     );
     assert!(
-        received(b"honest"),
+        witness.received(b"honest"),
         "the control frame did not arrive: the test proves nothing"
     );
     // ARP: "the victim is at my MAC" is not believed by the host, which knows the victim.

@@ -8,7 +8,7 @@
 //! setns(2), network_namespaces(7), packet(7), arp(7).
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
+use std::net::{Ipv4Addr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -204,6 +204,33 @@ pub fn send_frame(netns: &str, dst_mac: [u8; 6], src: &str, dst: &str, frame: Fr
             libc::close(fd);
         }
     });
+}
+
+/// A UDP socket of the sandbox host that tells which datagrams reached it: the witness of a
+/// frame sent with [`send_frame`].
+pub struct UdpWitness(UdpSocket);
+
+impl UdpWitness {
+    /// Listens on `addr` (e.g. `127.0.0.1:9999`) in the calling thread's namespace.
+    pub fn bind(addr: &str) -> UdpWitness {
+        let s = UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+        s.set_read_timeout(Some(Duration::from_millis(700)))
+            .unwrap();
+        UdpWitness(s)
+    }
+
+    /// Whether a datagram holding exactly `payload` arrives, reading what came until then
+    /// and waiting up to 700 ms after the last datagram.
+    pub fn received(&self, payload: &[u8]) -> bool {
+        let mut b = [0u8; 64];
+        loop {
+            match self.0.recv_from(&mut b) {
+                Ok((n, _)) if &b[..n] == payload => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
 }
 
 /// The IPv4 header checksum (RFC 791: the ones' complement of the ones' complement sum of
