@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use minc_tests::docker_face::DockerFace;
 use minc_tests::registry::{
-    busybox_layer, oci_layout, skopeo_digest, skopeo_push, tar_files, PlatformImage, Registry,
+    busybox_layer, oci_layout, skopeo_digest, skopeo_push, skopeo_raw, tar_files, PlatformImage,
+    Registry,
 };
 use serde_json::{json, Value};
 
@@ -52,15 +53,27 @@ fn app_image(tmp: &Path, arch: &'static str) -> PlatformImage {
     }
 }
 
+/// Pushes [`app_image`] (one platform) to `dest` with skopeo, from a layout made in `h.dir`.
+fn push_app(h: &DockerFace, dest: &str, creds: Option<&str>) {
+    let layout = h.dir.join("single");
+    oci_layout(&layout, "v1", &[app_image(&h.dir, "amd64")]);
+    skopeo_push(&layout, "v1", dest, creds);
+}
+
+/// `minc run --rm --network none IMAGE CMD...`, which must succeed: its stdout.
+fn run_offline(h: &DockerFace, image: &str, cmd: &[&str]) -> String {
+    let mut args = vec!["run", "--rm", "--network", "none", image];
+    args.extend(cmd);
+    h.ok(&args)
+}
+
 #[test]
 fn pull_run_repull_digest_and_platforms() {
     minc_tests::sandbox!();
     let h = host();
     let reg = Registry::start(&h.dir.join("reg"), 5000, None);
     let a = reg.addr();
-    let single = h.dir.join("single");
-    oci_layout(&single, "v1", &[app_image(&h.dir, "amd64")]);
-    skopeo_push(&single, "v1", &format!("{a}/app/single:v1"), None);
+    push_app(&h, &format!("{a}/app/single:v1"), None);
     let multi = h.dir.join("multi");
     let arm = PlatformImage {
         arch: "arm64",
@@ -75,15 +88,7 @@ fn pull_run_repull_digest_and_platforms() {
     let name = h.ok(&["pull", "-q", &format!("{a}/app/single:v1")]);
     assert_eq!(name.trim(), format!("{a}/app/single:v1"));
     assert_eq!(reg.blob_gets() - before, 3, "config and two layers");
-    let out = h.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        &format!("{a}/app/single:v1"),
-        "cat",
-        "/hello",
-    ]);
+    let out = run_offline(&h, &format!("{a}/app/single:v1"), &["cat", "/hello"]);
     assert_eq!(out, "hello from the registry\n");
 
     // Again: the manifest is asked for, no blob is downloaded.
@@ -98,18 +103,7 @@ fn pull_run_repull_digest_and_platforms() {
     let by_digest = format!("{a}/app/single@{digest}");
     assert_eq!(h.ok(&["pull", "-q", &by_digest]).trim(), by_digest);
     assert_eq!(reg.blob_gets(), before);
-    assert_eq!(
-        h.ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            &by_digest,
-            "cat",
-            "/arch"
-        ]),
-        "amd64"
-    );
+    assert_eq!(run_offline(&h, &by_digest, &["cat", "/arch"]), "amd64");
     let missing = format!("{a}/app/single@sha256:{}", "0".repeat(64));
     let err = h.fails(&["pull", "-q", &missing]);
     assert!(err.contains("not found"), "{err}");
@@ -117,7 +111,7 @@ fn pull_run_repull_digest_and_platforms() {
     // A two-platform index: `run` pulls what is missing (in a child `minc pull`) and gets
     // this machine's platform.
     let m = format!("{a}/app/multi:m1");
-    let out = h.ok(&["run", "--rm", "--network", "none", &m, "cat", "/arch"]);
+    let out = run_offline(&h, &m, &["cat", "/arch"]);
     assert_eq!(out, "amd64", "the host's platform from the index");
     h.ok(&["pull", "-q", "--platform", "linux/arm64", &m]);
     let cfg: Value = serde_json::from_str(&h.ok(&["image", "inspect", &m])).unwrap();
@@ -136,17 +130,10 @@ fn pull_run_repull_digest_and_platforms() {
         None,
         Some("v2s2"),
     );
-    let raw = Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{a}/app/docker:1"))
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&raw.stdout).contains("manifest.list.v2+json"));
+    let raw = skopeo_raw(&format!("{a}/app/docker:1"), None);
+    assert!(String::from_utf8_lossy(&raw).contains("manifest.list.v2+json"));
     let d = format!("{a}/app/docker:1");
-    assert_eq!(
-        h.ok(&["run", "--rm", "--network", "none", &d, "cat", "/arch"]),
-        "amd64"
-    );
+    assert_eq!(run_offline(&h, &d, &["cat", "/arch"]), "amd64");
 
     // --pull=never does not pull; --pull=always asks the registry again.
     let gets = reg.requests("GET", "/manifests/");
@@ -214,28 +201,9 @@ fn push_and_pull_back_under_another_name() {
         "sh",
     ]);
     assert_eq!(name.trim(), "localhost/bb:latest");
+    assert_eq!(run_offline(&h, "bb", &["cat", "/made-here"]), "local\n");
     assert_eq!(
-        h.ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "bb",
-            "cat",
-            "/made-here"
-        ]),
-        "local\n"
-    );
-    assert_eq!(
-        h.ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "localhost/bb",
-            "cat",
-            "/made-here"
-        ]),
+        run_offline(&h, "localhost/bb", &["cat", "/made-here"]),
         "local\n"
     );
 
@@ -274,18 +242,7 @@ fn push_and_pull_back_under_another_name() {
     // Pulled back on another host under the other name, it runs.
     let h2 = second_host(&h);
     h2.ok(&["pull", "-q", &other]);
-    assert_eq!(
-        h2.ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            &other,
-            "cat",
-            "/made-here"
-        ]),
-        "local\n"
-    );
+    assert_eq!(run_offline(&h2, &other, &["cat", "/made-here"]), "local\n");
 
     // An image a container was made from is not removed without -f.
     h.ok(&["run", "--name", "user1", "--network", "none", "bb", "true"]);
@@ -303,15 +260,8 @@ fn basic_auth_login_logout() {
     let h = host();
     let reg = Registry::start(&h.dir.join("reg"), 5000, Some(("alice", "s3cret")));
     let a = reg.addr();
-    let layout = h.dir.join("single");
-    oci_layout(&layout, "v1", &[app_image(&h.dir, "amd64")]);
-    skopeo_push(
-        &layout,
-        "v1",
-        &format!("{a}/priv/app:v1"),
-        Some("alice:s3cret"),
-    );
     let image = format!("{a}/priv/app:v1");
+    push_app(&h, &image, Some("alice:s3cret"));
 
     let err = h.fails(&["pull", "-q", &image]);
     assert!(
@@ -355,10 +305,7 @@ fn basic_auth_login_logout() {
     assert!(out.status.success(), "skopeo with minc's credentials");
 
     h.ok(&["pull", "-q", &image]);
-    assert_eq!(
-        h.ok(&["run", "--rm", "--network", "none", &image, "cat", "/arch"]),
-        "amd64"
-    );
+    assert_eq!(run_offline(&h, &image, &["cat", "/arch"]), "amd64");
     h.ok(&["push", &image, &format!("{a}/priv/copy:1")]);
     h.ok(&["logout", &a]);
     let err = h.fails(&["pull", "-q", &format!("{a}/priv/copy:1")]);
@@ -371,22 +318,10 @@ fn corrupted_blob_is_refused_and_leaves_nothing() {
     let h = host();
     let reg = Registry::start(&h.dir.join("reg"), 5000, None);
     let a = reg.addr();
-    let layout = h.dir.join("single");
-    oci_layout(&layout, "v1", &[app_image(&h.dir, "amd64")]);
-    skopeo_push(&layout, "v1", &format!("{a}/app/bad:v1"), None);
+    push_app(&h, &format!("{a}/app/bad:v1"), None);
     // Flip bytes in the second layer's stored data (same size).
-    let manifest: Value = serde_json::from_str(
-        &String::from_utf8(
-            Command::new("skopeo")
-                .args(["inspect", "--raw", "--tls-verify=false"])
-                .arg(format!("docker://{a}/app/bad:v1"))
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let manifest: Value =
+        serde_json::from_slice(&skopeo_raw(&format!("{a}/app/bad:v1"), None)).unwrap();
     let layer = manifest["layers"][1]["digest"].as_str().unwrap();
     let file = reg.blob_file(layer);
     let mut data = std::fs::read(&file).unwrap();
@@ -584,17 +519,7 @@ fn registry_dying_or_minc_killed_mid_pull_leaves_no_partial_blob() {
     assert!(!partial.exists(), "reclaimed by the next pull");
     assert_eq!(h.store_temp_files(), Vec::<PathBuf>::new());
     assert_eq!(
-        h.ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "127.0.0.1:5000/big:1",
-            "sh",
-            "-c",
-            "wc -c < /noise"
-        ])
-        .trim(),
+        run_offline(&h, "127.0.0.1:5000/big:1", &["sh", "-c", "wc -c < /noise"]).trim(),
         (48u64 << 20).to_string()
     );
     drop(reg);

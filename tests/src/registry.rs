@@ -269,8 +269,9 @@ pub fn skopeo_push_as(
     );
 }
 
-/// The manifest digest a registry gives for `reference` (`skopeo inspect --raw`).
-pub fn skopeo_digest(reference: &str, creds: Option<&str>) -> String {
+/// The manifest (or index) a registry serves for `reference`, byte for byte, as skopeo reads
+/// it over plain HTTP (`skopeo inspect --raw`, which must succeed).
+pub fn skopeo_raw(reference: &str, creds: Option<&str>) -> Vec<u8> {
     let mut cmd = Command::new("skopeo");
     cmd.args(["inspect", "--raw", "--tls-verify=false"]);
     if let Some(c) = creds {
@@ -279,8 +280,13 @@ pub fn skopeo_digest(reference: &str, creds: Option<&str>) -> String {
     let out = cmd.arg(format!("docker://{reference}")).output().unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "skopeo inspect {reference}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    sha(&out.stdout)
+    out.stdout
+}
+
+/// The manifest digest a registry gives for `reference` (`skopeo inspect --raw`).
+pub fn skopeo_digest(reference: &str, creds: Option<&str>) -> String {
+    sha(&skopeo_raw(reference, creds))
 }
