@@ -73,15 +73,7 @@ fn echo_server_end_to_end() {
     minc_tests::sandbox!();
     let h = host();
     h.busybox_image(&[]);
-    let id = h.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "-p",
-        "8080:8000",
-        "echo-server",
-    ]);
+    let id = h.run_d("web", &["-p", "8080:8000", "echo-server"]);
     assert_eq!(id.trim().len(), 64, "run -d prints the id: {id}");
 
     // From the host's loopback, its own address, and from "the internet".
@@ -217,7 +209,7 @@ fn ports_are_published_once() {
     ] {
         assert!(steps.contains(step), "--explain lacks {step:?}:\n{steps}");
     }
-    h.ok(&["run", "-d", "--name", "b", "-p", "8082:8000", "echo-server"]);
+    h.run_d("b", &["-p", "8082:8000", "echo-server"]);
     echo_ok("127.0.0.1:8081");
     let log = h.ok(&["logs", "a"]);
     assert!(

@@ -154,28 +154,14 @@ fn user_networks_resolve_isolate_and_multihome() {
         "{ls}"
     );
     assert!(resolvers().is_empty(), "no container, no resolver");
-    h.ok(&[
-        "run",
-        "-d",
-        "--name",
+    h.run_d(
         "web-a",
-        "--network",
-        "a",
-        "--network-alias",
-        "svc",
-        "echo-server",
-    ]);
-    h.ok(&[
-        "run",
-        "-d",
-        "--name",
+        &["--network", "a", "--network-alias", "svc", "echo-server"],
+    );
+    h.run_d(
         "web-b",
-        "--network",
-        "b",
-        "--network-alias",
-        "svc",
-        "echo-server",
-    ]);
+        &["--network", "b", "--network-alias", "svc", "echo-server"],
+    );
     let (ip_a, ip_b) = (ip_on(&h, "web-a", "a"), ip_on(&h, "web-b", "b"));
     assert!(ip_b.starts_with("10.90.0."), "{ip_b}");
     let running = resolvers();
@@ -239,17 +225,7 @@ fn user_networks_resolve_isolate_and_multihome() {
     assert_eq!(out.matches("Echo response").count(), 2, "{out}");
 
     // Multi-homed later: network connect, then disconnect, on a running container.
-    h.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "mover",
-        "--network",
-        "a",
-        "busybox",
-        "sleep",
-        "600",
-    ]);
+    h.run_d("mover", &["--network", "a", "busybox", "sleep", "600"]);
     let exec = |cmd: &str| {
         let out = h.minc(&["exec", "mover", "sh", "-c", cmd]);
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
@@ -310,15 +286,7 @@ fn internal_network_has_no_way_out() {
     minc_tests::sandbox!();
     let h = host();
     h.ok(&["network", "create", "--internal", "--opt", "mtu=1400", "in"]);
-    h.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "peer",
-        "--network",
-        "in",
-        "echo-server",
-    ]);
+    h.run_d("peer", &["--network", "in", "echo-server"]);
     let (code, out) = bb(&h,
         &["--network", "in"],
         "ip link show eth0; ip route; wget -qO- http://peer:8000/echo; echo; nc -w 2 203.0.113.2 80 </dev/null; echo nc=$?; nslookup outside.example; echo ns=$?",
@@ -380,15 +348,7 @@ fn internal_network_has_no_way_out() {
 fn host_none_and_container_modes() {
     minc_tests::sandbox!();
     let h = host();
-    h.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "-p",
-        "8080:8000",
-        "echo-server",
-    ]);
+    h.run_d("web", &["-p", "8080:8000", "echo-server"]);
     let ip = h.inspect("web")["Network"]["IPAddress"]
         .as_str()
         .unwrap()
@@ -403,17 +363,10 @@ fn host_none_and_container_modes() {
     assert!(out.contains(&format!("inet {ip}/")), "{out}");
     assert!(out.contains("Echo response"), "{out}");
     // A detached one outlives web; web's address goes with web, not left in the namespace.
-    h.ok(&[
-        "run",
-        "-d",
-        "--name",
+    h.run_d(
         "pod",
-        "--network",
-        "container:web",
-        "busybox",
-        "sleep",
-        "600",
-    ]);
+        &["--network", "container:web", "busybox", "sleep", "600"],
+    );
     assert_eq!(
         h.inspect("pod")["Network"]["Mode"],
         format!("container:{}", h.inspect("web")["Id"].as_str().unwrap())
@@ -486,19 +439,18 @@ fn ipv6_between_containers_and_through_a_published_port() {
         "fd00:77::/64",
         "v6",
     ]);
-    h.ok(&[
-        "run",
-        "-d",
-        "--name",
+    h.run_d(
         "web6",
-        "--network",
-        "v6",
-        "-p",
-        "8080:8000",
-        "echo-server",
-        "--listen",
-        "[::]:8000",
-    ]);
+        &[
+            "--network",
+            "v6",
+            "-p",
+            "8080:8000",
+            "echo-server",
+            "--listen",
+            "[::]:8000",
+        ],
+    );
     let ip6 = h.inspect("web6")["Network"]["Networks"]["v6"]["GlobalIPv6Address"]
         .as_str()
         .unwrap()
@@ -555,15 +507,7 @@ fn publish_forms() {
     minc_tests::sandbox!();
     let h = host();
     // One host address only.
-    h.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "lo-only",
-        "-p",
-        "127.0.0.1:8081:8000",
-        "echo-server",
-    ]);
+    h.run_d("lo-only", &["-p", "127.0.0.1:8081:8000", "echo-server"]);
     echo_ok("127.0.0.1:8081");
     assert!(
         echo_get("203.0.113.1:8081").is_err(),
@@ -574,7 +518,7 @@ fn publish_forms() {
         "reachable from outside"
     );
     // Random host ports: -p CONTAINER and -P (the image exposes 8000).
-    h.ok(&["run", "-d", "--name", "rnd", "-p", "8000", "echo-server"]);
+    h.run_d("rnd", &["-p", "8000", "echo-server"]);
     let port = h.ok(&["port", "rnd"]);
     let host_port: u16 = port
         .trim()
@@ -599,22 +543,14 @@ fn publish_forms() {
         "{ps}"
     );
     assert!(ps.contains("127.0.0.1:8081->8000/tcp"), "{ps}");
-    h.ok(&["run", "-d", "--name", "all", "-P", "echo-server"]);
+    h.run_d("all", &["-P", "echo-server"]);
     let p = h.ok(&["port", "all", "8000"]);
     echo_ok(&format!(
         "127.0.0.1:{}",
         p.trim().rsplit(':').next().unwrap()
     ));
     // A range picks a free port in it.
-    h.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "rng",
-        "-p",
-        "8081-8083:8000",
-        "echo-server",
-    ]);
+    h.run_d("rng", &["-p", "8081-8083:8000", "echo-server"]);
     let p = h.ok(&["port", "rng", "8000"]);
     assert_eq!(
         p.trim(),
@@ -649,28 +585,8 @@ fn spoofed_sources_are_dropped() {
     minc_tests::sandbox!();
     let h = host();
     h.ok(&["network", "create", "s"]);
-    h.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "victim",
-        "--network",
-        "s",
-        "busybox",
-        "sleep",
-        "600",
-    ]);
-    let id = h.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "attacker",
-        "--network",
-        "s",
-        "busybox",
-        "sleep",
-        "600",
-    ]);
+    h.run_d("victim", &["--network", "s", "busybox", "sleep", "600"]);
+    let id = h.run_d("attacker", &["--network", "s", "busybox", "sleep", "600"]);
     let ns = format!("minc-{}", id.trim());
     let (victim, attacker) = (ip_on(&h, "victim", "s"), ip_on(&h, "attacker", "s"));
     let bridge = h.ok(&["network", "inspect", "s"]);
@@ -861,24 +777,8 @@ fn second_data_root_gets_its_own_bridge() {
     minc_tests::sandbox!();
     let h = host();
     let other = DockerFace::new(MINC);
-    h.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "one",
-        "-p",
-        "8081:8000",
-        "echo-server",
-    ]);
-    other.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "two",
-        "-p",
-        "8082:8000",
-        "echo-server",
-    ]);
+    h.run_d("one", &["-p", "8081:8000", "echo-server"]);
+    other.run_d("two", &["-p", "8082:8000", "echo-server"]);
     echo_ok("127.0.0.1:8081");
     echo_ok("127.0.0.1:8082");
     let ls = other.ok(&["network", "ls"]);

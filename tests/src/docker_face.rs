@@ -61,6 +61,14 @@ impl DockerFace {
         crate::ok_via_files(&mut self.cmd(args))
     }
 
+    /// `minc run -d --name NAME ARGS...` (flags, then the image and its command), which must
+    /// succeed: the new container's id.
+    pub fn run_d(&self, name: &str, args: &[&str]) -> String {
+        let mut run = vec!["run", "-d", "--name", name];
+        run.extend(args);
+        self.ok(&run).trim().to_string()
+    }
+
     /// Runs minc, which must fail the way bad input does: exit code 1 and one line on
     /// stderr, `minc: ...`. Returns that line.
     pub fn fails(&self, args: &[&str]) -> String {
