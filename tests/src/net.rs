@@ -219,6 +219,25 @@ impl UdpWitness {
         UdpWitness(s)
     }
 
+    /// Sends a UDP frame holding `payload` to this witness's address and port with
+    /// [`send_frame`] (from `eth0` of the namespace named `netns`, straight to `dst_mac`,
+    /// claiming the source `src`); whether it arrived.
+    pub fn frame_arrives(
+        &self,
+        netns: &str,
+        dst_mac: [u8; 6],
+        src: &str,
+        payload: &'static [u8],
+    ) -> bool {
+        let to = self.0.local_addr().unwrap();
+        let udp = Frame::Udp {
+            port: to.port(),
+            payload,
+        };
+        send_frame(netns, dst_mac, src, &to.ip().to_string(), udp);
+        self.received(payload)
+    }
+
     /// Whether a datagram holding exactly `payload` arrives, reading what came until then
     /// and waiting up to 700 ms after the last datagram.
     pub fn received(&self, payload: &[u8]) -> bool {
