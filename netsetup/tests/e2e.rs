@@ -455,21 +455,10 @@ fn netsetup_bin() -> &'static str {
     env!("CARGO_BIN_EXE_netsetup")
 }
 
-/// Runs the plugin as a CNI runtime does: `CNI_*` variables, the config on stdin, the result
-/// (or an error object) on stdout. `plugin` is netsetup or a reference plugin's path.
+/// Runs a CNI plugin as a CNI runtime does: `CNI_*` variables, the config on stdin, the result
+/// (or an error object) on stdout. `argv[0]` is run: netsetup, a reference plugin's path, or
+/// a wrapper such as strace with the plugin last.
 fn cni_run(
-    plugin: &str,
-    cmd: &str,
-    id: &str,
-    netns: &str,
-    ifname: &str,
-    conf: &str,
-) -> (bool, serde_json::Value) {
-    cni_argv(&[plugin], cmd, id, netns, ifname, conf)
-}
-
-/// [`cni_run`] of a command line (`argv[0]` is run: the plugin, or a wrapper such as strace).
-fn cni_argv(
     argv: &[&str],
     cmd: &str,
     id: &str,
@@ -503,7 +492,7 @@ fn cni_argv(
 }
 
 fn cni(cmd: &str, id: &str, netns: &str, conf: &str) -> (bool, serde_json::Value) {
-    cni_run(netsetup_bin(), cmd, id, netns, "eth0", conf)
+    cni_run(&[netsetup_bin()], cmd, id, netns, "eth0", conf)
 }
 
 /// A config with `extra` keys merged in.
@@ -622,33 +611,24 @@ fn cni_chain_with_reference_plugins() {
     minc_tests::sandbox!();
     let tmp = minc_tests::tempdir();
     let data = tmp.path().join("cni");
-    let plugin = |name: &str| format!("/usr/lib/cni/{name}");
     for (i, version) in ["0.4.0", "1.0.0"].into_iter().enumerate() {
         let id = format!("chain{i}");
         let p = add_netns(&id);
         let pn = p.to_str().unwrap();
+        // The network config for plugin `ty`, with `extra` keys.
         let netconf = |ty: &str, extra: serde_json::Value| {
-            let mut c = serde_json::json!({"cniVersion": version, "name": "chain", "type": ty, "dataDir": data});
-            for (k, v) in extra.as_object().unwrap() {
-                c[k] = v.clone();
-            }
-            c
+            let base = serde_json::json!({"cniVersion": version, "name": "chain", "type": ty, "dataDir": data});
+            conf_with(&base, extra)
         };
-        let (ok, lo) = cni_run(
-            &plugin("loopback"),
-            "ADD",
-            &id,
-            pn,
-            "lo",
-            &netconf("loopback", serde_json::json!({})).to_string(),
-        );
+        // `cmd` of the reference plugin `name` on `ifname`, with `extra` in its config.
+        let reference = |name: &str, cmd: &str, ifname: &str, extra: serde_json::Value| {
+            let plugin = format!("/usr/lib/cni/{name}");
+            cni_run(&[&plugin], cmd, &id, pn, ifname, &netconf(name, extra))
+        };
+        let (ok, lo) = reference("loopback", "ADD", "lo", serde_json::json!({}));
         assert!(ok, "{lo}");
-        let (ok, r) = cni(
-            "ADD",
-            &id,
-            pn,
-            &netconf("netsetup", serde_json::json!({"prevResult": lo})).to_string(),
-        );
+        let prev = |r: &serde_json::Value| serde_json::json!({ "prevResult": r });
+        let (ok, r) = cni("ADD", &id, pn, &netconf("netsetup", prev(&lo)));
         assert!(ok, "{version}: {r}");
         assert_eq!(r["cniVersion"], version);
         assert_eq!(r["interfaces"][0]["name"], "lo");
@@ -663,25 +643,12 @@ fn cni_chain_with_reference_plugins() {
         if version == "0.4.0" {
             assert_eq!(mine["version"], "4");
         }
-        let (ok, r) = cni_run(
-            &plugin("tuning"),
-            "ADD",
-            &id,
-            pn,
-            "eth0",
-            &netconf("tuning", serde_json::json!({"mtu": 1280, "prevResult": r})).to_string(),
-        );
+        let mtu = serde_json::json!({"mtu": 1280, "prevResult": r});
+        let (ok, r) = reference("tuning", "ADD", "eth0", mtu);
         assert!(ok, "tuning: {r}");
         assert!(run("ip", &["-n", &id, "link", "show", "eth0"]).contains("mtu 1280"));
         let bw = serde_json::json!({"runtimeConfig": {"bandwidth": {"ingressRate": 8000000, "ingressBurst": 80000}}, "prevResult": r});
-        let (ok, r) = cni_run(
-            &plugin("bandwidth"),
-            "ADD",
-            &id,
-            pn,
-            "eth0",
-            &netconf("bandwidth", bw.clone()).to_string(),
-        );
+        let (ok, r) = reference("bandwidth", "ADD", "eth0", bw.clone());
         assert!(ok, "bandwidth: {r}");
         let veth = netsetup::host_veth_name(
             &Network {
@@ -694,56 +661,18 @@ fn cni_chain_with_reference_plugins() {
             run("tc", &["qdisc", "show", "dev", &veth]).contains("tbf"),
             "no tbf on {veth}"
         );
-        let (ok, e) = cni(
-            "CHECK",
-            &id,
-            pn,
-            &netconf("netsetup", serde_json::json!({"prevResult": r})).to_string(),
-        );
+        let (ok, e) = cni("CHECK", &id, pn, &netconf("netsetup", prev(&r)));
         assert!(ok, "{version} CHECK: {e}");
         // netsetup itself refuses a bandwidth request instead of ignoring it.
-        let (ok, e) = cni(
-            "ADD",
-            "bw",
-            pn,
-            &netconf(
-                "netsetup",
-                serde_json::json!({"runtimeConfig": bw["runtimeConfig"]}),
-            )
-            .to_string(),
-        );
+        let runtime_config = serde_json::json!({"runtimeConfig": bw["runtimeConfig"]});
+        let (ok, e) = cni("ADD", "bw", pn, &netconf("netsetup", runtime_config));
         assert!(!ok && e["code"] == 2, "{e}");
         for (name, ifname) in [("bandwidth", "eth0"), ("tuning", "eth0")] {
-            let (ok, e) = cni_run(
-                &plugin(name),
-                "DEL",
-                &id,
-                pn,
-                ifname,
-                &netconf(name, serde_json::json!({"prevResult": r})).to_string(),
-            );
+            let (ok, e) = reference(name, "DEL", ifname, prev(&r));
             assert!(ok, "{name} DEL: {e}");
         }
-        assert!(
-            cni(
-                "DEL",
-                &id,
-                pn,
-                &netconf("netsetup", serde_json::json!({"prevResult": r})).to_string()
-            )
-            .0
-        );
-        assert!(
-            cni_run(
-                &plugin("loopback"),
-                "DEL",
-                &id,
-                pn,
-                "lo",
-                &netconf("loopback", serde_json::json!({})).to_string()
-            )
-            .0
-        );
+        assert!(cni("DEL", &id, pn, &netconf("netsetup", prev(&r))).0);
+        assert!(reference("loopback", "DEL", "lo", serde_json::json!({})).0);
         assert!(!links().contains("veth"), "{}", links());
     }
     assert!(netsetup::published_ports().unwrap().is_empty());
@@ -842,7 +771,7 @@ fn cni_add_after_killed_add_and_lenient_del() {
             &inject,
             netsetup_bin(),
         ];
-        let (ok, out) = cni_argv(&strace, "ADD", "k", pn, "eth0", &conf);
+        let (ok, out) = cni_run(&strace, "ADD", "k", pn, "eth0", &conf);
         assert!(
             !ok && out.is_null(),
             "{syscall} #{nth}: the ADD was not killed"
