@@ -83,12 +83,10 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// A failed command's stderr: exactly one line, `minc: ...`, containing each of `words`.
+/// A failed command's stderr: exactly one line, `minc: ...` (see
+/// [`minc_tests::bad_input_error`]), containing each of `words`.
 fn one_clear_line(out: &Output, words: &[&str]) {
-    assert!(!out.status.success(), "expected a failure");
-    let err = text(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(err.starts_with("minc: "), "{err}");
+    let err = minc_tests::bad_input_error(out);
     for w in words {
         assert!(err.contains(w), "{w:?} missing from: {err}");
     }

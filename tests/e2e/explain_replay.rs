@@ -220,14 +220,7 @@ fn runtime_transcript_replays_a_user_namespaced_container() {
     run_and_replay(
         |c| {
             c["root"]["readonly"] = json!(false);
-            c["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!({"type": "user"}));
-            c["linux"]["uidMappings"] =
-                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-            c["linux"]["gidMappings"] =
-                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            minc_tests::user_namespace(c, 100_000);
         },
         Some("100000:100000"),
     );

@@ -764,18 +764,7 @@ fn user_namespace_maps_root_to_a_host_range() {
     minc_tests::sandbox!();
     let b = bundle("id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; touch /tmp/made-inside; ls -ln /dev/null | awk '{print $5 $6}'");
     // The rootfs belongs to the mapped range, as an image unpacked for it would.
-    minc_tests::run(
-        "chown",
-        &["-R", "-h", "100000:100000", b.rootfs().to_str().unwrap()],
-    );
-    b.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    });
+    b.map_root_to(100_000);
     let out = b.run("u1");
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);

@@ -3,7 +3,7 @@
 //! namespaces created in them, and idmapped mounts. Each test runs in its own sandbox
 //! (`minc_tests::sandbox`).
 
-use minc_tests::{stderr, stdout, Bundle};
+use minc_tests::{bad_input_error, stderr, stdout, Bundle};
 use serde_json::json;
 
 const MINC: &str = env!("CARGO_BIN_EXE_minc");
@@ -39,9 +39,7 @@ fn mount_options_are_known_or_named() {
             json!(["rbind", "rnosiud"])
     });
     let out = b.run("m2");
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = bad_input_error(&out);
     assert!(
         err.contains("mounts: /mnt: unknown mount option \"rnosiud\""),
         "{err}"
@@ -170,10 +168,7 @@ fn a_joined_user_namespace_owns_the_namespaces_created_with_it() {
     use std::os::unix::fs::MetadataExt;
     let userns = UserNs::new();
     let b = bundle("id -u; cat /proc/self/uid_map; touch /tmp/made-inside");
-    minc_tests::run(
-        "chown",
-        &["-R", "-h", "100000:100000", b.rootfs().to_str().unwrap()],
-    );
+    b.chown_rootfs("100000:100000");
     let path = userns.path();
     b.edit(|c| {
         c["linux"]["namespaces"]
@@ -244,17 +239,8 @@ fn idmapped_mounts_translate_owners() {
     let src = data.path().to_str().unwrap().to_string();
     let b =
         bundle("ls -ln /data/f /plain/f /own/f | awk '{print $3\":\"$4\" \"$NF}'; touch /data/new");
-    minc_tests::run(
-        "chown",
-        &["-R", "-h", "100000:100000", b.rootfs().to_str().unwrap()],
-    );
+    b.map_root_to(100_000);
     b.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
         let m = c["mounts"].as_array_mut().unwrap();
         // idmap: the container's own mappings; the mount's own mappings; and a plain bind.
         m.push(json!({"destination": "/data", "type": "bind", "source": src, "options": ["rbind", "idmap"]}));
@@ -291,9 +277,7 @@ fn idmapped_mounts_translate_owners() {
         m.last_mut().unwrap()["options"] = json!(["bind", "idmap"]);
     });
     let out = b.run("i3");
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = bad_input_error(&out);
     assert!(
         err.contains("mounts: /plain: idmap the mount of /proc"),
         "{err}"
@@ -449,9 +433,7 @@ fn run_userns_remaps_root_and_shows_the_image_through_idmapped_layers() {
         "busybox",
         "true",
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = bad_input_error(&out);
     assert!(
         err.contains("/etc/subgid has no range for minc or root"),
         "{err}"

@@ -103,6 +103,19 @@ impl Bundle {
         }
     }
 
+    /// Puts the container in a user namespace of its own whose ids 0-65535 are the host's
+    /// `first`..`first + 65535` (see [`user_namespace`]), and gives the rootfs to that range
+    /// (`chown -R`), as an image unpacked for it would be.
+    pub fn map_root_to(&self, first: u32) {
+        self.chown_rootfs(&format!("{first}:{first}"));
+        self.edit(|c| user_namespace(c, first));
+    }
+
+    /// `chown -R -h OWNER` of the rootfs (`OWNER` as `UID:GID`).
+    pub fn chown_rootfs(&self, owner: &str) {
+        crate::run("chown", &["-R", "-h", owner, self.rootfs().to_str().unwrap()]);
+    }
+
     /// Asserts the state root holds no container directory.
     pub fn assert_no_state(&self) {
         let left: Vec<_> = std::fs::read_dir(&self.root)
@@ -110,6 +123,28 @@ impl Bundle {
             .unwrap_or_default();
         assert!(left.is_empty(), "state left behind: {left:?}");
     }
+}
+
+/// Adds a new user namespace to the config `c`, mapping container ids 0-65535 to the host's
+/// `first`..`first + 65535` (uidMappings and gidMappings alike).
+pub fn user_namespace(c: &mut Value, first: u32) {
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    let map = json!([{"containerID": 0, "hostID": first, "size": 65536}]);
+    c["linux"]["uidMappings"] = map.clone();
+    c["linux"]["gidMappings"] = map;
+}
+
+/// The error of a minc that failed the way bad input must (asserted): exit code 1 and one
+/// line on stderr, `minc: ...`, naming the cause.
+pub fn bad_input_error(o: &Output) -> String {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "exit code 1: {err}");
+    assert!(err.starts_with("minc: "), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    err
 }
 
 pub fn stdout(o: &Output) -> String {

@@ -69,15 +69,10 @@ impl DockerFace {
         self.ok(&run).trim().to_string()
     }
 
-    /// Runs minc, which must fail the way bad input does: exit code 1 and one line on
-    /// stderr, `minc: ...`. Returns that line.
+    /// Runs minc, which must fail the way bad input does (see [`crate::bad_input_error`]):
+    /// that one line.
     pub fn fails(&self, args: &[&str]) -> String {
-        let out = self.minc(args);
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(1), "{args:?} should fail: {err}");
-        assert!(err.starts_with("minc: "), "{args:?}: {err}");
-        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
-        err
+        crate::bad_input_error(&self.minc(args))
     }
 
     /// Imports a busybox rootfs (plus `extra` files: (path in the image, host file)) as the

@@ -25,7 +25,10 @@ pub mod registry;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub use bundle::{child_of, mounts_under, open_fds, reap, stderr, stdout, stray_processes, Bundle};
+pub use bundle::{
+    bad_input_error, child_of, mounts_under, open_fds, reap, stderr, stdout, stray_processes,
+    user_namespace, Bundle,
+};
 
 /// The environment variable that names the sandbox a process runs in.
 pub const SANDBOX_ENV: &str = "MINC_TEST_SANDBOX";
