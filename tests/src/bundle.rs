@@ -113,7 +113,10 @@ impl Bundle {
 
     /// `chown -R -h OWNER` of the rootfs (`OWNER` as `UID:GID`).
     pub fn chown_rootfs(&self, owner: &str) {
-        crate::run("chown", &["-R", "-h", owner, self.rootfs().to_str().unwrap()]);
+        crate::run(
+            "chown",
+            &["-R", "-h", owner, self.rootfs().to_str().unwrap()],
+        );
     }
 
     /// Asserts the state root holds no container directory.
