@@ -287,10 +287,10 @@ fn basic_auth_login_logout() {
     assert_eq!(String::from_utf8_lossy(&good.stdout), "Login Succeeded\n");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
-        std::fs::metadata(&auth(&h)).unwrap().permissions().mode() & 0o777,
+        std::fs::metadata(auth(&h)).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let doc: Value = serde_json::from_slice(&std::fs::read(&auth(&h)).unwrap()).unwrap();
+    let doc: Value = serde_json::from_slice(&std::fs::read(auth(&h)).unwrap()).unwrap();
     assert_eq!(
         doc["auths"][&a]["auth"], "YWxpY2U6czNjcmV0",
         "Docker's format"
@@ -298,7 +298,7 @@ fn basic_auth_login_logout() {
     // skopeo reads the same file.
     let out = Command::new("skopeo")
         .args(["inspect", "--raw", "--tls-verify=false", "--authfile"])
-        .arg(&auth(&h))
+        .arg(auth(&h))
         .arg(format!("docker://{image}"))
         .output()
         .unwrap();
