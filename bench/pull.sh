@@ -109,16 +109,4 @@ for i in "${!names[@]}"; do
 	rss+=("$best")
 done
 
-python3 - "$work/times.json" "${names[@]}" -- "${rss[@]}" <<'PY'
-import json, sys, statistics
-args = sys.argv[2:]
-sep = args.index("--")
-names, rss = args[:sep], args[sep + 1:]
-res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
-base = statistics.median(res["minc"]["times"])
-print(f"{'tool':8} {'median':>10} {'min':>10} {'vs minc':>8} {'peak RSS':>9}")
-for n, kb in zip(names, rss):
-    t = res[n]["times"]
-    med = statistics.median(t)
-    print(f"{n:8} {med*1000:8.0f}ms {min(t)*1000:8.0f}ms {med/base:7.2f}x {int(kb)/1024:7.1f}MB")
-PY
+python3 "$here/bench/report.py" "$work/times.json" tool min "${names[@]}" -- "${rss[@]}"

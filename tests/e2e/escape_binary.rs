@@ -55,22 +55,7 @@ fn exec_cannot_overwrite_the_runtime_binary() {
     let b = Bundle::new(&copy, ATTACK);
     b.edit(|c| {
         // Root in the container with Docker's default capabilities (DAC_OVERRIDE included).
-        let caps = json!([
-            "CAP_CHOWN",
-            "CAP_DAC_OVERRIDE",
-            "CAP_FSETID",
-            "CAP_FOWNER",
-            "CAP_MKNOD",
-            "CAP_NET_RAW",
-            "CAP_SETGID",
-            "CAP_SETUID",
-            "CAP_SETFCAP",
-            "CAP_SETPCAP",
-            "CAP_NET_BIND_SERVICE",
-            "CAP_SYS_CHROOT",
-            "CAP_KILL",
-            "CAP_AUDIT_WRITE"
-        ]);
+        let caps = json!(images::capabilities::DEFAULT);
         for set in ["bounding", "effective", "permitted"] {
             c["process"]["capabilities"][set] = caps.clone();
         }

@@ -203,20 +203,8 @@ fn runtime_transcript_replays_a_non_root_process_with_ambient_caps() {
 #[test]
 fn runtime_transcript_replays_a_user_namespaced_container() {
     minc_tests::sandbox!();
-    // unshare(1) maps ranges through newuidmap/newgidmap, which want /etc/subuid entries: give
-    // root one, on an overlay of /etc that only this sandbox's mount namespace sees.
-    let etc = minc_tests::tempdir();
-    let (upper, work) = (etc.path().join("upper"), etc.path().join("work"));
-    std::fs::create_dir(&upper).unwrap();
-    std::fs::create_dir(&work).unwrap();
-    let opts = format!(
-        "lowerdir=/etc,upperdir={},workdir={}",
-        upper.display(),
-        work.display()
-    );
-    minc_tests::run("mount", &["-t", "overlay", "-o", &opts, "overlay", "/etc"]);
-    std::fs::write("/etc/subuid", "root:100000:65536\n").unwrap();
-    std::fs::write("/etc/subgid", "root:100000:65536\n").unwrap();
+    // unshare(1) maps ranges through newuidmap/newgidmap, which want root's /etc/subuid entry.
+    let _etc = minc_tests::sub_ids("root:100000:65536\n", "root:100000:65536\n");
     run_and_replay(
         |c| {
             c["root"]["readonly"] = json!(false);

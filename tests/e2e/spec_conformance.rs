@@ -312,19 +312,10 @@ fn idmapped_mounts_translate_owners() {
 fn run_userns_remaps_root_and_shows_the_image_through_idmapped_layers() {
     minc_tests::sandbox!();
     use std::os::unix::fs::MetadataExt;
-    // /etc/subuid and /etc/subgid only in this sandbox: an overlay of /etc.
-    let etc = minc_tests::tempdir();
-    let (upper, work) = (etc.path().join("upper"), etc.path().join("work"));
-    std::fs::create_dir(&upper).unwrap();
-    std::fs::create_dir(&work).unwrap();
-    let opts = format!(
-        "lowerdir=/etc,upperdir={},workdir={}",
-        upper.display(),
-        work.display()
+    let _etc = minc_tests::sub_ids(
+        "root:300000:65536\nminc:200000:65536\n",
+        "minc:200000:65536\n",
     );
-    minc_tests::run("mount", &["-t", "overlay", "-o", &opts, "overlay", "/etc"]);
-    std::fs::write("/etc/subuid", "root:300000:65536\nminc:200000:65536\n").unwrap();
-    std::fs::write("/etc/subgid", "minc:200000:65536\n").unwrap();
 
     let d = minc_tests::docker_face::DockerFace::new(MINC);
     d.busybox_image(&[]);

@@ -246,6 +246,25 @@ pub fn tempdir() -> tempfile::TempDir {
         .unwrap()
 }
 
+/// Gives this sandbox its own `/etc/subuid` and `/etc/subgid` (the ranges newuidmap, newgidmap
+/// and `minc run --userns` read), on an overlay of `/etc` that only the sandbox's mount
+/// namespace sees. The overlay's directories live as long as the returned value.
+pub fn sub_ids(subuid: &str, subgid: &str) -> tempfile::TempDir {
+    let etc = tempdir();
+    let (upper, work) = (etc.path().join("upper"), etc.path().join("work"));
+    std::fs::create_dir(&upper).unwrap();
+    std::fs::create_dir(&work).unwrap();
+    let opts = format!(
+        "lowerdir=/etc,upperdir={},workdir={}",
+        upper.display(),
+        work.display()
+    );
+    run("mount", &["-t", "overlay", "-o", &opts, "overlay", "/etc"]);
+    std::fs::write("/etc/subuid", subuid).unwrap();
+    std::fs::write("/etc/subgid", subgid).unwrap();
+    etc
+}
+
 /// Path of a binary built by this workspace (`minc`, `netsetup`, `echo-server`), next to the
 /// test executable's `deps/` directory.
 pub fn workspace_bin(name: &str) -> PathBuf {
