@@ -42,6 +42,9 @@ pub struct ExecOptions {
     pub preserve_fds: u32,
     /// What a foreground process reads (ours, or /dev/null: Docker's exec without -i).
     pub stdin: relay::Stdin,
+    /// runc's `--ignore-paused`: exec into a paused container too. The process joins the
+    /// frozen cgroup, so it starts (and `exec` returns) only once the container is resumed.
+    pub ignore_paused: bool,
 }
 
 /// runc's `exec` flags that change config.json's process.
@@ -156,14 +159,14 @@ impl Runtime {
     pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<i32> {
         let state = self.load(id)?;
         let status = state.status();
-        if status == Status::Paused {
+        if status == Status::Paused && !opts.ignore_paused {
             return Err(Error::WrongState {
                 id: id.into(),
                 status: "paused",
                 what: "resume it before exec",
             });
         }
-        if status != Status::Running && status != Status::Created {
+        if !matches!(status, Status::Running | Status::Created | Status::Paused) {
             return Err(Error::NotRunning(id.into()));
         }
         let spec = spec::load(&self.dir(id), false)?;

@@ -288,7 +288,23 @@ fn pause_stops_a_busy_loop_and_resume_restarts_it() {
     );
     let again = c.minc(&["pause", "busy"]);
     assert!(!again.status.success(), "pausing twice must fail");
+    // runc's --ignore-paused: the process joins the frozen cgroup and runs once resumed.
+    let mut late = c
+        .cmd(&["exec", "--ignore-paused", "busy", "sh", "-c", "echo ran"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        late.try_wait().unwrap().is_none(),
+        "exec --ignore-paused returned while the container was paused"
+    );
     c.ok(&["resume", "busy"]);
+    let out = late.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
     assert_eq!(c.state("busy")["status"], "running");
     assert!(advance() > 50_000_000, "the loop did not resume");
     // A paused container can still be killed and deleted.

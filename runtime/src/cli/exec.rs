@@ -78,8 +78,8 @@ pub struct ExecArgs {
     /// runc's pidfd socket (not supported)
     #[arg(long = "pidfd-socket", hide = true)]
     pub pidfd_socket: Option<PathBuf>,
-    /// Accepted for runc compatibility (minc does not pause containers)
-    #[arg(long = "ignore-paused", hide = true)]
+    /// Exec into a paused container too: the process starts once it is resumed
+    #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
     /// The container (id; or name or id prefix of an image's container), then the command
     #[arg(
@@ -217,6 +217,7 @@ fn options(
         pid_file: a.pid_file.clone(),
         preserve_fds,
         stdin,
+        ignore_paused: a.ignore_paused,
     })
 }
 
