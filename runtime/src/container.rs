@@ -74,6 +74,12 @@ fn lock_path(dir: &Path) -> PathBuf {
     dir.join(".lock")
 }
 
+/// Locks an existing container directory; None if it is gone (see
+/// [`Lock::existing_dir`]: a directory being removed never gets its lock file back).
+pub(crate) fn lock_existing(dir: &Path) -> std::io::Result<Option<Lock>> {
+    Lock::existing_dir(dir, ".lock", "state.json")
+}
+
 impl Runtime {
     pub fn new(root: impl Into<PathBuf>) -> Runtime {
         Runtime { root: root.into() }
@@ -471,7 +477,9 @@ impl Runtime {
     pub fn start(&self, id: &str) -> Result<State> {
         let dir = self.dir(id);
         let mut state = self.load(id)?;
-        let _lock = Lock::acquire_existing(&lock_path(&dir)).map_err(|e| Error::io(&dir, e))?;
+        let _lock = lock_existing(&dir)
+            .map_err(|e| Error::io(&dir, e))?
+            .ok_or_else(|| Error::NotFound(id.into()))?;
         let state_now = State::load(&dir)?; // re-read under the lock
         match state_now.status() {
             Status::Created => {}
@@ -588,12 +596,14 @@ impl Runtime {
                 Err(Error::NotFound(id.to_string()))
             }
         };
-        let _lock = match Lock::acquire_existing(&lock_path(&dir)) {
-            Ok(l) => l,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return gone(),
+        let _lock = match lock_existing(&dir) {
+            Ok(Some(l)) => l,
+            Ok(None) => return gone(),
             Err(e) => return Err(Error::io(&dir, e)),
         };
         if !dir.join("state.json").exists() {
+            // What a delete before us (or one killed half-way) left: ours to finish.
+            let _ = fs::remove_dir_all(&dir);
             return gone();
         }
         match state.status() {

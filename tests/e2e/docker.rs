@@ -178,6 +178,20 @@ fn foreground_rm_returns_exit_code() {
 }
 
 #[test]
+fn rm_finishes_a_container_whose_removal_was_killed() {
+    minc_tests::sandbox!();
+    let h = host();
+    h.busybox_image(&[]);
+    let id = h.run_d("half", &["busybox", "sleep", "100"]);
+    // An `rm` (or a runtime `delete`) killed while removing the directories, after their
+    // lock files went: the next `rm -f` must still find and remove everything.
+    std::fs::remove_file(h.data.join("containers").join(&id).join(".lock")).unwrap();
+    std::fs::remove_file(h.root.join(&id).join(".lock")).unwrap();
+    h.ok(&["rm", "-f", "half"]);
+    assert_clean(&h);
+}
+
+#[test]
 fn ports_are_published_once() {
     minc_tests::sandbox!();
     let h = host();

@@ -276,8 +276,9 @@ pub fn parse_device(spec: &str) -> Result<(Value, Value)> {
 /// Loads a container that has a cgroup, under its lock.
 fn with_cgroup(rt: &Runtime, id: &str) -> Result<(State, Cgroup, Lock)> {
     let state = rt.load(id)?;
-    let lock = Lock::acquire_existing(&rt.dir(id).join(".lock"))
-        .with_context(|| format!("lock container {id}"))?;
+    let lock = crate::container::lock_existing(&rt.dir(id))
+        .with_context(|| format!("lock container {id}"))?
+        .ok_or_else(|| anyhow!("container {id} does not exist"))?;
     let cg = state
         .cgroup
         .clone()

@@ -524,11 +524,15 @@ fn lock(ctx: &Ctx, id: &str) -> Option<sysops::lock::Lock> {
     if !dir.is_dir() {
         return None;
     }
-    // Never created here (`reserve` makes it): an open that recreated it between a
-    // teardown's unlink and rmdir would leave the directory behind.
-    let lock = sysops::lock::Lock::acquire_existing(&dir.join(super::containers::LOCK)).ok()?;
-    // Whoever held the lock before us may have removed the container while we waited.
-    dir.join(super::containers::RECORD).exists().then_some(lock)
+    use super::containers::{LOCK, RECORD};
+    let lock = sysops::lock::Lock::existing_dir(&dir, LOCK, RECORD).ok()??;
+    if dir.join(RECORD).exists() {
+        return Some(lock);
+    }
+    // Whoever held the lock before us removed the container while we waited (or was killed
+    // doing so): what is left is its remains.
+    let _ = fs::remove_dir_all(&dir);
+    None
 }
 
 /// Removes everything a container has: runtime state (killing it), network, rootfs mount,

@@ -28,6 +28,27 @@ impl Lock {
         )
     }
 
+    /// Locks the lock file `name` that was made with the directory `dir`, waiting for another
+    /// holder; None if the directory is gone. The file is not recreated when missing: opening
+    /// it with O_CREAT while another process removes the directory would make that removal's
+    /// rmdir fail and leave the directory behind. Only a directory that still holds `record`
+    /// but lost its lock file (a removal killed half-way) gets a new one, so what is left of
+    /// it can still be removed.
+    pub fn existing_dir(dir: &Path, name: &str, record: &str) -> std::io::Result<Option<Lock>> {
+        let path = dir.join(name);
+        match Self::acquire_existing(&path) {
+            Ok(l) => Ok(Some(l)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if dir.join(record).exists() {
+                    Self::acquire(&path).map(Some)
+                } else {
+                    Ok(None)
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Locks an already open file (a directory opened read-only works too).
     pub fn on(file: File) -> std::io::Result<Lock> {
         loop {
@@ -76,6 +97,23 @@ fn open(path: &Path) -> std::io::Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_lock_is_never_recreated_without_its_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // Neither lock file nor record: gone, and nothing is created.
+        assert!(Lock::existing_dir(d, ".lock", "record").unwrap().is_none());
+        assert!(!d.join(".lock").exists());
+        // A record without its lock file (a removal killed half-way): taken over.
+        std::fs::write(d.join("record"), b"").unwrap();
+        assert!(Lock::existing_dir(d, ".lock", "record").unwrap().is_some());
+        assert!(d.join(".lock").exists());
+        // The lock file is held while it exists.
+        let held = Lock::existing_dir(d, ".lock", "record").unwrap().unwrap();
+        assert!(Lock::try_acquire(&d.join(".lock")).unwrap().is_none());
+        drop(held);
+    }
 
     #[test]
     fn second_lock_waits_for_the_first() {
