@@ -5,11 +5,12 @@
 # minc + netsetup against runc + the CNI bridge/host-local/portmap chain (Debian's
 # containernetworking-plugins), in alternating blocks of the same run (tests/cri/src/bin/cri-bench.rs).
 #
-# Everything runs in a throwaway sandbox: its own network, mount and PID namespaces, and a
-# cgroup of its own (minc-bench-cri-PID in every hierarchy, below this shell's) under which the
-# pods' cgroups go (the bench gives pods a relative cgroup parent); it is removed at the end.
+# Everything runs in the sandbox the end-to-end tests run in (`minc-sandbox`): its own
+# network, mount and PID namespaces, and a cgroup subtree of its own behind a cgroup namespace,
+# with the cgroup filesystems mounted again, so every pod cgroup either runtime makes (runc's
+# in the unified hierarchy of a hybrid host too) lands in that subtree, which goes at the end.
 #
-#   bench/cri.sh [ROUNDS]           (root; builds minc, netsetup and cri-bench in release mode)
+#   bench/cri.sh [ROUNDS]           (root; builds minc, netsetup, cri-bench and minc-sandbox in release mode)
 #   RUNC=/path/to/runc CNI_BIN=/usr/lib/cni bench/cri.sh
 set -euo pipefail
 shopt -s inherit_errexit
@@ -23,47 +24,9 @@ CNI_BIN=${CNI_BIN:-/usr/lib/cni}
 
 if [[ -z "${BENCH_IN_SANDBOX:-}" ]]; then
     [[ $EUID -eq 0 ]] || { echo "run as root" >&2; exit 1; }
-    (cd "$HERE" && cargo build --release -p minc -p netsetup -p cri-client --target-dir "$TARGET")
-    # A cgroup of our own in every hierarchy, below the one we are in.
-    CG=minc-bench-cri-$$
-    dirs=()
-    while IFS=: read -r _ ctrls path; do
-        if [[ -z $ctrls ]]; then
-            mp=$(findmnt -n -t cgroup2 -o TARGET | head -1)
-        else
-            mp=$(findmnt -n -t cgroup -o TARGET,OPTIONS | awk -v c="$ctrls" '{
-                n = split(c, a, ","); ok = 1
-                for (i = 1; i <= n; i++) if (index("," $2 ",", "," a[i] ",") == 0) ok = 0
-                if (ok) { print $1; exit } }')
-        fi
-        [[ -n $mp ]] && dirs+=("${mp}${path%/}/$CG")
-    done </proc/self/cgroup
-    cleanup() {
-        # Out of the subtree first (this shell would kill itself), then what is left in it
-        # dies and the cgroups go, deepest first.
-        for d in "${dirs[@]}"; do
-            [[ -d $d ]] && echo $$ >"$(dirname "$d")/cgroup.procs"
-        done
-        for d in "${dirs[@]}"; do
-            [[ -d $d ]] || continue
-            find "$d" -depth -type d | while read -r c; do
-                [[ -f $c/freezer.state ]] && echo THAWED >"$c/freezer.state"
-                for p in $(cat "$c/cgroup.procs"); do kill -9 "$p" 2>/dev/null || true; done
-                for _ in $(seq 100); do rmdir "$c" 2>/dev/null && break; sleep 0.02; done
-            done
-        done
-    }
-    trap cleanup EXIT
-    for d in "${dirs[@]}"; do
-        mkdir -p "$d"
-        for f in cpuset.cpus cpuset.mems; do
-            [[ -f $d/$f && -z $(cat "$d/$f") ]] && cat "$(dirname "$d")/$f" >"$d/$f"
-        done
-        echo $$ >"$d/cgroup.procs"
-    done
-    BENCH_IN_SANDBOX=1 unshare --net --uts --ipc --mount --propagation private --pid --fork \
-        --kill-child --mount-proc -- "$0" "$ROUNDS"
-    exit
+    (cd "$HERE" && cargo build --release -p minc -p netsetup -p cri-client -p minc-tests --target-dir "$TARGET")
+    BENCH_IN_SANDBOX=1 exec "$TARGET/x86_64-unknown-linux-gnu/release/minc-sandbox" bench-cri \
+        --timeout 7200 -- bash "$HERE/bench/cri.sh" "$ROUNDS"
 fi
 
 # ---- inside the sandbox ----
@@ -74,3 +37,6 @@ done
 ip link set lo up
 echo "minc $REL/minc, runc $RUNC ($("$RUNC" --version | head -1)), $(nproc) cores, kernel $(uname -r)"
 "$REL/cri-bench" "$REL/minc" "$REL/netsetup" "$RUNC" "$CNI_BIN" "$ROUNDS"
+# The pods' parent cgroups stay, as on a node until the kubelet removes them: remove them here
+# (this is the sandbox's own cgroup tree, mounted for its cgroup namespace).
+find /sys/fs/cgroup -depth -type d -path '*/kubepods*' -exec rmdir {} + 2>/dev/null || true
