@@ -18,6 +18,7 @@ mod exec;
 mod features;
 pub mod format;
 mod image;
+mod lazy;
 mod log;
 pub mod monitor;
 mod network;
@@ -33,6 +34,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+
+use lazy::Lazy;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -85,45 +88,45 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Write a default config.json (like `runc spec`)
-    Spec(runc::SpecArgs),
+    Spec(Lazy<runc::SpecArgs>),
     /// Create a container from a bundle; it waits, blocked, for `start`
-    Create(runc::CreateArgs),
+    Create(Lazy<runc::CreateArgs>),
     /// Start a created container
     Start(runc::IdArgs),
     /// Print a container's OCI state as JSON
     State(runc::IdArgs),
     /// Send a signal (name or number, default SIGTERM) to a container
-    Kill(runc::KillArgs),
+    Kill(Lazy<runc::KillArgs>),
     /// Delete a container (-f kills it first if it is running)
-    Delete(runc::DeleteArgs),
+    Delete(Lazy<runc::DeleteArgs>),
     /// Run an image (`run [-d] [-p H:C] IMAGE [CMD...]`) or a bundle (`run -b BUNDLE ID`)
-    Run(Box<RunArgs>),
+    Run(Box<Lazy<RunArgs>>),
     /// List containers (runc style)
-    List(runc::ListArgs),
+    List(Lazy<runc::ListArgs>),
     /// Without ID: list containers (Docker style); with ID: the processes in that container
-    Ps(PsArgs),
+    Ps(Lazy<PsArgs>),
     /// Run a process in a running container (runc's flags and Docker's -i -t -d -u -w)
-    Exec(Box<exec::ExecArgs>),
+    Exec(Box<Lazy<exec::ExecArgs>>),
     /// Attach to the terminal of a container started with -t (Ctrl-P Ctrl-Q detaches)
     Attach(NameArg),
     /// Print the features this runtime supports, as JSON (runc features)
     Features,
     /// Print a container's output (-f: follow)
-    Logs(LogsArgs),
+    Logs(Lazy<LogsArgs>),
     /// Stop containers: SIGTERM, then SIGKILL after the timeout
-    Stop(StopArgs),
+    Stop(Lazy<StopArgs>),
     /// Remove containers (-f: also running ones)
-    Rm(RmArgs),
+    Rm(Lazy<RmArgs>),
     /// Show a container's details as JSON
     Inspect(NameArg),
     /// List images
     Images,
     /// Manage images: ls, inspect, rm, unpack, import
     #[command(subcommand)]
-    Image(image::ImageCommand),
+    Image(Lazy<image::ImageCommand>),
     /// Manage networks: create, ls, inspect, rm, prune, connect, disconnect
     #[command(subcommand)]
-    Network(network::NetworkCommand),
+    Network(Lazy<network::NetworkCommand>),
     /// Show where a container's ports are published (`PORT/PROTO -> HOST:PORT`)
     Port {
         /// Container name or id
@@ -140,29 +143,29 @@ pub enum Command {
     /// Thaw a paused container
     Resume(cgroups::IdArg),
     /// Change a running container's resource limits (runc's flags, or -r resources.json)
-    Update(Box<cgroups::UpdateArgs>),
+    Update(Box<Lazy<cgroups::UpdateArgs>>),
     /// Print a container's resource usage and OOM events as JSON lines (like runc)
-    Events(cgroups::EventsArgs),
+    Events(Lazy<cgroups::EventsArgs>),
     /// Live resource usage of containers (like docker stats)
-    Stats(cgroups::StatsArgs),
+    Stats(Lazy<cgroups::StatsArgs>),
     /// The processes of a container (like docker top)
     Top(NameArg),
     // Registries, names, volumes and cp (issue 12), kept together for easy merges.
     /// Pull an image from a registry (`busybox`, `user/app:1`, `host:5000/x@sha256:...`)
-    Pull(registry::PullArgs),
+    Pull(Lazy<registry::PullArgs>),
     /// Push a local image to a registry
-    Push(registry::PushArgs),
+    Push(Lazy<registry::PushArgs>),
     /// Store credentials for a registry (Docker's config.json format, mode 0600)
-    Login(registry::LoginArgs),
+    Login(Lazy<registry::LoginArgs>),
     /// Forget the credentials for a registry
-    Logout(registry::LogoutArgs),
+    Logout(Lazy<registry::LogoutArgs>),
     /// Give an image another name: tag SOURCE TARGET
     Tag { source: String, target: String },
     /// Manage volumes: create, ls, inspect, rm, prune
     #[command(subcommand)]
-    Volume(volume_store::VolumeCommand),
+    Volume(Lazy<volume_store::VolumeCommand>),
     /// Copy files between a running container and the host (CONTAINER:PATH either side)
-    Cp(cp::CpArgs),
+    Cp(Lazy<cp::CpArgs>),
 }
 
 #[derive(Args, Debug)]
