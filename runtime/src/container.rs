@@ -106,6 +106,15 @@ impl Runtime {
         })
     }
 
+    /// Removes what is left of a container without state.json (a create or a delete that
+    /// died half-way): the cgroup it recorded, then its directory.
+    fn remove_remains(&self, dir: &Path) -> std::io::Result<()> {
+        if let Some(cg) = cgroups::recorded(dir) {
+            cgroups::remove(&self.root, &cg);
+        }
+        fs::remove_dir_all(dir)
+    }
+
     /// Removes a container directory that has no state.json and whose creator is gone.
     /// Returns true if it removed one.
     fn reclaim_if_orphan(&self, dir: &Path) -> bool {
@@ -115,10 +124,7 @@ impl Runtime {
         match Lock::try_acquire(&lock_path(dir)) {
             Ok(Some(_held)) if !dir.join("state.json").exists() => {
                 tracing::debug!("removing {}: its create did not finish", dir.display());
-                if let Some(cg) = cgroups::recorded(dir) {
-                    cgroups::remove(&self.root, &cg);
-                }
-                fs::remove_dir_all(dir).is_ok()
+                self.remove_remains(dir).is_ok()
             }
             _ => false,
         }
@@ -577,10 +583,7 @@ impl Runtime {
             // A directory without state.json whose creator is gone was removed by load; one
             // whose create is still running belongs to that create.
             Err(Error::NotFound(_)) if force && dir.is_dir() => {
-                if let Some(cg) = cgroups::recorded(&dir) {
-                    cgroups::remove(&self.root, &cg);
-                }
-                return fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e));
+                return self.remove_remains(&dir).map_err(|e| Error::io(&dir, e));
             }
             // As runc and crun: `delete --force` of a container that does not exist succeeds
             // (Podman and containerd's shim rely on it when cleaning up).
@@ -603,7 +606,7 @@ impl Runtime {
         };
         if !dir.join("state.json").exists() {
             // What a delete before us (or one killed half-way) left: ours to finish.
-            let _ = fs::remove_dir_all(&dir);
+            let _ = self.remove_remains(&dir);
             return gone();
         }
         match state.status() {

@@ -100,8 +100,9 @@ impl Containers {
         };
         // Written in place: the directory is not visible under its name yet.
         let record = serde_json::to_vec_pretty(&placeholder)?;
-        let done = fs::write(tmp.join(LOCK), b"")
-            .and_then(|()| fs::write(tmp.join(RECORD), record))
+        // The lock file is made here, as Lock makes it (0600), and never again (docker::lock).
+        let done = sysops::lock::Lock::acquire(&tmp.join(LOCK))
+            .and_then(|_| fs::write(tmp.join(RECORD), record))
             .with_context(|| format!("{}", tmp.display()))
             .and_then(|()| fs::rename(&tmp, &path).with_context(|| format!("{}", path.display())));
         if let Err(e) = done {

@@ -21,7 +21,7 @@ use sysops::inroot::{proc_fd_path, Dir, Root, Target};
 use super::mount_options::{self, MountOptions};
 use crate::error::{Error, Result};
 use crate::ops::mount::{Idmapped, MOUNT_ATTR_RDONLY};
-use crate::ops::{MountArgs, Sys};
+use crate::ops::{DeviceNode, MountArgs, Sys};
 use crate::spec::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 
 /// How the container's mounts are tied to the host's (the spec's rootfsPropagation).
@@ -408,24 +408,26 @@ fn create_devices(
         let path = proc_fd_path(dir.as_fd()).join(name);
         Ok((dir, path))
     };
-    let node = |rel: &Path,
-                host: &Path,
-                kind: libc::mode_t,
-                mode: u32,
-                (major, minor): (u64, u64),
-                (uid, gid): (u32, u32)|
-     -> Result<()> {
+    let node = |rel: &Path, host: &Path, node: DeviceNode| -> Result<()> {
         if in_userns {
             let target = sys.mount_target(root, rel, Target::File)?;
             return sys.mount(&MountArgs::bind(host, &proc_fd_path(target.as_fd()), false));
         }
         let (_dir, path) = in_dir(rel)?;
-        sys.mknod(&path, kind, mode, major, minor, uid, gid)
+        sys.mknod(&path, &node)
     };
     sys.mount_target(root, Path::new("/dev"), Target::Dir)?;
-    for (name, major, minor) in DEFAULT_DEVICES {
+    for &(name, major, minor) in DEFAULT_DEVICES {
         let rel = Path::new("/dev").join(name);
-        node(&rel, &rel, libc::S_IFCHR, 0o666, (*major, *minor), (0, 0))?;
+        let dev = DeviceNode {
+            kind: libc::S_IFCHR,
+            mode: 0o666,
+            major,
+            minor,
+            uid: 0,
+            gid: 0,
+        };
+        node(&rel, &rel, dev)?;
     }
     for d in extra {
         let kind = match d.typ() {
@@ -439,14 +441,15 @@ fn create_devices(
                 })
             }
         };
-        node(
-            d.path(),
-            d.path(),
+        let dev = DeviceNode {
             kind,
-            d.file_mode().unwrap_or(0o666) & 0o7777,
-            (d.major() as u64, d.minor() as u64),
-            (d.uid().unwrap_or(0), d.gid().unwrap_or(0)),
-        )?;
+            mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+            major: d.major() as u64,
+            minor: d.minor() as u64,
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        };
+        node(d.path(), d.path(), dev)?;
     }
 
     let pts_dir = root

@@ -57,18 +57,8 @@ pub trait Sys {
     fn mkdir_all(&self, dir: &Path, mode: u32) -> Result<()>;
     /// Creates an empty file if missing (a mount target for a file bind mount).
     fn touch(&self, path: &Path) -> Result<()>;
-    /// mknod(2) of a char/block device or FIFO (kind is S_IFCHR/S_IFBLK/S_IFIFO), then chown.
-    #[allow(clippy::too_many_arguments)]
-    fn mknod(
-        &self,
-        path: &Path,
-        kind: libc::mode_t,
-        mode: u32,
-        major: u64,
-        minor: u64,
-        uid: u32,
-        gid: u32,
-    ) -> Result<()>;
+    /// mknod(2) of a char/block device or FIFO, then chown.
+    fn mknod(&self, path: &Path, node: &DeviceNode) -> Result<()>;
     /// symlink(2): `link` pointing at `target`.
     fn symlink(&self, target: &Path, link: &Path) -> Result<()>;
     /// Copies a directory tree (files, directories, symlinks as links, devices, FIFOs) with
@@ -109,6 +99,18 @@ pub trait Sys {
     /// dup2(2) the container's stdin, stdout and stderr into place (rendered with the exec
     /// line, as its redirections).
     fn set_stdio(&self, stdio: &Stdio) -> Result<()>;
+}
+
+/// A device node or FIFO to make: its type (S_IFCHR, S_IFBLK or S_IFIFO), permission bits,
+/// numbers and owner.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceNode {
+    pub kind: libc::mode_t,
+    pub mode: u32,
+    pub major: u64,
+    pub minor: u64,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// The real implementation: explain, then perform.
@@ -261,16 +263,15 @@ impl Sys for Linux {
             .map_err(|e| Error::io(path, e))
     }
 
-    fn mknod(
-        &self,
-        path: &Path,
-        kind: libc::mode_t,
-        mode: u32,
-        major: u64,
-        minor: u64,
-        uid: u32,
-        gid: u32,
-    ) -> Result<()> {
+    fn mknod(&self, path: &Path, node: &DeviceNode) -> Result<()> {
+        let DeviceNode {
+            kind,
+            mode,
+            major,
+            minor,
+            uid,
+            gid,
+        } = *node;
         let letter = match kind {
             libc::S_IFBLK => "b",
             libc::S_IFIFO => "p",
@@ -536,19 +537,14 @@ impl Sys for Recorder {
         std::fs::write(path, "").map_err(|e| Error::io(path, e))?;
         self.push(format!("touch {}", shown(path).display()))
     }
-    fn mknod(
-        &self,
-        path: &Path,
-        kind: libc::mode_t,
-        mode: u32,
-        major: u64,
-        minor: u64,
-        _uid: u32,
-        _gid: u32,
-    ) -> Result<()> {
+    fn mknod(&self, path: &Path, n: &DeviceNode) -> Result<()> {
         self.push(format!(
-            "mknod {} {kind:o} {mode:o} {major}:{minor}",
-            shown(path).display()
+            "mknod {} {:o} {:o} {}:{}",
+            shown(path).display(),
+            n.kind,
+            n.mode,
+            n.major,
+            n.minor
         ))
     }
     fn symlink(&self, target: &Path, link: &Path) -> Result<()> {
